@@ -1,0 +1,176 @@
+"""The raw response archive: every upstream answer, kept before it is parsed.
+
+Why files and not a DuckDB table: the crawl must not hold the warehouse's single write lock for
+minutes, and a batch must be durable the moment it is written (a SIGKILL loses at most the requests
+in flight). Each batch is one Parquet file written under a temporary name and renamed into place,
+so a reader sees whole batches or nothing. The same layout moves to object storage unchanged.
+
+Layout: ``PULSE_HOME/raw/<source>/<batch_id>.parquet``; see ``RAW_SCHEMA`` for the columns.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+SOURCES = ("github", "gitlab", "bitbucket", "pypi")
+
+RAW_SCHEMA: dict[str, pl.DataType] = {
+    # what was asked: a stable key per logical request, e.g. "github:repo:django/django"
+    "request_key": pl.String(),
+    "source": pl.String(),  # github | gitlab | bitbucket | pypi
+    "endpoint": pl.String(),  # repo, participation, contributors, commits, graphql_repo, pypi_json, ...
+    "subject": pl.String(),  # repo key "github:owner/name" (lower-cased) or "pypi:<pep503 name>"
+    "url": pl.String(),  # path and query below the configured base URL; never a token
+    # what came back
+    "status": pl.Int32(),  # HTTP status, or 0 when no answer (timeout, reset)
+    "etag": pl.String(),
+    "headers": pl.String(),  # JSON object of the headers worth keeping (lower-case names)
+    "body": pl.String(),  # response text; null for 304 / no answer
+    "error_kind": pl.String(),  # null when usable; else transient|rate_limited|gone|renamed|blocked|
+    #                             malformed|computing|not_found|bad_entry
+    "error": pl.String(),  # human-readable message (never a token)
+    "attempts": pl.Int32(),
+    "fetched_at": pl.Datetime("us", "UTC"),
+    "run_id": pl.String(),
+}
+
+
+@dataclass(slots=True)
+class RawResponse:
+    request_key: str
+    source: str
+    endpoint: str
+    subject: str
+    url: str
+    status: int
+    body: str | None = None
+    etag: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error_kind: str | None = None
+    error: str | None = None
+    attempts: int = 1
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _batch_frame(rows: Iterable[RawResponse], run_id: str) -> pl.DataFrame:
+    rows = list(rows)
+    return pl.DataFrame(
+        {
+            "request_key": [r.request_key for r in rows],
+            "source": [r.source for r in rows],
+            "endpoint": [r.endpoint for r in rows],
+            "subject": [r.subject for r in rows],
+            "url": [r.url for r in rows],
+            "status": [r.status for r in rows],
+            "etag": [r.etag for r in rows],
+            "headers": [orjson.dumps(dict(r.headers)).decode() for r in rows],
+            "body": [r.body for r in rows],
+            "error_kind": [r.error_kind for r in rows],
+            "error": [r.error for r in rows],
+            "attempts": [r.attempts for r in rows],
+            "fetched_at": [r.fetched_at for r in rows],
+            "run_id": [run_id] * len(rows),
+        },
+        schema=RAW_SCHEMA,
+    )
+
+
+def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id: str) -> Path | None:
+    """Write one durable batch; returns its path (None when there was nothing to write)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown raw source {source!r}")
+    frame = _batch_frame(rows, run_id)
+    if frame.is_empty():
+        return None
+    folder = raw_dir / source
+    folder.mkdir(parents=True, exist_ok=True)
+    batch_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+    final = folder / f"{batch_id}.parquet"
+    tmp = folder / f".{batch_id}.parquet.tmp"
+    frame.write_parquet(tmp, compression="zstd")
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+class ArchiveWriter:
+    """Buffers responses and flushes them as durable batches of `batch_size` (thread-safe)."""
+
+    def __init__(self, raw_dir: Path, run_id: str, batch_size: int = 500) -> None:
+        self.raw_dir = raw_dir
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self._buffers: dict[str, list[RawResponse]] = {}
+        self._lock = threading.Lock()
+        self.written = 0
+
+    def add(self, response: RawResponse) -> None:
+        with self._lock:
+            buffer = self._buffers.setdefault(response.source, [])
+            buffer.append(response)
+            if len(buffer) >= self.batch_size:
+                self._flush_source(response.source)
+
+    def _flush_source(self, source: str) -> None:
+        rows = self._buffers.pop(source, [])
+        if rows:
+            write_batch(self.raw_dir, source, rows, self.run_id)
+            self.written += len(rows)
+
+    def flush(self) -> None:
+        with self._lock:
+            for source in list(self._buffers):
+                self._flush_source(source)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+def batch_files(raw_dir: Path, sources: Iterable[str] = SOURCES) -> list[Path]:
+    return sorted(p for s in sources for p in (raw_dir / s).glob("*.parquet"))
+
+
+def scan_archive(raw_dir: Path, sources: Iterable[str] = SOURCES) -> pl.LazyFrame:
+    """All archived responses (an empty frame with the right schema when there are none)."""
+    files = batch_files(raw_dir, sources)
+    if not files:
+        return pl.LazyFrame(schema=RAW_SCHEMA)
+    return pl.scan_parquet(files, schema=RAW_SCHEMA)
+
+
+def latest_responses(raw_dir: Path, sources: Iterable[str] = SOURCES) -> pl.LazyFrame:
+    """The newest archived response per request key, plus the newest *usable* body per key.
+
+    A 304 or a failed fetch does not erase what was learnt before: `body` is the newest body that
+    came with a 2xx status, `status`/`error_kind`/`fetched_at` describe the newest attempt, and
+    `good_fetched_at` says when the body was fetched. This is what keeps last good data alive.
+    """
+    scan = scan_archive(raw_dir, sources)
+    newest = scan.sort("fetched_at").group_by("request_key").agg(
+        pl.all().exclude("body").last(),
+    )
+    good = (
+        scan.filter(pl.col("status").is_between(200, 299) & pl.col("error_kind").is_null())
+        .sort("fetched_at")
+        .group_by("request_key")
+        .agg(
+            pl.col("body").last(),
+            pl.col("etag").last().alias("good_etag"),
+            pl.col("status").last().alias("good_status"),
+            pl.col("fetched_at").last().alias("good_fetched_at"),
+        )
+    )
+    return newest.join(good, on="request_key", how="left")
