@@ -1,0 +1,54 @@
+"""Dagster resources: configuration from the environment, and the warehouse's single writer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.settings import Settings
+from warehouse.db import connect_reader, connect_writer
+
+
+class PulseResource(dg.ConfigurableResource):
+    """The environment's settings (DESIGN.md, Configuration); `home` overrides PULSE_HOME in tests."""
+
+    home: str | None = None
+
+    def settings(self) -> Settings:
+        settings = Settings.from_env()
+        if self.home:
+            settings = settings.model_copy(update={"home": Path(self.home).resolve()})
+        return settings
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Steps that use `writer()` run in the `warehouse_writer` pool (size 1)."""
+
+    home: str | None = None
+
+    def path(self) -> Path:
+        home = Path(self.home).resolve() if self.home else Settings.from_env().home
+        return home / "warehouse.duckdb"
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect_writer(self.path())
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect_reader(self.path())
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+WRITER_POOL = "warehouse_writer"
