@@ -1,0 +1,350 @@
+"""Parsing catalogue URLs into things the crawler may ask about: a repository or a PyPI name.
+
+Catalogue URLs are user input. They are never fetched as given: `parse_repo_url` turns a repository
+URL into a validated (host, owner, name) triple from which the API clients build their own request
+paths against the *configured* API hosts, or explains precisely why it cannot. `parse_pypi_name`
+does the same for the free-form `pypi_url` field.
+
+Both functions are pure and never raise on bad input (only on a non-string type they return a
+problem / None as well).
+
+Repo problems carry a stable `code` (for counting) and a human `detail`; `str(problem)` is
+`"<code>: <detail>"`, which is what `catalogue.packages.repo_url_problem` stores. Codes:
+
+| code | meaning |
+|---|---|
+| `empty` | no URL at all ("" or whitespace) |
+| `malformed` | not parseable as a URL (whitespace/control characters/backslashes inside, bad port...) |
+| `unsupported_scheme` | not http, https, git, ssh or scp-like `git@host:path` (e.g. `file:`, `ftp:`) |
+| `userinfo` | credentials in the URL (`https://user@github.com/...`); only `git@` for ssh is accepted |
+| `port` | an explicit port other than the scheme's default |
+| `ip_address` | a literal IPv4/IPv6 address instead of a host name |
+| `localhost` | `localhost` or a `*.localhost` / `*.local` / `*.internal` name |
+| `not_repository_host` | a service of a supported platform that does not host repositories (gist.github.com, raw.githubusercontent.com, GitHub/GitLab Pages...) |
+| `lookalike_host` | a host that mentions a supported platform but is not it (github.com.evil.io, githubb.com, self-hosted gitlab.example.org) |
+| `dead_host` | a code host that has shut down (Google Code, Gitorious, ...) or that we know hosts no git repositories we can crawl (Launchpad, SourceForge) |
+| `unknown_host` | any other host |
+| `path_traversal` | a `.` or `..` path segment (also percent-encoded) |
+| `missing_owner` / `missing_name` | the path stops before naming the owner / the repository |
+| `reserved_owner` | a platform page rather than a user (github.com/orgs/..., github.com/settings, ...) |
+| `invalid_owner` / `invalid_name` | characters or length the platform does not allow |
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+Host = Literal["github", "gitlab", "bitbucket", "codeberg"]
+
+HOSTS: dict[str, Host] = {
+    "github.com": "github",
+    "gitlab.com": "gitlab",
+    "bitbucket.org": "bitbucket",
+    "codeberg.org": "codeberg",
+}
+"""Supported code hosts by domain (a leading `www.` is accepted)."""
+
+_PLATFORM_DOMAINS = (
+    "github.com", "github.io", "githubusercontent.com", "githubassets.com", "gitlab.com", "gitlab.io",
+    "bitbucket.org", "bitbucket.io", "codeberg.org", "codeberg.page",
+)
+_PLATFORM_STEMS = ("github", "gitlab", "bitbucket", "codeberg")
+
+DEAD_HOSTS = (
+    "code.google.com", "googlecode.com", "gitorious.org", "launchpad.net", "sourceforge.net", "sf.net",
+    "codeplex.com", "fedorahosted.org", "berlios.de", "bitbucket.io", "savannah.nongnu.org",
+    "savannah.gnu.org", "git.gnome.org", "assembla.com", "repo.or.cz",
+)
+"""Hosts that are gone or host nothing we can crawl; matched as the domain or any subdomain of it."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418, "ssh": 22}
+
+# GitHub: owner 1-39 of [A-Za-z0-9-], not starting with "-" (GitHub also forbids a trailing or
+# doubled hyphen today, but some old accounts have them, so those are accepted); repository name
+# 1-100 of [A-Za-z0-9._-], not "." or "..".
+_GITHUB_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
+_GITHUB_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# GitLab: each namespace / project path segment starts with a letter, digit or underscore (or a dot
+# in old paths) and holds [A-Za-z0-9_.-]; at most 20 levels.
+_GITLAB_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}")
+# Bitbucket workspaces and repository slugs; Codeberg (Forgejo) users and repositories.
+_BITBUCKET_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_BITBUCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_CODEBERG_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_CODEBERG_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+_GITHUB_RESERVED = frozenset({
+    "about", "account", "apps", "blog", "codespaces", "collections", "contact", "customer-stories",
+    "dashboard", "enterprise", "events", "explore", "features", "issues", "join", "login", "logout",
+    "marketplace", "new", "notifications", "organizations", "orgs", "pricing", "pulls", "readme",
+    "search", "security", "sessions", "settings", "site", "sponsors", "team", "topics", "trending",
+    "users",
+})
+# GitLab URL words that end the project path in old-style URLs without the "/-/" separator; GitLab
+# reserves these names so no project or group can be called that.
+_GITLAB_ROUTE_WORDS = frozenset({
+    "-", "tree", "blob", "raw", "issues", "merge_requests", "wikis", "commits", "commit", "pipelines",
+    "tags", "branches", "activity", "network", "graphs", "compare", "releases", "archive",
+})
+_SCP_FORM = re.compile(r"^(?P<user>[A-Za-z0-9_.-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
+_FORBIDDEN_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRef:
+    """A validated repository: `owner` may be "group/subgroup" on GitLab."""
+
+    host: Host
+    owner: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}:{self.owner}/{self.name}".lower()
+
+    @property
+    def path(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoProblem:
+    """Why a repository URL is not usable: `code` is stable (see the module docstring)."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def _problem(code: str, detail: str) -> RepoProblem:
+    return RepoProblem(code, detail)
+
+
+def _classify_host(host: str) -> Host | RepoProblem:
+    bare = host[4:] if host.startswith("www.") else host
+    if bare in HOSTS:
+        return HOSTS[bare]
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return _problem("ip_address", f"{host} is an IP address, not a code host")
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal", ".localdomain")):
+        return _problem("localhost", f"{host} is a local host name")
+    if not host.isascii():
+        return _problem("lookalike_host", f"{host!r} has non-ASCII characters (possible look-alike)")
+    for dead in DEAD_HOSTS:
+        if host == dead or host.endswith("." + dead):
+            return _problem("dead_host", f"{host} is a code host that is gone or not crawlable")
+    for domain in _PLATFORM_DOMAINS:
+        if host == domain or host.endswith("." + domain):
+            return _problem("not_repository_host", f"{host} does not host repositories")
+    if any(stem in host for stem in _PLATFORM_STEMS):
+        return _problem("lookalike_host", f"{host} is not {', '.join(HOSTS)}")
+    return _problem("unknown_host", f"{host} is not a supported code host")
+
+
+def _split_location(url: str) -> tuple[str, str, str] | RepoProblem:
+    """(scheme, host, path) of a URL or an scp-like `git@host:path`, with userinfo/port checks."""
+    scp = _SCP_FORM.match(url)
+    if scp and "://" not in url:
+        if scp["user"] != "git":
+            return _problem("userinfo", f"user {scp['user']!r} in an ssh URL (only git@ is accepted)")
+        return "ssh", scp["host"].lower().rstrip("."), scp["path"]
+    if "://" not in url:
+        lowered = url.lower()
+        if lowered.startswith(tuple(HOSTS)) or lowered.startswith(tuple("www." + h for h in HOSTS)):
+            url = "https://" + url  # "github.com/owner/name" without a scheme
+        elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
+            return _problem("unsupported_scheme", f"scheme {url.split(':', 1)[0].lower()!r} is not http(s)/git")
+        else:
+            return _problem("malformed", "not a URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return _problem("malformed", f"unparseable URL ({exc})")
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        return _problem("unsupported_scheme", f"scheme {scheme!r} is not http(s)/git")
+    netloc = parts.netloc
+    if "@" in netloc:
+        user = netloc.rsplit("@", 1)[0]
+        if not (scheme == "ssh" and user == "git"):
+            return _problem("userinfo", "credentials or a user name in the URL")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        return _problem("malformed", "no host")
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        return _problem("port", f"explicit port {port}")
+    return scheme, host, parts.path
+
+
+def _segments(path: str) -> list[str] | RepoProblem:
+    raw = [s for s in path.split("/") if s != ""]
+    decoded = [unquote(s) for s in raw]
+    for segment in decoded:
+        if segment in (".", "..") or "/" in segment or "\\" in segment:
+            return _problem("path_traversal", f"path segment {segment!r}")
+    return decoded
+
+
+def _strip_git(name: str) -> str:
+    return name[:-4] if name.lower().endswith(".git") and len(name) > 4 else name
+
+
+def _two_segments(host: Host, segments: list[str], owner_re: re.Pattern, name_re: re.Pattern,
+                  reserved: frozenset[str] = frozenset()) -> RepoRef | RepoProblem:
+    if not segments:
+        return _problem("missing_owner", "no owner in the path")
+    owner = segments[0]
+    if owner.lower() in reserved:
+        return _problem("reserved_owner", f"/{owner} is a {host} page, not an owner")
+    if len(segments) < 2:
+        return _problem("missing_name", f"no repository after owner {owner!r}")
+    name = _strip_git(segments[1])
+    if not owner_re.fullmatch(owner):
+        return _problem("invalid_owner", f"{owner!r} is not a valid {host} owner")
+    if not name_re.fullmatch(name) or name in (".", ".."):
+        return _problem("invalid_name", f"{name!r} is not a valid {host} repository name")
+    return RepoRef(host, owner, name)
+
+
+def _gitlab(segments: list[str]) -> RepoRef | RepoProblem:
+    project: list[str] = []
+    for segment in segments:
+        if segment in _GITLAB_ROUTE_WORDS:
+            break
+        project.append(segment)
+    if not project:
+        return _problem("missing_owner", "no group in the path")
+    if len(project) < 2:
+        return _problem("missing_name", f"no project after group {project[0]!r}")
+    if len(project) > 21:
+        return _problem("invalid_owner", "more than 20 nested groups")
+    *groups, name = project
+    name = _strip_git(name)
+    for group in groups:
+        if not _GITLAB_SEGMENT.fullmatch(group) or group.endswith((".git", ".atom")):
+            return _problem("invalid_owner", f"{group!r} is not a valid gitlab group")
+    if not _GITLAB_SEGMENT.fullmatch(name) or name.endswith(".atom"):
+        return _problem("invalid_name", f"{name!r} is not a valid gitlab project name")
+    return RepoRef("gitlab", "/".join(groups), name)
+
+
+def parse_repo_url(url: str) -> RepoRef | RepoProblem:
+    """A repository reference from a catalogue `repo_url`, or the precise reason it is unusable.
+
+    Accepted: http/https/git/ssh URLs, scp-like `git@host:owner/name.git`, no scheme when the URL
+    starts with a supported host, `www.`, any case, surrounding whitespace, a trailing `.git` or
+    slash, deeper pages (`/tree/<branch>/...`, `/wiki`, `/issues`, GitLab `/-/...`), `?query` and
+    `#fragment`. GitLab owners may be nested groups ("group/sub").
+    """
+    if not isinstance(url, str) or not url.strip():
+        return _problem("empty", "no repository URL")
+    url = url.strip()
+    if _FORBIDDEN_CHARS.search(url):
+        return _problem("malformed", "whitespace, control character or backslash inside the URL")
+    location = _split_location(url)
+    if isinstance(location, RepoProblem):
+        return location
+    _scheme, hostname, path = location
+    host = _classify_host(hostname)
+    if isinstance(host, RepoProblem):
+        return host
+    segments = _segments(path)
+    if isinstance(segments, RepoProblem):
+        return segments
+    if host == "github":
+        return _two_segments("github", segments, _GITHUB_OWNER, _GITHUB_NAME, _GITHUB_RESERVED)
+    if host == "gitlab":
+        return _gitlab(segments)
+    if host == "bitbucket":
+        return _two_segments("bitbucket", segments, _BITBUCKET_OWNER, _BITBUCKET_NAME)
+    return _two_segments("codeberg", segments, _CODEBERG_OWNER, _CODEBERG_NAME)
+
+
+# --- PyPI names ---------------------------------------------------------------------------------
+
+_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_PYPI_HOSTS = frozenset({"pypi.python.org", "pypi.org", "www.pypi.org", "pypi.io", "www.pypi.io"})
+_PYPI_ROUTES = ("pypi", "project", "simple")
+
+
+def normalize_pypi_name(name: str) -> str:
+    """PEP 503 normalisation: lower case, runs of `-`, `_`, `.` become one `-`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _valid_name(name: str | None) -> str | None:
+    if name and _PEP508_NAME.match(name):
+        return normalize_pypi_name(name)
+    return None
+
+
+_NO_NAME = object()  # a PyPI URL that names no project
+
+
+def _name_from_pypi_url(value: str) -> str | None | object:
+    if "://" not in value:
+        value = "https://" + value
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme.lower() not in ("http", "https") or host not in _PYPI_HOSTS or parts.username:
+        return None
+    if port not in (None, 80, 443):
+        return None
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if not segments or segments[0] not in _PYPI_ROUTES:
+        # legacy pypi.python.org/<name> links
+        if len(segments) == 1:
+            return _valid_name(segments[0])
+        return None if segments else _NO_NAME
+    if len(segments) == 1:
+        # /pypi?:action=display&name=X (the 2010 PyPI UI)
+        names = parse_qs(parts.query).get("name")
+        if segments[0] == "pypi" and names:
+            return _valid_name(names[0].strip())
+        return _NO_NAME
+    return _valid_name(segments[1])
+
+
+def parse_pypi_name(pypi_url: str | None, fallback_slug: str | None = None) -> str | None:
+    """The PEP 503-normalised PyPI project name a catalogue `pypi_url` designates, or None.
+
+    Forms (API_V4.md, plus what the 2011 site held): a bare name (`django-foo`), `pypi.python.org/pypi/X`
+    with an optional `/version`, `pypi.org/project/X/`, `pypi.org/simple/X/`, `pypi.python.org/X`,
+    `pypi.python.org/pypi?:action=display&name=X`, with or without scheme.
+
+    Fallback rule (documented decision): `""` means "not on PyPI" and gives None, whatever
+    `fallback_slug` is. `fallback_slug` is used only when the source says nothing about PyPI
+    (`pypi_url is None`, e.g. a CSV catalogue without the column) or when `pypi_url` is a PyPI URL
+    that names no project (`http://pypi.python.org/pypi/`). A non-PyPI URL or an invalid name gives
+    None without fallback: it was a statement, just not a usable one.
+    """
+    if pypi_url is None:
+        return _valid_name(fallback_slug)
+    if not isinstance(pypi_url, str):
+        return None
+    value = pypi_url.strip()
+    if not value:
+        return None
+    if _FORBIDDEN_CHARS.search(value):
+        return None
+    if "/" not in value and ":" not in value and "?" not in value:
+        return _valid_name(value)
+    name = _name_from_pypi_url(value)
+    if name is _NO_NAME:
+        return _valid_name(fallback_slug)
+    return name  # type: ignore[return-value]

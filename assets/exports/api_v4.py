@@ -1,0 +1,229 @@
+"""The djangopackages.org API v4 shape (shared/API_V4.md), rendered from the core tables.
+
+Pure functions: `load_api_tables` reads what the API needs from a warehouse connection,
+`render_*` turn rows into records with the exact key order of the real API, and `write_tree`
+lays them out as static files so any file server reproduces the real URLs. `pulse serve` renders
+from the same functions, so the static tree and the live server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import orjson
+
+DEFAULT_LIMIT = 20
+KINDS = ("packages", "grids", "categories")
+
+
+def drf_datetime(value: datetime | None, zone: ZoneInfo) -> str | None:
+    """Render like Django REST framework: local time in the configured zone, `Z` for UTC,
+    microseconds only when non-zero (that is what `datetime.isoformat` does)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(zone).isoformat()
+    if text.endswith("+00:00"):
+        text = text[: -len("+00:00")] + "Z"
+    return text
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """Where links point (`PULSE_PUBLIC_URL`) and which zone datetimes are shown in."""
+
+    base_url: str
+    zone: ZoneInfo
+
+    @classmethod
+    def create(cls, base_url: str, timezone: str) -> ApiContext:
+        return cls(base_url.rstrip("/"), ZoneInfo(timezone))
+
+    def url(self, kind: str, object_id: int | None = None) -> str:
+        if object_id is None:
+            return f"{self.base_url}/api/v4/{kind}/"
+        return f"{self.base_url}/api/v4/{kind}/{int(object_id)}/"
+
+
+@dataclass(frozen=True)
+class ApiTables:
+    """Rows ready for rendering, each list ordered by `-id` like the real API."""
+
+    packages: list[dict]
+    grids: list[dict]
+    categories: list[dict]
+
+
+def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
+    """Read packages (with their grids, weekly commits and participants), grids and categories."""
+    packages = con.execute(
+        """
+        WITH grid_lists AS (
+            SELECT package_id, list(grid_id ORDER BY grid_id) AS grid_ids
+            FROM core.grid_packages GROUP BY package_id),
+        week_lists AS (
+            SELECT package_id, list(commits ORDER BY week_index) AS commits_over_52
+            FROM core.commit_weeks GROUP BY package_id),
+        participant_lists AS (
+            SELECT package_id, list(login ORDER BY position) AS participants
+            FROM core.participants GROUP BY package_id)
+        SELECT p.id, p.title, p.slug, p.category_id, p.last_updated, p.last_fetched, p.repo_url,
+               p.pypi_version, p.created, p.modified, p.repo_forks, p.repo_description, p.pypi_url,
+               p.documentation_url, p.repo_watchers,
+               coalesce(g.grid_ids, []) AS grid_ids,
+               coalesce(w.commits_over_52, []) AS commits_over_52,
+               coalesce(pt.participants, []) AS participants
+        FROM core.packages p
+        LEFT JOIN grid_lists g ON g.package_id = p.id
+        LEFT JOIN week_lists w ON w.package_id = p.id
+        LEFT JOIN participant_lists pt ON pt.package_id = p.id
+        ORDER BY p.id DESC
+        """
+    ).pl()
+    grids = con.execute(
+        """
+        WITH members AS (
+            SELECT gp.grid_id, list(gp.package_id ORDER BY p.title, p.id) AS package_ids
+            FROM core.grid_packages gp JOIN core.packages p ON p.id = gp.package_id
+            GROUP BY gp.grid_id)
+        SELECT g.id, g.title, g.slug, g.description, g.is_locked, g.header, g.created, g.modified,
+               coalesce(m.package_ids, []) AS package_ids
+        FROM core.grids g LEFT JOIN members m ON m.grid_id = g.id
+        ORDER BY g.id DESC
+        """
+    ).pl()
+    categories = con.execute(
+        """
+        SELECT id, title, slug, description, title_plural, show_pypi, created, modified
+        FROM core.categories ORDER BY id DESC
+        """
+    ).pl()
+    return ApiTables(packages.to_dicts(), grids.to_dicts(), categories.to_dicts())
+
+
+def render_package(row: dict, ctx: ApiContext) -> dict:
+    category_id = row["category_id"]
+    return {
+        "category": ctx.url("categories", category_id) if category_id is not None else None,
+        "grids": [ctx.url("grids", g) for g in row["grid_ids"]],
+        "id": int(row["id"]),
+        "title": row["title"],
+        "slug": row["slug"],
+        "last_updated": drf_datetime(row["last_updated"], ctx.zone),
+        "last_fetched": drf_datetime(row["last_fetched"], ctx.zone),
+        "repo_url": row["repo_url"] or "",
+        "pypi_version": row["pypi_version"],
+        "created": drf_datetime(row["created"], ctx.zone),
+        "modified": drf_datetime(row["modified"], ctx.zone),
+        "repo_forks": int(row["repo_forks"] or 0),
+        "repo_description": row["repo_description"] or "",
+        "pypi_url": row["pypi_url"] or "",
+        "documentation_url": row["documentation_url"],
+        "repo_watchers": int(row["repo_watchers"] or 0),
+        "commits_over_52": [int(c) for c in row["commits_over_52"]],
+        "participants": list(row["participants"]),
+    }
+
+
+def render_grid(row: dict, ctx: ApiContext) -> dict:
+    return {
+        "id": int(row["id"]),
+        "title": row["title"],
+        "slug": row["slug"],
+        "description": row["description"] or "",
+        "is_locked": bool(row["is_locked"]),
+        "packages": [ctx.url("packages", p) for p in row["package_ids"]],
+        "header": bool(row["header"]),
+        "created": drf_datetime(row["created"], ctx.zone),
+        "modified": drf_datetime(row["modified"], ctx.zone),
+    }
+
+
+def render_category(row: dict, ctx: ApiContext) -> dict:
+    return {
+        "id": int(row["id"]),
+        "title": row["title"],
+        "slug": row["slug"],
+        "description": row["description"] or "",
+        "title_plural": row["title_plural"] or "",
+        "show_pypi": bool(row["show_pypi"]),
+        "created": drf_datetime(row["created"], ctx.zone),
+        "modified": drf_datetime(row["modified"], ctx.zone),
+    }
+
+
+RENDERERS = {"packages": render_package, "grids": render_grid, "categories": render_category}
+
+
+def page(kind: str, records: list[dict], ctx: ApiContext, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict:
+    """The limit/offset envelope of DRF's LimitOffsetPagination, with absolute links."""
+    count = len(records)
+    base = ctx.url(kind)
+    next_url = f"{base}?limit={limit}&offset={offset + limit}" if offset + limit < count else None
+    if offset <= 0:
+        previous = None
+    elif offset - limit <= 0:
+        previous = f"{base}?limit={limit}"
+    else:
+        previous = f"{base}?limit={limit}&offset={offset - limit}"
+    return {"count": count, "next": next_url, "previous": previous, "results": records[offset : offset + limit]}
+
+
+def root(ctx: ApiContext) -> dict:
+    return {
+        "packages": ctx.url("packages"),
+        "search": ctx.url("search"),
+        "grids": ctx.url("grids"),
+        "categories": ctx.url("categories"),
+    }
+
+
+def render_all(tables: ApiTables, ctx: ApiContext) -> dict[str, list[dict]]:
+    return {kind: [RENDERERS[kind](row, ctx) for row in getattr(tables, kind)] for kind in KINDS}
+
+
+def _dump(path: Path, document: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document))
+
+
+def _tree_files(records: dict[str, list[dict]], ctx: ApiContext) -> Iterator[tuple[Path, object]]:
+    yield Path("api/v4/index.json"), root(ctx)
+    for kind in KINDS:
+        yield Path("api/v4") / kind / "index.json", page(kind, records[kind], ctx)
+        for record in records[kind]:
+            # the folder name comes from an integer id only: nothing in a slug or URL reaches the path
+            yield Path("api/v4") / kind / str(int(record["id"])) / "index.json", record
+
+
+def write_tree(export_dir: Path, records: dict[str, list[dict]], ctx: ApiContext) -> dict[str, int]:
+    """Write the whole tree into a fresh folder, then swap it in, so readers see old or new only."""
+    export_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = export_dir.with_name(export_dir.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    files = 0
+    for relative, document in _tree_files(records, ctx):
+        _dump(staging / relative, document)
+        files += 1
+    old = export_dir.with_name(export_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if export_dir.exists():
+        os.replace(export_dir, old)
+    os.replace(staging, export_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"files": files, **{kind: len(records[kind]) for kind in KINDS}}
+
+
+def find(records: Iterable[dict], key: str) -> dict | None:
+    """Detail lookup like the real API: all digits is an id, anything else a slug."""
+    field = "id" if key.isdigit() else "slug"
+    wanted: object = int(key) if key.isdigit() else key
+    return next((r for r in records if r.get(field) == wanted), None)

@@ -1,0 +1,54 @@
+"""The end of a run: publish the read-only snapshot, then lay out the API v4 tree from it.
+
+The export reads the published snapshot, not the live warehouse: it needs no write lock and
+shows exactly what `pulse query` and `pulse serve` show.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.exports.api_v4 import ApiContext, load_api_tables, render_all, write_tree
+from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from warehouse.db import connect_reader
+from warehouse.publish import publish
+
+PUBLISHED_DEPS = [
+    dg.AssetKey(["core", name])
+    for name in ("packages", "categories", "grids", "grid_packages", "commit_weeks", "participants")
+]
+
+
+@dg.asset(
+    key=["exports", "published_warehouse"],
+    group_name="exports",
+    deps=PUBLISHED_DEPS,
+    pool=WRITER_POOL,
+    kinds={"duckdb"},
+    description="Read-only copy of the warehouse (PULSE_HOME/published.duckdb) for readers.",
+)
+def published_warehouse(pulse: PulseResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = pulse.settings()
+    publish(warehouse.path(), settings.published_path)
+    return dg.MaterializeResult(
+        metadata={"path": str(settings.published_path), "bytes": settings.published_path.stat().st_size}
+    )
+
+
+@dg.asset(
+    key=["exports", "api_v4"],
+    group_name="exports",
+    deps=[published_warehouse],
+    kinds={"json"},
+    description="djangopackages.org API v4 JSON tree under PULSE_HOME/export/api/v4/.",
+)
+def api_v4(pulse: PulseResource) -> dg.MaterializeResult:
+    settings = pulse.settings()
+    ctx = ApiContext.create(settings.public_url, settings.timezone)
+    con = connect_reader(settings.published_path)
+    try:
+        tables = load_api_tables(con)
+    finally:
+        con.close()
+    counts = write_tree(settings.export_dir, render_all(tables, ctx), ctx)
+    return dg.MaterializeResult(metadata={"path": str(settings.export_dir / "api" / "v4"), **counts})

@@ -1,0 +1,72 @@
+"""The crawl as one Dagster step: every host is crawled concurrently in one event loop.
+
+One asset per upstream (raw/github, raw/pypi, ...) so the UI shows each archive's state, but a
+single step produces them all: a Dagster step per package would cost more than the crawl itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+
+from assets.raw.crawl import run_crawl
+from pipelines import progress
+from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from warehouse.load import read_table
+
+RAW_SOURCES = ("github", "pypi", "gitlab", "bitbucket")
+RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in RAW_SOURCES}
+
+
+@dg.multi_asset(
+    name="crawl",
+    group_name="raw",
+    specs=[
+        dg.AssetSpec(
+            key,
+            deps=[dg.AssetKey(["catalogue", "packages"])],
+            description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/).",
+            kinds={"parquet", "python"},
+        )
+        for source, key in RAW_KEYS.items()
+    ],
+    pool=WRITER_POOL,
+    config_schema={
+        "force": dg.Field(bool, default_value=False, description="Crawl every package, fresh or not."),
+        "max_age_hours": dg.Field(float, default_value=20.0, description="Re-crawl data older than this."),
+        "time_budget_s": dg.Field(
+            dg.Noneable(float), default_value=None, description="Checkpoint and stop after this many seconds."
+        ),
+    },
+)
+def crawl(context: dg.AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
+    settings = pulse.settings()
+    with warehouse.writer() as con:
+        packages = read_table(con, "catalogue.packages")
+    config = context.op_execution_context.op_config
+    report = run_crawl(
+        settings,
+        packages,
+        run_id=context.run_id,
+        force=config["force"],
+        max_age_hours=config["max_age_hours"],
+        time_budget_s=config["time_budget_s"],
+        progress=progress.report,
+        log=context.log,
+    )
+    errors_by_source = Counter(error[1] for error in report.errors)
+    errors_by_kind = Counter(error[2] for error in report.errors)
+    if report.stopped_by_budget:
+        context.log.warning("crawl stopped at its time budget; the next refresh continues where it stopped")
+    for source, key in RAW_KEYS.items():
+        metadata = {
+            "requests": report.requests_by_source.get(source, 0),
+            "errors": errors_by_source.get(source, 0),
+            "stopped_by_budget": report.stopped_by_budget,
+            "seconds": round(report.seconds, 2),
+        }
+        if source == "github":
+            metadata["github_quota_spent"] = report.github_quota_spent
+            metadata["errors_by_kind"] = dg.MetadataValue.json(dict(errors_by_kind))
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -1,0 +1,209 @@
+"""The `pulse` command line (click): refresh, demo, simulate, serve, query, export.
+
+Every command reads the same environment as the Dagster code location (pipelines/settings.py) and
+works from any working directory with no DAGSTER_HOME set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines import progress
+from pipelines.settings import Settings, SettingsError
+
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]pulse: {message}[/]")
+    sys.exit(1)
+
+
+def _crawl_errors_summary(settings: Settings) -> list[tuple[str, str, int]]:
+    from warehouse.db import connect_reader
+
+    if not settings.published_path.exists():
+        return []
+    con = connect_reader(settings.published_path)
+    try:
+        return con.execute(
+            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors "
+            "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+        ).fetchall()
+    except Exception:
+        return []
+    finally:
+        con.close()
+
+
+def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None) -> None:
+    from pipelines.runner import run_refresh
+
+    console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
+    bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False, disable=not console.is_terminal)
+    tasks: dict[str, int] = {}
+
+    def listener(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    progress.install(listener)
+    try:
+        with bars:
+            outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget)
+    finally:
+        progress.install(None)
+    table = Table(title="steps", show_header=True)
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, seconds in outcome.step_seconds.items():
+        table.add_row(step, f"{seconds:.1f}")
+    console.print(table)
+    if not outcome.success:
+        _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.failure}")
+    errors = _crawl_errors_summary(settings)
+    packages_with_errors = sum(count for _, _, count in errors)
+    console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.warehouse_path}; "
+                  f"export {settings.export_dir / 'api' / 'v4'}")
+    if errors:
+        detail = ", ".join(f"{source}/{kind}: {count}" for source, kind, count in errors)
+        console.print(f"[yellow]{packages_with_errors} package errors recorded[/] ({detail}); "
+                      "see core.crawl_errors (`pulse query`)")
+    else:
+        console.print("no upstream errors recorded")
+
+
+@click.group()
+@click.version_option(package_name="package-pulse")
+def main() -> None:
+    """Package Pulse: catalogue -> GitHub/PyPI crawl -> DuckDB -> API v4 exports."""
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Crawl every package, however fresh its data.")
+@click.option("--max-age-hours", type=float, default=20.0, show_default=True, help="Re-crawl data older than this.")
+@click.option("--time-budget", type=float, default=None, help="Seconds; checkpoint and stop cleanly after it.")
+def refresh(force: bool, max_age_hours: float, time_budget: float | None) -> None:
+    """Materialize the whole asset graph once, in-process."""
+    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget)
+
+
+@main.command()
+@click.option("--packages", type=int, default=250, show_default=True, help="Size of the simulated directory.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--latency-ms", type=float, default=0.0, show_default=True)
+def demo(packages: int, seed: int, latency_ms: float) -> None:
+    """Start the simulator on loopback and refresh against it (offline)."""
+    from simulator.server import start_in_thread
+
+    started = time.perf_counter()
+    with start_in_thread(packages=packages, seed=seed, latency_ms=latency_ms) as sim:
+        os.environ.update(sim.env())
+        console.print(f"simulator on {sim.url} ({packages} packages, seed {seed})")
+        _refresh(_settings(), force=True, max_age_hours=0.0, time_budget=None)
+    console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve the published snapshot as API v4 (read-only)."""
+    from aiohttp import web
+
+    from assets.exports.api_v4 import ApiContext
+    from pipelines.serve import PublishedApi, make_app
+
+    settings = _settings()
+    if not settings.published_path.exists():
+        _fail(f"no published snapshot at {settings.published_path}: run `pulse refresh` first")
+    api = PublishedApi(settings.published_path, ApiContext.create(settings.public_url, settings.timezone))
+    console.print(f"serving {settings.published_path} on http://{host}:{port}/api/v4/")
+    web.run_app(make_app(api), host=host, port=port, print=None)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query(sql: str, fmt: str) -> None:
+    """Run SQL against the published snapshot (read-only)."""
+    import duckdb
+    import polars as pl
+
+    from warehouse.db import connect_reader
+
+    settings = _settings()
+    try:
+        con = connect_reader(settings.published_path)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    try:
+        frame = con.execute(sql).pl()
+    except duckdb.Error as exc:
+        _fail(f"query failed: {str(exc).splitlines()[0]}")
+    finally:
+        con.close()
+    if fmt == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    elif fmt == "json":
+        click.echo(frame.write_json())
+    else:
+        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60, tbl_width_chars=200):
+            click.echo(frame)
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the dataset files (default PULSE_HOME/export/datasets).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+def export(out_dir: Path | None, fmt: str) -> None:
+    """Export the core, history and marts tables of the published snapshot as dataset files."""
+    from warehouse.db import connect_reader
+
+    settings = _settings()
+    out_dir = (out_dir or settings.export_dir / "datasets").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        con = connect_reader(settings.published_path)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    try:
+        tables = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('core', 'history', 'marts') ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table in tables:
+            target = out_dir / f"{schema}.{table}.{fmt}"
+            options = "(FORMAT parquet, COMPRESSION zstd)" if fmt == "parquet" else "(FORMAT csv, HEADER)"
+            con.execute(f"COPY (SELECT * FROM {schema}.{table}) TO '{target}' {options}")
+            click.echo(str(target))
+    finally:
+        con.close()
+
+
+def _attach_simulate() -> None:
+    try:
+        from simulator.cli import simulate
+    except ImportError:  # the simulator is optional for a production install
+        return
+    main.add_command(simulate, name="simulate")
+
+
+_attach_simulate()

@@ -1,0 +1,248 @@
+"""GitHub: REST endpoints (repo, participation, contributors, newest commit) and GraphQL batches.
+
+Every method returns a `Fetched`; nothing raises except `BudgetExceeded`. Bodies are kept as the
+text GitHub sent (contributors: all pages merged into one JSON list, in GitHub's order).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
+
+from pipelines.clients.http import Fetched, Upstream, next_link
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+REST_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+
+# the fields of the GraphQL `repository` node archived as `graphql_repo` bodies
+GRAPHQL_REPO_FIELDS = """
+      databaseId
+      nameWithOwner
+      name
+      owner { login }
+      url
+      description
+      homepageUrl
+      stargazerCount
+      forkCount
+      isArchived
+      isFork
+      isDisabled
+      pushedAt
+      createdAt
+      updatedAt
+      watchers { totalCount }
+      issues(states: OPEN) { totalCount }
+      licenseInfo { spdxId name }
+      repositoryTopics(first: 20) { nodes { topic { name } } }
+      defaultBranchRef {
+        name
+        target {
+          ... on Commit {
+            history(first: 1) {
+              nodes { oid committedDate authoredDate messageHeadline }
+            }
+          }
+        }
+      }"""
+
+
+def valid_name(owner: str, name: str) -> bool:
+    return bool(NAME_RE.match(owner) and NAME_RE.match(name)) and name not in (".", "..") and owner not in (
+        ".",
+        "..",
+    )
+
+
+def repo_path(full_name: str) -> str:
+    owner, _, name = full_name.partition("/")
+    return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+@dataclass(frozen=True)
+class GraphQLResult:
+    owner: str
+    name: str
+    fetched: Fetched
+
+
+class GitHub:
+    def __init__(self, rest: Upstream, graphql: Upstream | None, *, computing_attempts: int = 4,
+                 computing_base_s: float = 2.0, computing_max_s: float = 15.0, max_pages: int = 50) -> None:
+        self.rest = rest
+        self.graphql = graphql
+        self.computing_attempts = computing_attempts
+        self.computing_base_s = computing_base_s
+        self.computing_max_s = computing_max_s
+        self.max_pages = max_pages
+        self.graphql_cost = 0.0
+
+    async def repo(self, full_name: str, etag: str | None = None) -> Fetched:
+        """GET /repos/{o}/{r}; a 301 (rename/transfer) is followed to /repositories/{id}."""
+        fetched = await self.rest.get(repo_path(full_name), etag=etag, headers=REST_HEADERS)
+        if fetched.ok and not isinstance(fetched.data, dict):
+            fetched.error_kind, fetched.error = "malformed", "repository body is not an object"
+        return fetched
+
+    async def participation(self, full_name: str, etag: str | None = None) -> Fetched:
+        """stats/participation; 202 = being computed: bounded polls, then error_kind `computing`."""
+        path = repo_path(full_name) + "/stats/participation"
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.computing_attempts)),
+            wait=wait_random_exponential(multiplier=self.computing_base_s, max=self.computing_max_s),
+            retry=retry_if_result(lambda f: f.status == 202 and f.error_kind is None),
+            retry_error_callback=lambda state: state.outcome.result(),
+            sleep=self.rest._sleep,
+        )
+        polls = 0
+        fetched: Fetched | None = None
+        async for attempt in retrying:
+            with attempt:
+                polls += 1
+                fetched = await self.rest.get(path, etag=etag, headers=REST_HEADERS, expect_json=True)
+                fetched.attempts += polls - 1
+            if not attempt.retry_state.outcome.failed:
+                attempt.retry_state.set_result(fetched)
+        assert fetched is not None
+        if fetched.status == 202 and fetched.error_kind is None:
+            fetched.error_kind = "computing"
+            fetched.error = f"statistics still being computed after {polls} polls"
+            fetched.data = None
+        elif fetched.status == 204:
+            fetched.error_kind, fetched.error = "computing", "HTTP 204: no statistics (empty repository)"
+        elif fetched.ok and not (isinstance(fetched.data, dict) and isinstance(fetched.data.get("all"), list)):
+            fetched.error_kind, fetched.error = "malformed", "participation body has no 'all' list"
+        return fetched
+
+    async def contributors(self, full_name: str, etag: str | None = None) -> Fetched:
+        """All pages of /contributors?per_page=100 merged (204 = empty -> []); ETag on page 1."""
+        path = repo_path(full_name) + "/contributors?per_page=100"
+        first = await self.rest.get(path, etag=etag, headers=REST_HEADERS)
+        if first.status == 204 and first.error_kind is None:
+            first.text, first.data = "[]", []
+            return first
+        if first.status == 403 and "too large" in (first.text or "").lower():
+            first.error_kind = "blocked"
+            first.error = "HTTP 403: contributor list too large to list via the API"
+            return first
+        if not first.ok:
+            return first
+        if not isinstance(first.data, list):
+            first.error_kind, first.error = "malformed", "contributors page is not a list"
+            return first
+        merged: list[Any] = list(first.data)
+        link = next_link(first.headers.get("link"))
+        pages = 1
+        while link is not None:
+            pages += 1
+            if pages > self.max_pages:
+                first.error_kind = "malformed"
+                first.error = f"more than {self.max_pages} contributor pages; stopped"
+                return first
+            page = await self.rest.get(link, headers=REST_HEADERS)
+            first.attempts += page.attempts
+            if not page.ok or not isinstance(page.data, list):
+                first.status = page.status
+                first.error_kind = page.error_kind or "malformed"
+                first.error = f"page {pages}: {page.error or 'not a list'}"
+                return first
+            merged.extend(page.data)
+            link = next_link(page.headers.get("link"))
+        first.data = merged
+        first.text = orjson.dumps(merged).decode() if pages > 1 else first.text
+        first.headers.pop("link", None)
+        first.headers["x-pulse-pages"] = str(pages)
+        return first
+
+    async def newest_commit(self, full_name: str, branch: str | None, etag: str | None = None) -> Fetched:
+        """The newest commit on the default branch (409 = empty repository -> [])."""
+        path = repo_path(full_name) + "/commits?per_page=1"
+        if branch:
+            path += "&sha=" + quote(branch, safe="")
+        fetched = await self.rest.get(path, etag=etag, headers=REST_HEADERS)
+        if fetched.status == 409:
+            fetched.text, fetched.data = "[]", []
+            fetched.error_kind = fetched.error = None
+        elif fetched.ok and not isinstance(fetched.data, list):
+            fetched.error_kind, fetched.error = "malformed", "commits body is not a list"
+        return fetched
+
+    # GraphQL ---------------------------------------------------------------------------------
+    @staticmethod
+    def graphql_query(repos: list[tuple[str, str]]) -> str:
+        """One query with an alias per repository (names are validated and JSON-quoted)."""
+        parts = ["query {", "  rateLimit { cost remaining resetAt }"]
+        for i, (owner, name) in enumerate(repos):
+            parts.append(
+                f"  r{i}: repository(owner: {orjson.dumps(owner).decode()}, name: {orjson.dumps(name).decode()})"
+                f" {{{GRAPHQL_REPO_FIELDS}\n  }}"
+            )
+        parts.append("}")
+        return "\n".join(parts)
+
+    async def graphql_repos(self, repos: list[tuple[str, str]]) -> list[GraphQLResult]:
+        """Repository nodes for a batch; per-repo errors (NOT_FOUND, ...) are classified."""
+        assert self.graphql is not None
+        fetched = await self.graphql.request("POST", "", json_body={"query": self.graphql_query(repos)},
+                                             headers={"Content-Type": "application/json"})
+        results: list[GraphQLResult] = []
+        url = fetched.url
+        body = fetched.data if isinstance(fetched.data, dict) else None
+        if not fetched.ok or body is None or not isinstance(body.get("data"), dict):
+            kind = fetched.error_kind or "malformed"
+            message = fetched.error or _graphql_errors(body) or "GraphQL answer without data"
+            for owner, name in repos:
+                results.append(GraphQLResult(owner, name, Fetched(
+                    url=url, status=fetched.status, headers=fetched.headers, attempts=fetched.attempts,
+                    error_kind=kind, error=message)))
+            self.graphql_cost += 1
+            return results
+        data = body["data"]
+        rate = data.get("rateLimit") if isinstance(data.get("rateLimit"), dict) else None
+        cost = rate.get("cost") if rate else None
+        self.graphql_cost += float(cost) if isinstance(cost, int | float) else 1.0
+        errors_by_alias: dict[str, dict[str, Any]] = {}
+        for err in body.get("errors") or []:
+            if isinstance(err, dict) and err.get("path"):
+                errors_by_alias[str(err["path"][0])] = err
+        for i, (owner, name) in enumerate(repos):
+            alias = f"r{i}"
+            node = data.get(alias)
+            headers = dict(fetched.headers)
+            if isinstance(node, dict):
+                results.append(GraphQLResult(owner, name, Fetched(
+                    url=url, status=fetched.status, headers=headers, attempts=fetched.attempts,
+                    text=orjson.dumps(node).decode(), data=node)))
+                continue
+            err = errors_by_alias.get(alias, {})
+            etype = str(err.get("type") or "")
+            if etype == "NOT_FOUND":
+                kind = "gone"
+            elif etype in ("FORBIDDEN", "UNAUTHORIZED"):
+                kind = "blocked"
+            elif etype in ("RATE_LIMITED",):
+                kind = "rate_limited"
+            elif err:
+                kind = "transient"
+            else:
+                kind = "malformed"
+            message = f"GraphQL {etype or 'error'}: {str(err.get('message') or 'no repository node')[:200]}"
+            results.append(GraphQLResult(owner, name, Fetched(
+                url=url, status=fetched.status, headers=headers, attempts=fetched.attempts,
+                error_kind=kind, error=message)))
+        return results
+
+
+def _graphql_errors(body: dict[str, Any] | None) -> str | None:
+    if not body or not body.get("errors"):
+        return None
+    first = body["errors"][0]
+    if isinstance(first, dict):
+        return f"GraphQL {first.get('type') or 'error'}: {str(first.get('message'))[:200]}"
+    return "GraphQL error"

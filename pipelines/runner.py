@@ -1,0 +1,93 @@
+"""Running the `refresh` job in-process, the way `pulse refresh` and `pulse demo` do.
+
+No daemon is needed: the job executes in this process against a Dagster instance that lives
+under PULSE_HOME unless DAGSTER_HOME says otherwise, with the writer pool limited to one step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.settings import Settings
+
+INSTANCE_YAML = """\
+# Written by `pulse`: Dagster's instance for runs started from the CLI.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Use DAGSTER_HOME when set, else keep the instance under PULSE_HOME/dagster."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        return Path(home)
+    path = settings.home / "dagster"
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(path)
+    return path
+
+
+@dataclass
+class RefreshOutcome:
+    success: bool
+    seconds: float
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    failure: str | None = None
+    run_id: str | None = None
+
+
+def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error if event.event_specific_data else None
+            message = error.message.strip().splitlines()[-1] if error and error.message else "step failed"
+            cause = error.cause if error else None
+            while cause is not None and cause.cause is not None:
+                cause = cause.cause
+            if cause is not None and cause.message:
+                message = cause.message.strip().splitlines()[-1]
+            return f"{event.step_key}: {message}"
+    return None
+
+
+def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float = 20.0,
+                time_budget_s: float | None = None, log_level: str = "WARNING") -> RefreshOutcome:
+    """Materialize the whole asset graph once and say how it went (never raises on a step failure)."""
+    from pipelines.definitions import defs
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_dagster_home(settings)
+    job = defs.resolve_job_def("refresh")
+    run_config = {
+        "ops": {
+            "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
+        },
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+        step_seconds = {
+            stat.step_key: stat.end_time - stat.start_time
+            for stat in instance.get_run_step_stats(result.run_id)
+            if stat.start_time is not None and stat.end_time is not None
+        }
+    return RefreshOutcome(
+        success=result.success,
+        seconds=time.perf_counter() - started,
+        step_seconds=step_seconds,
+        failure=None if result.success else (_first_failure(result) or "the run failed"),
+        run_id=result.run_id,
+    )
