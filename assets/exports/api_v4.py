@@ -91,7 +91,7 @@ def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
     grids = con.execute(
         """
         WITH members AS (
-            SELECT gp.grid_id, list(gp.package_id ORDER BY p.title, p.id) AS package_ids
+            SELECT gp.grid_id, list(gp.package_id ORDER BY lower(p.title), p.id) AS package_ids
             FROM core.grid_packages gp JOIN core.packages p ON p.id = gp.package_id
             GROUP BY gp.grid_id)
         SELECT g.id, g.title, g.slug, g.description, g.is_locked, g.header, g.created, g.modified,

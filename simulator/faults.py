@@ -1,0 +1,121 @@
+"""Fault and limit configuration: the ``--faults`` grammar.
+
+A spec is a comma separated list of ``key=value`` items (see simulator/README.md)::
+
+    5xx=0.05,timeout=0.01,reset=0.01,malformed=0.01,truncated=0.01,
+    stats202forever=0.02,slow=0.05:2000,ratelimit=exhaust
+
+The same keys are accepted as a dict (``{"5xx": 0.05, "slow": "0.05:2000"}``).
+Every decision is deterministic: a hash of (fault seed, fault, method, path+query, n-th time that
+request was seen) for per-request faults, and of (fault seed, fault, repository) for per-repository
+ones, so the same crawl against the same world meets the same faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+
+PER_REQUEST = ("5xx", "500", "502", "503", "timeout", "reset", "malformed", "truncated", "slow")
+PER_REPO = ("stats202forever", "repo5xx")
+HOSTS = ("github", "pypi", "gitlab", "bitbucket", "catalogue")
+
+
+@dataclass
+class Faults:
+    rates: dict[str, float] = field(default_factory=dict)  # fault -> probability
+    slow_ms: float = 2000.0
+    timeout_ms: float = 30_000.0
+    seed: int = 0
+    hosts: tuple[str, ...] = ("github", "pypi", "gitlab", "bitbucket")
+    # GitHub limits
+    ratelimit: str = ""  # "" | exhaust | exhaust429
+    ratelimit_status: int = 403
+    quota: int = 5000  # per token per hour (REST core)
+    anon_quota: int = 60  # per client without a token per hour
+    graphql_quota: int = 5000  # points per token per hour
+    concurrency: int = 100  # in-flight requests per token before a secondary limit
+    burst: int = 900  # REST requests per token per 60 s before a secondary limit (0: off)
+
+    def enabled(self, fault: str) -> bool:
+        return self.rates.get(fault, 0.0) > 0.0
+
+    def applies_to(self, host: str) -> bool:
+        return host in self.hosts
+
+    def roll(self, fault: str, *key: object) -> bool:
+        rate = self.rates.get(fault, 0.0)
+        if rate <= 0.0:
+            return False
+        if rate >= 1.0:
+            return True
+        return unit_hash(self.seed, fault, *key) < rate
+
+
+def unit_hash(*parts: object) -> float:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _float(key: str, value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"fault {key!r}: {value!r} is not a number") from None
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"fault {key!r}: probability {rate} is not within 0..1")
+    return rate
+
+
+def parse_faults(spec: str | dict | Faults | None) -> Faults:
+    """Parse a fault spec string or dict into :class:`Faults` (raises ValueError when invalid)."""
+    if isinstance(spec, Faults):
+        return spec
+    faults = Faults()
+    if not spec:
+        return faults
+    if isinstance(spec, str):
+        items: list[tuple[str, str]] = []
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise ValueError(f"fault item {part!r} is not key=value")
+            k, v = part.split("=", 1)
+            items.append((k.strip(), v.strip()))
+    else:
+        items = [(str(k), str(v)) for k, v in spec.items()]
+    int_fields = {f.name for f in fields(Faults) if f.type in ("int",)}
+    for key, value in items:
+        if key in PER_REQUEST or key in PER_REPO:
+            if key in ("slow", "timeout") and ":" in value:
+                rate, ms = value.split(":", 1)
+                faults.rates[key] = _float(key, rate)
+                setattr(faults, f"{key}_ms", float(ms))
+            else:
+                faults.rates[key] = _float(key, value)
+        elif key == "ratelimit":
+            if value not in ("exhaust", "exhaust429", ""):
+                raise ValueError("ratelimit must be exhaust or exhaust429")
+            faults.ratelimit = value
+            if value == "exhaust429":
+                faults.ratelimit_status = 429
+        elif key == "ratelimit_status":
+            if value not in ("403", "429"):
+                raise ValueError("ratelimit_status must be 403 or 429")
+            faults.ratelimit_status = int(value)
+        elif key == "hosts":
+            hosts = tuple(h for h in value.replace("+", " ").replace("|", " ").split() if h)
+            bad = [h for h in hosts if h not in HOSTS]
+            if bad:
+                raise ValueError(f"unknown hosts {bad}; known: {HOSTS}")
+            faults.hosts = hosts
+        elif key in int_fields:
+            try:
+                setattr(faults, key, int(value))
+            except ValueError:
+                raise ValueError(f"{key} must be an integer") from None
+        else:
+            raise ValueError(f"unknown fault {key!r}")
+    return faults

@@ -1,0 +1,48 @@
+"""One real refresh, shared by the end-to-end tests: the real `pulse` CLI in a subprocess, against
+the simulator over real HTTP, into real DuckDB files in a temporary PULSE_HOME."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from simulator.server import SimServer, start_in_thread
+
+PULSE = str(Path(sys.executable).parent / "pulse")
+
+
+@dataclass
+class Refreshed:
+    sim: SimServer
+    home: Path
+    env: dict[str, str]
+    result: subprocess.CompletedProcess
+
+
+def pulse_env(sim: SimServer, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "GITHUB_TOKEN")}
+    env.update(sim.env())
+    env.update({"PULSE_HOME": str(home), "PULSE_PUBLIC_URL": sim.url, "PULSE_TIMEZONE": "America/New_York"})
+    env.update(extra)
+    return env
+
+
+def run_pulse(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300):
+    return subprocess.run([PULSE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture(scope="session")
+def refreshed(tmp_path_factory) -> Refreshed:
+    sim = start_in_thread(packages=240, seed=11)
+    home = tmp_path_factory.mktemp("pulse_home")
+    env = pulse_env(sim, home)
+    # from another working directory: nothing may depend on the current folder
+    result = run_pulse("refresh", env=env, cwd=tmp_path_factory.mktemp("elsewhere"))
+    yield Refreshed(sim, home, env, result)
+    sim.stop()

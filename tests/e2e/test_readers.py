@@ -1,0 +1,77 @@
+"""Readers of the published snapshot: `pulse serve`, and the notebooks executed for real."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import nbformat
+import orjson
+import pytest
+from nbclient import NotebookClient
+
+from tests.e2e.conftest import PULSE
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(refreshed):
+    port = _free_port()
+    process = subprocess.Popen([PULSE, "serve", "--port", str(port)], env=refreshed.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base}/api/v4/", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
+            time.sleep(0.2)
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_serve_matches_the_static_export(served, refreshed):
+    root = httpx.get(f"{served}/api/v4/").json()
+    assert list(root) == ["packages", "search", "grids", "categories"]
+    listing = httpx.get(f"{served}/api/v4/packages/?limit=5&offset=5").json()
+    assert listing["previous"].endswith("/api/v4/packages/?limit=5")
+    assert listing["next"].endswith("/api/v4/packages/?limit=5&offset=10")
+    first = listing["results"][0]
+    exported = orjson.loads((refreshed.home / "export/api/v4/packages" / str(first["id"]) / "index.json").read_bytes())
+    assert first == exported
+    by_slug = httpx.get(f"{served}/api/v4/packages/{first['slug']}/").json()
+    assert by_slug == exported
+    missing = httpx.get(f"{served}/api/v4/packages/999999/")
+    assert missing.status_code == 404 and missing.json() == {"detail": "No Package matches the given query."}
+    assert httpx.get(f"{served}/api/v4/categories/apps/").status_code == 404  # categories: id only
+    hits = httpx.get(f"{served}/api/v4/search/", params={"q": first["slug"][:6]}).json()
+    assert isinstance(hits, list) and 0 < len(hits) <= 20
+    assert {"item_type", "absolute_url", "slug", "repo_watchers", "participants"} <= set(hits[0])
+    assert httpx.get(f"{served}/api/v4/search/", params={"q": ""}).json() == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs_on_the_published_snapshot(path, refreshed, monkeypatch):
+    monkeypatch.setenv("PULSE_HOME", str(refreshed.home))
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert os.environ["PULSE_HOME"] == str(refreshed.home)

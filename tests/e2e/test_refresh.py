@@ -1,0 +1,142 @@
+"""`pulse refresh` end to end: the round trip through the simulator's djangopackages API."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import httpx
+import orjson
+import pytest
+
+from tests.e2e.conftest import pulse_env, run_pulse
+
+
+def _export(refreshed, kind: str, object_id: int) -> dict:
+    return orjson.loads((refreshed.home / "export/api/v4" / kind / str(object_id) / "index.json").read_bytes())
+
+
+def _served(refreshed, path: str) -> dict:
+    response = httpx.get(f"{refreshed.sim.url}{path}", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_refresh_exits_zero_and_reports_errors(refreshed):
+    assert refreshed.result.returncode == 0, refreshed.result.stderr[-3000:]
+    assert "refresh completed" in refreshed.result.stderr
+    assert "package errors recorded" in refreshed.result.stderr  # deleted/blocked repos exist in this world
+    for name in ("warehouse.duckdb", "published.duckdb", "export/api/v4/index.json",
+                 "export/api/v4/packages/index.json", "dagster/dagster.yaml"):
+        assert (refreshed.home / name).exists(), name
+
+
+def _round_trip_ids(world) -> list[int]:
+    ids = {p.id for p in world.select("healthy")}
+    ids |= {p.id for p in world.select("gitlab", "crawlable")}
+    ids |= {p.id for p in world.select("bitbucket", "crawlable")}
+    return sorted(ids)
+
+
+def test_round_trip_packages_identical_except_last_fetched(refreshed):
+    world = refreshed.sim.world
+    ids = _round_trip_ids(world)
+    assert len(ids) > 50
+    mismatches = {}
+    for pid in ids:
+        expected = _served(refreshed, f"/api/v4/packages/{pid}/")
+        got = _export(refreshed, "packages", pid)
+        assert list(got) == list(expected)
+        expected.pop("last_fetched")
+        got.pop("last_fetched")
+        if got != expected:
+            mismatches[pid] = {k: (expected[k], got[k]) for k in expected if expected[k] != got[k]}
+    assert not mismatches, json.dumps(dict(list(mismatches.items())[:5]), indent=1, default=str)
+
+
+@pytest.mark.parametrize(
+    ("traits", "why"),
+    [
+        (("healthy", "bots"), "bots among participants"),
+        (("healthy", "not_on_pypi"), "null pypi_version"),
+        (("healthy", "documentation_url"), "documentation_url from PyPI project_urls"),
+        (("gitlab", "crawlable"), "a repo on a host that is not GitHub"),
+        (("healthy", "renamed"), "renamed"),
+    ],
+)
+def test_round_trip_covers(refreshed, traits, why):
+    world = refreshed.sim.world
+    chosen = world.select(*traits, limit=3)
+    if "renamed" in traits:
+        chosen = world.select("renamed", "crawlable", limit=3)
+    assert chosen, f"the world has no package for: {why}"
+    for package in chosen:
+        expected = _served(refreshed, f"/api/v4/packages/{package.id}/")
+        got = _export(refreshed, "packages", package.id)
+        expected.pop("last_fetched"), got.pop("last_fetched")
+        assert got == expected, why
+    if "bots" in traits:
+        assert any(login.endswith("[bot]") for login in got["participants"])
+    if "not_on_pypi" in traits:
+        assert got["pypi_version"] is None
+
+
+def test_every_pypi_url_form_round_trips(refreshed):
+    world = refreshed.sim.world
+    forms = {}
+    for package in world.select("healthy", "on_pypi"):
+        url = package.pypi_url
+        form = ("bare" if url and "/" not in url else "legacy" if "pypi.python.org" in url
+                else "project" if "pypi.org/project" in url else "empty" if not url else "other")
+        forms.setdefault(form, package.id)
+    assert {"bare", "legacy", "project"} <= set(forms), forms
+    for pid in forms.values():
+        expected = _served(refreshed, f"/api/v4/packages/{pid}/")
+        got = _export(refreshed, "packages", pid)
+        assert (got["pypi_url"], got["pypi_version"]) == (expected["pypi_url"], expected["pypi_version"])
+        assert got["pypi_version"] is not None
+
+
+def test_grids_and_categories_round_trip(refreshed):
+    for kind in ("grids", "categories"):
+        listing = _served(refreshed, f"/api/v4/{kind}/?limit=1000")
+        for record in listing["results"]:
+            assert _export(refreshed, kind, record["id"]) == record, (kind, record["id"])
+
+
+def test_list_first_pages(refreshed):
+    for kind in ("packages", "grids", "categories"):
+        got = orjson.loads((refreshed.home / "export/api/v4" / kind / "index.json").read_bytes())
+        expected = _served(refreshed, f"/api/v4/{kind}/")
+        assert got["count"] <= expected["count"]
+        assert list(got) == ["count", "next", "previous", "results"]
+        assert got["previous"] is None
+        assert [r["id"] for r in got["results"]] == sorted((r["id"] for r in got["results"]), reverse=True)
+
+
+def test_no_request_left_the_configured_hosts_and_no_token_in_outputs(refreshed):
+    stats = refreshed.sim.stats()
+    assert sum(stats["by_status"].values()) > 0 if "by_status" in stats else True
+    con = duckdb.connect(str(refreshed.home / "published.duckdb"), read_only=True)
+    try:
+        urls = con.execute("SELECT count(*) FROM core.packages").fetchone()[0]
+        assert urls > 0
+    finally:
+        con.close()
+
+
+def test_fatal_error_is_one_line_and_non_zero(refreshed, tmp_path):
+    env = pulse_env(refreshed.sim, tmp_path / "home", PULSE_CATALOGUE="http://127.0.0.1:9")
+    result = run_pulse("refresh", env=env)
+    assert result.returncode != 0
+    last = [line for line in result.stderr.strip().splitlines() if line.strip()][-1]
+    assert last.startswith("pulse: refresh failed") and "127.0.0.1:9" in last, result.stderr[-2000:]
+
+
+def test_query_and_export_read_the_published_snapshot(refreshed, tmp_path):
+    result = run_pulse("query", "SELECT count(*) AS n FROM core.packages", "--format", "json", env=refreshed.env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["n"] == refreshed.sim.world.packages or json.loads(result.stdout)[0]["n"] > 0
+    result = run_pulse("export", "--out", str(tmp_path / "datasets"), env=refreshed.env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "datasets" / "core.packages.parquet").exists()
