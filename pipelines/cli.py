@@ -51,7 +51,8 @@ def _crawl_errors_summary(settings: Settings) -> list[tuple[str, str, int]]:
         con.close()
 
 
-def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None) -> None:
+def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
+             replay: bool = False) -> None:
     from pipelines.runner import run_refresh
 
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
@@ -67,7 +68,8 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     progress.install(listener)
     try:
         with bars:
-            outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget)
+            outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
+                                  replay=replay)
     finally:
         progress.install(None)
     table = Table(title="steps", show_header=True)
@@ -100,9 +102,10 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Crawl every package, however fresh its data.")
 @click.option("--max-age-hours", type=float, default=20.0, show_default=True, help="Re-crawl data older than this.")
 @click.option("--time-budget", type=float, default=None, help="Seconds; checkpoint and stop cleanly after it.")
-def refresh(force: bool, max_age_hours: float, time_budget: float | None) -> None:
+@click.option("--replay", is_flag=True, help="Rebuild core/marts/exports from the raw archive only (no network).")
+def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool) -> None:
     """Materialize the whole asset graph once, in-process."""
-    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget)
+    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget, replay=replay)
 
 
 @main.command()

@@ -36,32 +36,36 @@ CATEGORIES = [
      "Django in some way."),
 ]
 
-_WORDS_A = (
-    "admin auth rest ajax cache celery cms comments config cors crispy csv debug dynamic easy "
-    "email extra fast filter forms geo graph guardian haystack health history i18n import json "
-    "jwt lazy ldap live log mail markdown media model money mptt multi nested notify oauth "
-    "object orm page paginator perm phone polymorphic post push query queue quick rate redis "
-    "reversion rich safe sass search secure select seo session shop simple site sitemap slug "
-    "smart social sortable static storage stripe super tag task tenant test text theme "
-    "thumbnail timezone token tree upload user uuid version video view vote watch web widget "
-    "wiki workflow yaml"
-).split()
-_WORDS_B = (
-    "tools utils fields forms views toolbar framework backend helpers api kit manager "
-    "middleware models panel plus widgets tags extensions registry storage builder client "
-    "filters mixins loader bridge suite engine layer core compat hub box lab pack flow "
-    "pages blocks editor importer exporter tracker logger monitor scheduler router cache "
-    "sync pipeline signals generator permissions admin emails"
-).split()
+_WORDS_A = [
+    "admin", "auth", "rest", "ajax", "cache", "celery", "cms", "comments", "config", "cors", "crispy",
+    "csv", "debug", "dynamic", "easy", "email", "extra", "fast", "filter", "forms", "geo", "graph",
+    "guardian", "haystack", "health", "history", "i18n", "import", "json", "jwt", "lazy", "ldap",
+    "live", "log", "mail", "markdown", "media", "model", "money", "mptt", "multi", "nested", "notify",
+    "oauth", "object", "orm", "page", "paginator", "perm", "phone", "polymorphic", "post", "push",
+    "query", "queue", "quick", "rate", "redis", "reversion", "rich", "safe", "sass", "search", "secure",
+    "select", "seo", "session", "shop", "simple", "site", "sitemap", "slug", "smart", "social",
+    "sortable", "static", "storage", "stripe", "super", "tag", "task", "tenant", "test", "text",
+    "theme", "thumbnail", "timezone", "token", "tree", "upload", "user", "uuid", "version", "video",
+    "view", "vote", "watch", "web", "widget", "wiki", "workflow", "yaml"
+]
+_WORDS_B = [
+    "tools", "utils", "fields", "forms", "views", "toolbar", "framework", "backend", "helpers", "api",
+    "kit", "manager", "middleware", "models", "panel", "plus", "widgets", "tags", "extensions",
+    "registry", "storage", "builder", "client", "filters", "mixins", "loader", "bridge", "suite",
+    "engine", "layer", "core", "compat", "hub", "box", "lab", "pack", "flow", "pages", "blocks",
+    "editor", "importer", "exporter", "tracker", "logger", "monitor", "scheduler", "router", "cache",
+    "sync", "pipeline", "signals", "generator", "permissions", "admin", "emails"
+]
 _PREFIXES = ("django-", "django-", "django-", "dj-", "", "drf-", "wagtail-")
-_FIRST = (
-    "alex anna ben carl dana eli fran greg hana ivan jane kai lena marc nina omar paul "
-    "quinn rosa sam tara uma vic wes xena yuri zoe jacob mia noah liam emma luca sofia"
-).split()
-_ORGS = (
-    "jazzband encode wagtail django-commons pinax divio torchbox mozilla evansd "
-    "etianen aaugustin fabiocaccamo matthewwithanm carltongibson adamchainz"
-).split()
+_FIRST = [
+    "alex", "anna", "ben", "carl", "dana", "eli", "fran", "greg", "hana", "ivan", "jane", "kai", "lena",
+    "marc", "nina", "omar", "paul", "quinn", "rosa", "sam", "tara", "uma", "vic", "wes", "xena", "yuri",
+    "zoe", "jacob", "mia", "noah", "liam", "emma", "luca", "sofia"
+]
+_ORGS = [
+    "jazzband", "encode", "wagtail", "django-commons", "pinax", "divio", "torchbox", "mozilla",
+    "evansd", "etianen", "aaugustin", "fabiocaccamo", "matthewwithanm", "carltongibson", "adamchainz"
+]
 _BOTS = ("dependabot[bot]", "pre-commit-ci[bot]", "github-actions[bot]", "renovate[bot]")
 _LICENSES = (
     ("mit", "MIT License", "MIT"),
@@ -84,6 +88,14 @@ _MALFORMED = (
     "github: {name}",
     "http://",
     "see {name} docs",
+)
+
+# rare traits forced onto one package each (so small worlds still have them)
+FORCED = (
+    "renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "archived", "fork",
+    "contributors_too_large", "many_contributors", "gitlab", "bitbucket", "dead_host", "malformed_url",
+    "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
+    "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous",
 )
 
 # every trait a test can select packages by (see README)
@@ -232,6 +244,17 @@ class World:
         self._grids: list[tuple[int, str, str, str, bool, bool, datetime, datetime, tuple[int, ...]]] | None
         self._grids = None
         self._package_grids: dict[int, list[int]] | None = None
+        # rare traits are guaranteed in every world of >= 2 * len(FORCED) packages
+        self._forced: dict[int, str] = {}
+        if self.n >= 2 * len(FORCED):
+            k = 0
+            for trait in FORCED:
+                while True:
+                    pid = 1 + (self.seed * 7919 + k * 104_729) % self.n
+                    k += 1
+                    if pid not in self._forced:
+                        self._forced[pid] = trait
+                        break
         self.package = lru_cache(maxsize=20_000)(self._make_package)
         self.commits = lru_cache(maxsize=2_000)(self._make_commits)
         self.contributors = lru_cache(maxsize=2_000)(self._make_contributors)
@@ -253,6 +276,7 @@ class World:
         if not 1 <= pid <= self.n:
             raise KeyError(pid)
         rng = random.Random(_seed_int(self.seed, "pkg", pid))
+        force = self._forced.get(pid, "")
         now = self.now
         slug = self._slug(pid)
         traits: set[str] = set()
@@ -278,6 +302,8 @@ class World:
             host = "malformed"
         else:
             host = "none"
+        host = {"gitlab": "gitlab", "bitbucket": "bitbucket", "dead_host": "dead", "malformed_url": "malformed",
+                "pypi_only": "none"}.get(force, "github" if force else host)
         if rng.random() < 0.3:
             owner = rng.choice(_ORGS)
         else:
@@ -300,6 +326,10 @@ class World:
                 status = "blocked_tos"
             elif r < 0.095:
                 status = "empty"
+        if force in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty"):
+            status = force
+        elif force:
+            status = "ok"
         if status == "renamed":
             if rng.random() < 0.5:
                 owner = rng.choice(_ORGS) + "-org"
@@ -307,6 +337,8 @@ class World:
                 name = f"{name}-legacy" if rng.random() < 0.3 else f"{name}2"
         archived = host == "github" and status in ("ok", "renamed") and rng.random() < 0.08
         fork = host == "github" and status in ("ok", "renamed") and rng.random() < 0.04
+        if force:
+            archived, fork = force == "archived", force == "fork"
 
         stars = _lognormal_int(rng, 27, 2.08, 90_000)
         if status == "empty":
@@ -352,11 +384,22 @@ class World:
             bots = tuple(rng.sample(_BOTS, rng.randrange(1, 3)))
         n_anonymous = rng.randrange(1, 6) if rng.random() < 0.2 else 0
         too_large = host == "github" and status == "ok" and rng.random() < 0.004
+        if force:
+            too_large = force == "contributors_too_large"
+        if force == "many_contributors":
+            n_contributors = rng.randrange(101, 330)
+        if force == "bots_anonymous":
+            bots, n_anonymous = ("dependabot[bot]", "pre-commit-ci[bot]"), 2
         stats_202 = rng.choices((0, 1, 2), weights=(55, 35, 10))[0]
 
         # ------------------------------------------------------------ PyPI
         r = rng.random()
-        if host == "none":
+        if force in ("yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "pypi_only",
+                     "inactive_classifier", "project_urls_null", "docs_url"):
+            pypi_status = "ok"
+        elif force == "not_on_pypi":
+            pypi_status = "missing"
+        elif host == "none":
             pypi_status = "ok" if rng.random() < 0.9 else "missing"
         elif r < 0.78:
             pypi_status = "ok"
@@ -391,6 +434,12 @@ class World:
             elif r < 0.04:
                 simple_status = "quarantined"
                 pypi_status = "quarantined"
+        if force == "pypi_quarantined":
+            simple_status, pypi_status = "quarantined", "quarantined"
+        elif force == "pypi_archived":
+            simple_status = "archived"
+        elif force:
+            simple_status = "active"
         yanked_latest = pypi_status == "ok" and rng.random() < 0.04
         prerelease_only = pypi_status == "ok" and not yanked_latest and rng.random() < 0.03
         inactive_classifier = pypi_status == "ok" and (
@@ -399,6 +448,14 @@ class World:
         docs_in_project_urls = pypi_status == "ok" and not project_urls_null and rng.random() < 0.4
         docs_url = (f"https://pythonhosted.org/{pypi_name}/"
                     if pypi_status == "ok" and rng.random() < 0.05 else None)
+        if force and pypi_status == "ok":
+            yanked_latest = force == "yanked_latest"
+            prerelease_only = force == "prerelease_only"
+            inactive_classifier = inactive_classifier or force == "inactive_classifier"
+            project_urls_null = force == "project_urls_null" or (project_urls_null and force != "docs_url")
+            docs_in_project_urls = docs_in_project_urls and not project_urls_null and force != "docs_url"
+            if force == "docs_url":
+                docs_url = f"https://pythonhosted.org/{pypi_name}/"
         r = rng.random()
         catalogue_doc = (None if r < 0.35 else "" if r < 0.55
                          else f"https://{slug}.readthedocs.io/en/latest/")
@@ -728,6 +785,16 @@ class World:
                 entry["id"] = 1_000_000 + _seed_int("user", login.lower()) % 150_000_000
             out.append(entry)
         return tuple(out)
+
+    def contributors_generic(self, pid: int) -> list[dict]:
+        """GitLab-style contributors: name, email, commits, additions, deletions (commits desc)."""
+        p = self.package(pid)
+        counts: dict[str, int] = {}
+        for c in self.commits(pid):
+            counts[c.author_name] = counts.get(c.author_name, 0) + 1
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [{"name": name, "email": f"{name.lower()}@example.org", "commits": n,
+                 "additions": n * (11 + p.id % 7), "deletions": n * (3 + p.id % 5)} for name, n in ranked]
 
     def _make_releases(self, pid: int) -> tuple[Release, ...]:
         """PyPI releases, oldest first."""

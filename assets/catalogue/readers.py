@@ -100,7 +100,7 @@ def _open_text(path: Path) -> str:
             data = gzip.decompress(data)
         elif data[:6] == b"\xfd7zXZ\x00":
             data = lzma.decompress(data)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
         raise CatalogueInvalid(f"catalogue file {path}: cannot decompress ({exc})") from exc
     try:
         return data.decode("utf-8-sig")

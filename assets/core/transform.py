@@ -232,7 +232,7 @@ def _decode_series(body: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list
     """
     try:
         return body.str.json_decode(dtype), []
-    except Exception:  # noqa: BLE001 - polars raises ComputeError/SchemaError/... for bad JSON
+    except Exception:
         if body.len() == 1:
             return pl.Series(body.name, [None], dtype=dtype), [0]
     mid = body.len() // 2
@@ -599,12 +599,12 @@ def _other_hosts(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
             )
     try:
         repo_frame = pl.DataFrame(repos, schema=REPO_FACTS, strict=False)
-    except Exception:  # noqa: BLE001 - a field of an unexpected type: fall back to row checks
+    except Exception:
         repo_frame = _empty(REPO_FACTS)
         for rec in repos:
             try:
                 repo_frame = repo_frame.vstack(pl.DataFrame([rec], schema=REPO_FACTS, strict=False))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 bad.append(rec["subject"])
     return (
         repo_frame,

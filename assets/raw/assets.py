@@ -4,7 +4,6 @@ One asset per upstream (raw/github, raw/pypi, ...) so the UI shows each archive'
 single step produces them all: a Dagster step per package would cost more than the crawl itself.
 """
 
-from __future__ import annotations
 
 from collections import Counter
 

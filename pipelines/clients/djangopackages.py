@@ -1,9 +1,9 @@
 """Reader of a djangopackages-compatible API v4 (the catalogue source), synchronous httpx.
 
 Reads `/api/v4/categories/`, `/api/v4/grids/` and `/api/v4/packages/` under a base URL, asking for
-large pages and following `next` links. Safety: every URL requested is on the base URL's host:port
-(a `next` link elsewhere raises `CatalogueInvalid` and is not followed), a page seen twice ends the
-walk with an error (no loops), and the number of pages is bounded.
+large pages and following `next` links. Safety: every URL requested is on the base URL's scheme and
+host:port (a `next` link or redirect elsewhere raises `CatalogueInvalid` and is not followed), a page
+seen twice ends the walk with an error (no loops), and the number of pages is bounded.
 
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried a bounded number of times
 with jittered exponential backoff (tenacity); when the catalogue still cannot be read,
@@ -67,8 +67,11 @@ def id_from_url(value: Any) -> int | None:
     text = value.strip()
     if text.isdigit():
         return int(text) or None
-    path = urlsplit(text).path if "://" in text else text
-    match = _ID_IN_URL.search(path)
+    text = text.split("#", 1)[0].split("?", 1)[0]
+    if "://" in text:  # only the path counts (not a port or a numeric host)
+        start = text.find("/", text.find("://") + 3)
+        text = text[start:] if start >= 0 else ""
+    match = _ID_IN_URL.search(text)
     return int(match.group(1)) if match else None
 
 
@@ -98,6 +101,7 @@ class DjangoPackagesClient:
             raise CatalogueInvalid(f"catalogue base URL {self.base_url!r} is not an http(s) URL")
         self.base_url = self.base_url.rstrip("/")
         self._netloc = netloc(self.base_url)
+        self._scheme = parts.scheme
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -133,7 +137,7 @@ class DjangoPackagesClient:
             location = netloc(url)
         except ValueError as exc:
             raise CatalogueInvalid(f"catalogue link {url!r} from {referrer} is not a URL ({exc})") from exc
-        if parts.scheme not in ("http", "https") or location != self._netloc or parts.username:
+        if parts.scheme != self._scheme or location != self._netloc or parts.username:
             raise CatalogueInvalid(
                 f"catalogue link {_one_line(url)} from {referrer} leaves {self._netloc}: not followed"
             )

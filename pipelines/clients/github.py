@@ -34,6 +34,7 @@ GRAPHQL_REPO_FIELDS = """
       isArchived
       isFork
       isDisabled
+      isEmpty
       pushedAt
       createdAt
       updatedAt
@@ -91,7 +92,10 @@ class GitHub:
         return fetched
 
     async def participation(self, full_name: str, etag: str | None = None) -> Fetched:
-        """stats/participation; 202 = being computed: bounded polls, then error_kind `computing`."""
+        """stats/participation; 202 = being computed: bounded polls, then error_kind `computing`.
+
+        204 (empty repository) is archived as `{"all": [], "owner": []}`.
+        """
         path = repo_path(full_name) + "/stats/participation"
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.computing_attempts)),
@@ -114,8 +118,10 @@ class GitHub:
             fetched.error_kind = "computing"
             fetched.error = f"statistics still being computed after {polls} polls"
             fetched.data = None
-        elif fetched.status == 204:
-            fetched.error_kind, fetched.error = "computing", "HTTP 204: no statistics (empty repository)"
+        elif fetched.status == 204 and fetched.error_kind is None:
+            # an empty repository has no statistics: archived as empty series (like contributors' [])
+            fetched.text = '{"all": [], "owner": []}'
+            fetched.data = {"all": [], "owner": []}
         elif fetched.ok and not (isinstance(fetched.data, dict) and isinstance(fetched.data.get("all"), list)):
             fetched.error_kind, fetched.error = "malformed", "participation body has no 'all' list"
         return fetched
@@ -189,8 +195,17 @@ class GitHub:
     async def graphql_repos(self, repos: list[tuple[str, str]]) -> list[GraphQLResult]:
         """Repository nodes for a batch; per-repo errors (NOT_FOUND, ...) are classified."""
         assert self.graphql is not None
-        fetched = await self.graphql.request("POST", "", json_body={"query": self.graphql_query(repos)},
-                                             headers={"Content-Type": "application/json"})
+        query = self.graphql_query(repos)
+        for _ in range(self.graphql.tuning.quota_max_waits + 1):
+            fetched = await self.graphql.request("POST", "", json_body={"query": query},
+                                                 headers={"Content-Type": "application/json"})
+            body = fetched.data if isinstance(fetched.data, dict) else None
+            limited = body is not None and any(
+                isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in body.get("errors") or [])
+            if not limited or self.graphql.pool is None:
+                break
+            # the points are spent: wait for the reset (or stop at the budget) and ask again
+            self.graphql.pool.exhausted_headers("graphql", fetched.headers)
         results: list[GraphQLResult] = []
         url = fetched.url
         body = fetched.data if isinstance(fetched.data, dict) else None

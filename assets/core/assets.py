@@ -1,0 +1,89 @@
+"""Dagster assets for the core layer: raw archive + catalogue tables -> core.* (one writer step)."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from assets.core.transform import CORE_TABLES, build_core
+from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from warehouse.archive import latest_responses, scan_archive
+from warehouse.ddl import create_raw_views
+from warehouse.load import query, replace_tables
+
+CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
+CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
+RAW_DEPS = [dg.AssetKey(["raw", s]) for s in ("github", "pypi", "gitlab", "bitbucket")]
+
+DESCRIPTIONS = {
+    "core.categories": "Catalogue categories (one row per category id).",
+    "core.grids": "Catalogue grids (one row per grid id).",
+    "core.grid_packages": "Grid memberships between known grids and packages.",
+    "core.packages": "One row per catalogue package with what the crawl learnt (API v4 semantics).",
+    "core.repositories": "One row per repository (repo_key): GitHub/GitLab/Bitbucket facts.",
+    "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
+    "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
+    "core.releases": "PyPI releases per package.",
+    "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts.",
+}
+
+
+def core_key(name: str) -> dg.AssetKey:
+    """"core.packages" -> AssetKey(["core", "packages"])."""
+    return dg.AssetKey(name.split("."))
+
+
+def read_catalogue(con) -> dict:
+    missing = [
+        t
+        for t in CATALOGUE_TABLES
+        if not con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'catalogue' AND table_name = ?", [t]
+        ).fetchall()
+    ]
+    if missing:
+        raise dg.Failure(
+            f"catalogue tables missing from the warehouse: {', '.join(missing)} (materialize the catalogue first)"
+        )
+    return {t: query(con, f"SELECT * FROM catalogue.{t}") for t in CATALOGUE_TABLES}
+
+
+@dg.multi_asset(
+    name="core_tables",
+    specs=[
+        dg.AssetSpec(
+            core_key(name),
+            deps=CATALOGUE_DEPS + RAW_DEPS,
+            group_name="core",
+            kinds={"duckdb", "polars"},
+            description=DESCRIPTIONS[name],
+        )
+        for name in CORE_TABLES
+    ],
+    pool=WRITER_POOL,
+    can_subset=False,
+)
+def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
+    """Parse the newest good raw responses and join them onto the catalogue; write all core tables in
+    one transaction (a failure leaves the previous tables in place)."""
+    raw_dir = pulse.settings().raw_dir
+    with warehouse.writer() as con:
+        catalogue = read_catalogue(con)
+        tables = build_core(
+            catalogue, latest_responses(raw_dir), now=datetime.now(UTC), archive=scan_archive(raw_dir)
+        )
+        counts = replace_tables(con, tables)
+        create_raw_views(con, raw_dir)
+    errors = tables["core.crawl_errors"]
+    kinds = errors.group_by("kind").len().sort("kind")
+    for name in CORE_TABLES:
+        metadata: dict[str, object] = {"dagster/row_count": counts[name]}
+        if name == "core.crawl_errors":
+            metadata["by_kind"] = dg.MetadataValue.json(dict(kinds.iter_rows()))
+        if name == "core.packages":
+            metadata["stale_packages"] = int(tables[name]["is_stale"].sum())
+        yield dg.MaterializeResult(asset_key=core_key(name), metadata=metadata)
+    context.log.info("core tables: %s", counts)
+
+
+core_assets = [core_tables]

@@ -1,0 +1,131 @@
+"""The djangopackages.org API v4 (see ../shared/API_V4.md), computed from the world."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+from simulator.core import Resp, SimState, json_resp
+from simulator.world import CATEGORIES, drf_datetime
+
+KINDS = {"packages": "Package", "grids": "Grid", "categories": "Category"}
+
+
+def not_found(kind: str) -> Resp:
+    return json_resp({"detail": f"No {KINDS[kind]} matches the given query."}, 404,
+                     content_type="application/json")
+
+
+def root(state: SimState, base: str) -> Resp:
+    api = f"{base}/api/v4"
+    return json_resp({"packages": f"{api}/packages/", "search": f"{api}/search/",
+                      "grids": f"{api}/grids/", "categories": f"{api}/categories/"},
+                     content_type="application/json")
+
+
+def _count(state: SimState, kind: str) -> int:
+    if kind == "packages":
+        return state.world.n
+    if kind == "grids":
+        return len(state.world.grids())
+    return len(CATEGORIES)
+
+
+def _detail(state: SimState, base: str, kind: str, ident: int) -> dict:
+    w = state.world
+    if kind == "packages":
+        return w.v4_package(ident, base)
+    if kind == "grids":
+        return w.v4_grid(ident, base)
+    return w.v4_category(ident)
+
+
+def listing(state: SimState, base: str, kind: str, query: str) -> Resp:
+    q = parse_qs(query)
+    try:
+        limit = int(q.get("limit", ["20"])[0])
+        if limit <= 0:
+            limit = 20
+    except ValueError:
+        limit = 20
+    try:
+        offset = max(0, int(q.get("offset", ["0"])[0]))
+    except ValueError:
+        offset = 0
+    count = _count(state, kind)
+    ids = range(count - offset, max(0, count - offset - limit), -1)  # -id order, ids are 1..count
+    results = [_detail(state, base, kind, i) for i in ids]
+    url = f"{base}/api/v4/{kind}/"
+    nxt = f"{url}?{urlencode({'limit': limit, 'offset': offset + limit})}" if offset + limit < count else None
+    prev = None
+    if offset > 0:
+        prev_offset = max(0, offset - limit)
+        prev = (f"{url}?{urlencode({'limit': limit})}" if prev_offset == 0
+                else f"{url}?{urlencode({'limit': limit, 'offset': prev_offset})}")
+    return json_resp({"count": count, "next": nxt, "previous": prev, "results": results},
+                     content_type="application/json")
+
+
+def detail(state: SimState, base: str, kind: str, ident: str) -> Resp:
+    w = state.world
+    pid: int | None = None
+    if ident.isdigit():
+        pid = int(ident)
+        if not 1 <= pid <= _count(state, kind):
+            return not_found(kind)
+    elif kind == "packages":
+        p = w.find_slug(ident)
+        pid = p.id if p else None
+    elif kind == "grids":
+        pid = next((g[0] for g in w.grids() if g[2] == ident), None)
+    if pid is None:
+        return not_found(kind)
+    return json_resp(_detail(state, base, kind, pid), content_type="application/json")
+
+
+def _strip_prefix(text: str) -> str:
+    for prefix in ("django-", "django_", "django ", "dj-"):
+        if text.lower().startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
+def search(state: SimState, base: str, query: str) -> Resp:
+    q = parse_qs(query).get("q", [""])[0].strip().lower()
+    if not q:
+        return json_resp([], content_type="application/json")
+    w = state.world
+    hits = []
+    for g in w.grids():
+        if q in g[1].lower() or q in g[2]:
+            hits.append({
+                "description": g[3], "title": g[1], "title_no_prefix": _strip_prefix(g[1]),
+                "slug_no_prefix": _strip_prefix(g[2]), "clean_title": g[2].replace("-", ""),
+                "absolute_url": f"/grids/g/{g[2]}/", "created": drf_datetime(g[6]),
+                "modified": drf_datetime(g[7]), "weight": float(len(g[8])), "item_type": "grid",
+                "slug": g[2], "category": "", "repo_watchers": 0, "repo_forks": 0,
+                "pypi_downloads": 0, "score": 0, "usage": 0, "participants": "",
+                "last_committed": None, "last_released": None,
+            })
+    slugs = w._build_index()["slug"]
+    for slug, pid in slugs.items():
+        if q not in slug:
+            p = w.package(pid)
+            if q not in p.title.lower():
+                continue
+        rec = w.v4_package(pid, base)
+        p = w.package(pid)
+        rels = w.releases(pid) if p.pypi_status == "ok" else ()
+        hits.append({
+            "description": rec["repo_description"], "title": p.title,
+            "title_no_prefix": _strip_prefix(p.title), "slug_no_prefix": _strip_prefix(p.slug),
+            "clean_title": p.slug.replace("-", ""), "absolute_url": f"/packages/p/{p.slug}/",
+            "created": rec["created"], "modified": rec["modified"],
+            "weight": float(rec["repo_watchers"]), "item_type": "package", "slug": p.slug,
+            "category": CATEGORIES[p.category_id - 1][1], "repo_watchers": rec["repo_watchers"],
+            "repo_forks": rec["repo_forks"], "pypi_downloads": 0, "score": rec["repo_watchers"],
+            "usage": (pid * 7) % 40, "participants": ",".join(rec["participants"]),
+            "last_committed": rec["last_updated"],
+            "last_released": drf_datetime(rels[-1].upload_time) if rels else None,
+        })
+    hits.sort(key=lambda h: (-h["weight"], h["slug"]))
+    return json_resp(hits[:20], content_type="application/json")

@@ -1,0 +1,197 @@
+"""GitLab v4 and Bitbucket 2.0: the endpoints a crawler needs, with their pagination."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, quote, urlencode
+
+from simulator.core import Resp, SimState, json_resp
+from simulator.world import Package, gh_time, sha1
+
+
+def gitlab_404(what: str = "Project") -> Resp:
+    return json_resp({"message": f"404 {what} Not Found"}, 404)
+
+
+def bitbucket_404(path: str = "") -> Resp:
+    return json_resp({"type": "error", "error": {"message": "Repository not found" if path else "Resource not found"}},
+                     404)
+
+
+def _ms(dt) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _int(q: dict, name: str, default: int, lo: int, hi: int) -> int:
+    try:
+        return max(lo, min(hi, int(q.get(name, [default])[0])))
+    except ValueError:
+        return default
+
+
+def gitlab_project_json(state: SimState, p: Package, base: str) -> dict:
+    commits = state.world.commits(p.id)
+    ns_path, _, name = p.full_name.rpartition("/")
+    last_activity = (commits[0].date if commits else p.repo_created) + timedelta(minutes=11)
+    pid = 1_000_000 + p.id * 3
+    web = f"https://gitlab.com/{p.full_name}"
+    return {
+        "id": pid, "description": p.description or "", "name": name,
+        "name_with_namespace": f"{ns_path.replace('/', ' / ')} / {name}", "path": name,
+        "path_with_namespace": p.full_name, "created_at": _ms(p.repo_created),
+        "default_branch": p.default_branch, "tag_list": list(p.topics), "topics": list(p.topics),
+        "ssh_url_to_repo": f"git@gitlab.com:{p.full_name}.git", "http_url_to_repo": f"{web}.git",
+        "web_url": web, "readme_url": f"{web}/-/blob/{p.default_branch}/README.md",
+        "forks_count": p.forks, "avatar_url": None, "star_count": p.stars,
+        "last_activity_at": _ms(last_activity),
+        "namespace": {"id": 50_000 + p.id, "name": ns_path.split("/")[-1], "path": ns_path.split("/")[-1],
+                      "kind": "group" if "/" in ns_path else "user", "full_path": ns_path,
+                      "parent_id": None, "avatar_url": None, "web_url": f"https://gitlab.com/{ns_path}"},
+        "repository_storage": "default", "container_registry_image_prefix": f"registry.gitlab.com/{p.full_name}",
+        "_links": {"self": f"{base}/api/v4/projects/{pid}"},
+        "empty_repo": not commits, "archived": False, "visibility": "public",
+        "open_issues_count": p.open_issues,
+    }
+
+
+def gitlab(state: SimState, base: str, ident: str, sub: str, query: str) -> Resp:
+    w = state.world
+    p = None
+    if ident.isdigit():
+        n = int(ident) - 1_000_000
+        if n > 0 and n % 3 == 0 and n // 3 <= w.n:
+            cand = w.package(n // 3)
+            p = cand if cand.host == "gitlab" else None
+    else:
+        p = w.find_gitlab(ident)
+    if p is None:
+        return gitlab_404()
+    q = parse_qs(query)
+    if sub == "":
+        return json_resp(gitlab_project_json(state, p, base), etag="weak")
+    if sub == "/repository/contributors":
+        people = [c for c in w.contributors_generic(p.id)]
+        page, per_page = _int(q, "page", 1, 1, 10**6), _int(q, "per_page", 20, 1, 100)
+        return _gitlab_page(base, p, sub, q, people, page, per_page)
+    history = list(w.commits(p.id))
+    ref = q.get("ref_name", [p.default_branch])[0]
+    if ref != p.default_branch:
+        return gitlab_404("Commit")
+    since = q.get("since", [None])[0]
+    until = q.get("until", [None])[0]
+    if since:
+        history = [c for c in history if gh_time(c.date) >= _norm(since)]
+    if until:
+        history = [c for c in history if gh_time(c.date) <= _norm(until)]
+    page, per_page = _int(q, "page", 1, 1, 10**6), _int(q, "per_page", 20, 1, 100)
+    items = []
+    for c in history[(page - 1) * per_page: page * per_page]:
+        date = c.date.strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
+        email = f"{(c.author or 'anon').replace('[bot]', '')}@example.org"
+        items.append({
+            "id": c.sha, "short_id": c.sha[:8], "created_at": date, "parent_ids": [],
+            "title": c.message, "message": c.message + "\n", "author_name": c.author_name,
+            "author_email": email, "authored_date": date, "committer_name": c.author_name,
+            "committer_email": email, "committed_date": date, "trailers": {}, "extended_trailers": {},
+            "web_url": f"https://gitlab.com/{p.full_name}/-/commit/{c.sha}",
+        })
+    return _gitlab_page(base, p, sub, q, items, page, per_page, total=len(history), sliced=True)
+
+
+def _norm(value: str) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return gh_time(dt if dt.tzinfo else dt.replace(tzinfo=UTC)) or value
+
+
+def _gitlab_page(base: str, p: Package, sub: str, q: dict, items: list, page: int, per_page: int,
+                 total: int | None = None, sliced: bool = False) -> Resp:
+    total = len(items) if total is None else total
+    chunk = items if sliced else items[(page - 1) * per_page: page * per_page]
+    pages = max(1, -(-total // per_page))
+    headers = {"x-page": str(page), "x-per-page": str(per_page), "x-total": str(total),
+               "x-total-pages": str(pages), "x-next-page": str(page + 1) if page < pages else "",
+               "x-prev-page": str(page - 1) if page > 1 else ""}
+
+    def url(n: int) -> str:
+        params = {k: v[0] for k, v in q.items() if k not in ("page", "per_page")}
+        params.update({"page": str(n), "per_page": str(per_page)})
+        return f"{base}/api/v4/projects/{quote(p.full_name, safe='')}{sub}?{urlencode(params)}"
+
+    links = []
+    if page > 1:
+        links.append(f'<{url(page - 1)}>; rel="prev"')
+    if page < pages:
+        links.append(f'<{url(page + 1)}>; rel="next"')
+    links.append(f'<{url(1)}>; rel="first"')
+    links.append(f'<{url(pages)}>; rel="last"')
+    headers["Link"] = ", ".join(links)
+    return json_resp(chunk, headers=headers, etag="weak")
+
+
+def bitbucket(state: SimState, base: str, ws: str, slug: str, sub: str, query: str) -> Resp:
+    w = state.world
+    p = w.find_bitbucket(ws, slug)
+    if p is None:
+        return bitbucket_404("repo")
+    api = f"{base}/2.0/repositories/{p.full_name}"
+    uuid = "{" + f"{sha1('bb', p.id)[:8]}-{sha1('bb', p.id)[8:12]}-4{sha1('bb', p.id)[13:16]}-" \
+        f"a{sha1('bb', p.id)[17:20]}-{sha1('bb', p.id)[20:32]}" + "}"
+    if sub == "":
+        commits = w.commits(p.id)
+        updated = (commits[0].date if commits else p.repo_created) + timedelta(minutes=2)
+        owner = p.owner
+        return json_resp({
+            "type": "repository", "full_name": p.full_name,
+            "links": {"self": {"href": api}, "html": {"href": f"https://bitbucket.org/{p.full_name}"},
+                      "commits": {"href": f"{api}/commits"}, "forks": {"href": f"{api}/forks"},
+                      "watchers": {"href": f"{api}/watchers"},
+                      "clone": [{"name": "https", "href": f"https://bitbucket.org/{p.full_name}.git"}]},
+            "name": p.name, "slug": p.name, "description": p.description or "", "scm": "git",
+            "website": p.homepage or None,
+            "owner": {"display_name": owner, "type": "user", "nickname": owner,
+                      "uuid": "{" + sha1("bbu", owner)[:8] + "-0000-4000-8000-000000000000}"},
+            "workspace": {"type": "workspace", "slug": owner, "name": owner},
+            "is_private": False, "project": {"type": "project", "key": "PROJ", "name": "Untitled project"},
+            "fork_policy": "allow_forks", "created_on": p.repo_created.isoformat(),
+            "updated_on": updated.isoformat(), "size": 100_000 + p.id * 11, "language": "python",
+            "uuid": uuid, "mainbranch": {"name": p.default_branch, "type": "branch"},
+            "override_settings": {"default_merge_strategy": True, "branching_model": True},
+            "parent": None, "enforced_signed_commits": None, "has_issues": False, "has_wiki": False,
+        }, etag="weak")
+    q = parse_qs(query)
+    history = w.commits(p.id)
+    if sub not in ("/commits", f"/commits/{p.default_branch}"):
+        return bitbucket_404("commit")
+    pagelen = _int(q, "pagelen", 30, 1, 100)
+    page = _int(q, "page", 1, 1, 10**6)
+    chunk = history[(page - 1) * pagelen: page * pagelen]
+    values = []
+    for i, c in enumerate(chunk, (page - 1) * pagelen):
+        parent = history[i + 1].sha if i + 1 < len(history) else None
+        author = c.author_name
+        values.append({
+            "type": "commit", "hash": c.sha, "date": c.date.isoformat(),
+            "author": {"type": "author", "raw": f"{author} <{author.lower()}@example.org>"},
+            "message": c.message + "\n", "summary": {"type": "rendered", "raw": c.message + "\n",
+                                                     "markup": "markdown", "html": f"<p>{c.message}</p>"},
+            "links": {"self": {"href": f"{api}/commit/{c.sha}"},
+                      "html": {"href": f"https://bitbucket.org/{p.full_name}/commits/{c.sha}"}},
+            "parents": [] if parent is None else [{"hash": parent, "type": "commit",
+                                                   "links": {"self": {"href": f"{api}/commit/{parent}"}}}],
+            "repository": {"type": "repository", "full_name": p.full_name, "name": p.name, "uuid": uuid},
+        })
+    body: dict = {"values": values, "pagelen": pagelen, "page": page}
+    if page * pagelen < len(history):
+        params = {k: v[0] for k, v in q.items() if k != "page"}
+        params["page"] = str(page + 1)
+        body["next"] = f"{api}{sub}?{urlencode(params)}"
+    if page > 1:
+        params = {k: v[0] for k, v in q.items() if k != "page"}
+        params["page"] = str(page - 1)
+        body["previous"] = f"{api}{sub}?{urlencode(params)}"
+    return json_resp(body, etag="weak")

@@ -1,0 +1,528 @@
+"""The aiohttp server: one port for every simulated upstream, plus ``/_sim/stats``.
+
+``start_in_thread()`` runs it on its own event loop in a daemon thread (tests, ``pulse demo``);
+``simulator.cli.simulate`` serves it in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+
+from simulator import catalogue, github, graphql, otherhosts, pypi
+from simulator.core import JSON, Resp, SimState, fingerprint, json_resp
+from simulator.faults import Faults, parse_faults, unit_hash
+from simulator.world import World
+
+log = logging.getLogger("simulator")
+
+_GH_REPOS = re.compile(r"^/api/v3/repos/([^/]+)/([^/]+)(/.*)?$")
+_GH_IDS = re.compile(r"^/api/v3/repositories/(\d+)(/.*)?$")
+_PYPI_JSON = re.compile(r"^/pypi/([^/]+)/json/?$")
+_SIMPLE = re.compile(r"^/simple/([^/]+)/?$")
+_V4 = re.compile(r"^/api/v4/(packages|grids|categories)/(?:([^/]+)/)?$")
+_GITLAB = re.compile(r"^/api/v4/projects/([^/]+)(/repository/commits|/repository/contributors)?/?$")
+_BITBUCKET = re.compile(r"^/2\.0/repositories/([^/]+)/([^/]+)(/commits(?:/[^/]+)?)?/?$")
+
+SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+             "If you reach out to GitHub Support for help, please include the request ID {rid}.")
+
+
+def _token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() in ("bearer", "token") and value.strip():
+        return value.strip()
+    return None
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    bare = etag.removeprefix("W/")
+    for part in header.split(","):
+        part = part.strip()
+        if part == "*" or part.removeprefix("W/") == bare:
+            return True
+    return False
+
+
+class Simulator:
+    """The aiohttp application and its request pipeline."""
+
+    def __init__(self, world: World, faults: Faults, latency_ms: float = 0.0) -> None:
+        self.state = SimState(world, faults, latency_ms)
+        self.faults = faults
+        self.world = world
+        self._rid = 0
+
+    # ------------------------------------------------------------------ app
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024**2)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def _request_id(self) -> str:
+        self._rid += 1
+        return f"{self._rid:04X}:{self._rid * 7919 % 65536:04X}:{self.world.seed:X}"
+
+    # ------------------------------------------------------------------ dispatch
+    def classify(self, request: web.Request, path: str, query: str, base: str
+                 ) -> tuple[str, str, Callable[[], Awaitable[Resp] | Resp] | None]:
+        """(route name, host, producer); the producer is None for an unknown route."""
+        s = self.state
+        method = request.method
+        if path.startswith("/api/v3/"):
+            if method not in ("GET", "HEAD"):
+                return "github.other", "github", lambda: github.not_found("")
+            m = _GH_REPOS.match(path)
+            if m:
+                rest = m.group(3) or ""
+                name = github.route_name(rest) or "github.other"
+                ident = f"{unquote(m.group(1))}/{unquote(m.group(2))}"
+                return name, "github", lambda: github.handle(s, base, "name", ident, rest, query)
+            m = _GH_IDS.match(path)
+            if m:
+                rest = m.group(2) or ""
+                name = github.route_name(rest) or "github.other"
+                return name, "github", lambda: github.handle(s, base, "id", m.group(1), rest, query)
+            if path == "/api/v3/rate_limit":
+                return "github.rate_limit", "github", lambda: Resp(200)
+            return "github.other", "github", lambda: github.not_found("")
+        if path == "/api/graphql":
+            return "github.graphql", "github", None
+        if path.startswith("/api/v4/projects/"):
+            m = _GITLAB.match(path)
+            if not m or method != "GET":
+                return "gitlab.other", "gitlab", lambda: otherhosts.gitlab_404()
+            sub = m.group(2) or ""
+            name = {"": "gitlab.project", "/repository/commits": "gitlab.commits",
+                    "/repository/contributors": "gitlab.contributors"}[sub]
+            return name, "gitlab", lambda: otherhosts.gitlab(s, base, unquote(m.group(1)), sub, query)
+        if path.startswith("/api/v4/"):
+            if method != "GET":
+                return "catalogue.other", "catalogue", lambda: json_resp(
+                    {"detail": f'Method "{method}" not allowed.'}, 405)
+            if path == "/api/v4/":
+                return "catalogue.root", "catalogue", lambda: catalogue.root(s, base)
+            if path == "/api/v4/search/":
+                return "catalogue.search", "catalogue", lambda: catalogue.search(s, base, query)
+            m = _V4.match(path)
+            if m:
+                kind, ident = m.group(1), m.group(2)
+                if ident is None:
+                    return f"catalogue.{kind}", "catalogue", lambda: catalogue.listing(s, base, kind, query)
+                if kind == "categories" and not ident.isdigit():
+                    return "catalogue.categories_detail", "catalogue", lambda: catalogue.not_found(kind)
+                return (f"catalogue.{kind}_detail", "catalogue",
+                        lambda: catalogue.detail(s, base, kind, unquote(ident)))
+            return "catalogue.other", "catalogue", lambda: json_resp({"detail": "Not found."}, 404)
+        if path.startswith("/pypi/"):
+            m = _PYPI_JSON.match(path)
+            if m and method in ("GET", "HEAD"):
+                return "pypi.json", "pypi", lambda: pypi.pypi_json(s, base, unquote(m.group(1)))
+            return "pypi.other", "pypi", lambda: pypi.not_found()
+        if path.startswith("/simple/"):
+            m = _SIMPLE.match(path)
+            if m and method in ("GET", "HEAD"):
+                accept = request.headers.get("Accept", "")
+                return "pypi.simple", "pypi", lambda: pypi.simple(s, base, unquote(m.group(1)), accept)
+            return "pypi.other", "pypi", lambda: Resp(404, b"404 Not Found", {}, "text/plain")
+        if path.startswith("/2.0/"):
+            m = _BITBUCKET.match(path)
+            if not m or method != "GET":
+                return "bitbucket.other", "bitbucket", lambda: otherhosts.bitbucket_404()
+            sub = m.group(3) or ""
+            name = "bitbucket.commits" if sub.startswith("/commits") else "bitbucket.repo"
+            return name, "bitbucket", lambda: otherhosts.bitbucket(
+                s, base, unquote(m.group(1)), unquote(m.group(2)), sub, query)
+        return "unknown", "sim", None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path
+        path, _, query = raw.partition("?")
+        base = f"{request.scheme}://{request.host}"
+        if path.startswith("/_sim/"):
+            return self._sim_route(path)
+        route, host, producer = self.classify(request, path, query, base)
+        token = _token(request)
+        who = fingerprint(token) if token else "anonymous"
+        s = self.state
+        if route == "unknown":
+            resp = Resp(404, b"404: Not Found", {}, "text/plain")
+            s.record(route=route, status=404, who=who, method=request.method, path=raw)
+            return self._build(request, resp)
+        fault = None
+        try:
+            if host == "github":
+                resp, quota, fault = await self._github(request, route, producer, token, raw)
+            else:
+                quota = 0
+                resp, fault = await self._common_faults(request, host, raw)
+                if resp is None:
+                    made = producer()
+                    resp = await made if asyncio.iscoroutine(made) else made
+                    self._conditional(request, resp)
+        except _Abort as exc:
+            s.record(route=route, status=0, who=who, method=request.method, path=raw, fault=exc.fault)
+            raise exc.error from None
+        if fault is None and resp.status == 200 and self.faults.applies_to(host):
+            key = (request.method, raw, s.seen[raw])
+            if self.faults.roll("malformed", *key):
+                fault = "malformed"
+                resp.body = resp.body[: max(1, len(resp.body) // 3)] + b'",,}'
+                resp.etag = None
+            elif self.faults.roll("truncated", *key):
+                fault = "truncated"
+        s.record(route=route, status=resp.status, who=who, method=request.method, path=raw,
+                 quota=quota, fault=fault)
+        if fault == "truncated":
+            return await self._truncate(request, resp)
+        return self._build(request, resp)
+
+    # ------------------------------------------------------------------ pipeline pieces
+    async def _common_faults(self, request: web.Request, host: str, raw: str
+                             ) -> tuple[Resp | None, str | None]:
+        """Latency and per-request faults shared by every upstream."""
+        s = self.state
+        f = self.faults
+        if s.latency_ms > 0:
+            await asyncio.sleep(s.latency_ms / 1000)
+        if not f.rates or not f.applies_to(host):
+            return None, None
+        n = s.seen[raw]
+        s.seen[raw] = n + 1
+        key = (request.method, raw, n)
+        if f.roll("slow", *key):
+            await asyncio.sleep(f.slow_ms / 1000)
+        if f.roll("timeout", *key):
+            await asyncio.sleep(f.timeout_ms / 1000)
+            raise _Abort("timeout", request)
+        if f.roll("reset", *key):
+            raise _Abort("reset", request)
+        for code in ("5xx", "500", "502", "503"):
+            if f.roll(code, *key):
+                status = int(code) if code != "5xx" else (500, 502, 503)[int(unit_hash(*key) * 3)]
+                if host == "github":
+                    body = (json_resp({"message": "Server Error"}, status) if status == 500 else
+                            Resp(status, b"<html><body><h1>%d Server Error</h1></body></html>" % status,
+                                 {}, "text/html"))
+                else:
+                    body = Resp(status, b"%d Service Unavailable" % status, {}, "text/plain")
+                body.quota = False
+                return body, code
+        return None, None
+
+    async def _github(self, request: web.Request, route: str, producer, token: str | None, raw: str
+                      ) -> tuple[Resp, int, str | None]:
+        s = self.state
+        f = self.faults
+        client = f"tok:{fingerprint(token)}" if token else f"anon:{request.remote}"
+        rid = self._request_id()
+        if token and ("invalid" in token or token.startswith("bad")):
+            resp = json_resp({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
+                              "status": "401"}, 401)
+            resp.headers["X-GitHub-Request-Id"] = rid
+            return resp, 0, None
+        is_graphql = route == "github.graphql"
+        resource = "graphql" if is_graphql else "core"
+        limit = f.graphql_quota if is_graphql else f.quota if token else f.anon_quota
+        s.inflight[client] += 1
+        try:
+            if s.inflight[client] > f.concurrency:
+                resp = json_resp({"message": SECONDARY.format(rid=rid),
+                                  "documentation_url": "https://docs.github.com/rest/overview/"
+                                  "rate-limits-for-the-rest-api#about-secondary-rate-limits",
+                                  "status": "403"}, 403, {"Retry-After": "60"})
+                self._gh_headers(resp, s.window(client, resource, limit), resource, token, rid)
+                return resp, 0, None
+            if f.burst and not is_graphql and route != "github.rate_limit":
+                now = time.monotonic()
+                dq = s.bursts.setdefault(client, deque())
+                while dq and now - dq[0] > 60:
+                    dq.popleft()
+                if len(dq) >= f.burst:
+                    resp = json_resp({"message": SECONDARY.format(rid=rid),
+                                      "documentation_url": "https://docs.github.com/rest/overview/"
+                                      "rate-limits-for-the-rest-api#about-secondary-rate-limits",
+                                      "status": "403"}, 403)
+                    self._gh_headers(resp, s.window(client, resource, limit), resource, token, rid)
+                    return resp, 0, None
+                dq.append(now)
+            fault_resp, fault = await self._common_faults(request, "github", raw)
+            window = s.window(client, resource, limit)
+            if fault_resp is not None:
+                self._gh_headers(fault_resp, window, resource, token, rid)
+                return fault_resp, 0, fault
+            if is_graphql:
+                resp, cost = await graphql.handle(s, request, token, window, f"{request.scheme}://{request.host}")
+                self._gh_headers(resp, window, resource, token, rid)
+                return resp, cost, None
+            if route == "github.rate_limit":
+                resp = self._rate_limit_resp(client, token)
+                self._gh_headers(resp, window, resource, token, rid)
+                return resp, 0, None
+            if window.remaining <= 0:
+                who = "user ID 1" if token else str(request.remote)
+                msg = f"API rate limit exceeded for {who}."
+                if not token:
+                    msg += (" (But here's the good news: Authenticated requests get a higher rate limit. "
+                            "Check out the documentation for more details.)")
+                status = f.ratelimit_status
+                resp = json_resp({"message": msg + f" If you reach out to GitHub Support for help, please "
+                                  f"include the request ID {rid}.",
+                                  "documentation_url": "https://docs.github.com/rest/overview/"
+                                  "rate-limits-for-the-rest-api", "status": str(status)}, status)
+                self._gh_headers(resp, window, resource, token, rid)
+                return resp, 0, None
+            made = producer()
+            resp = await made if asyncio.iscoroutine(made) else made
+            self._conditional(request, resp)
+            charged = 0
+            if resp.quota and not (resp.status == 304 and token):
+                window.used += 1
+                charged = 1
+            self._gh_headers(resp, window, resource, token, rid)
+            return resp, charged, None
+        finally:
+            s.inflight[client] -= 1
+
+    def _rate_limit_resp(self, client: str, token: str | None) -> Resp:
+        s = self.state
+        f = self.faults
+        core = s.window(client, "core", f.quota if token else f.anon_quota)
+        gql = s.window(client, "graphql", f.graphql_quota)
+        res = {
+            "core": {"limit": core.limit, "used": core.used, "remaining": core.remaining, "reset": core.reset},
+            "search": {"limit": 30 if token else 10, "used": 0, "remaining": 30 if token else 10,
+                       "reset": int(time.time()) + 60},
+            "graphql": {"limit": gql.limit if token else 0, "used": gql.used if token else 0,
+                        "remaining": gql.remaining if token else 0, "reset": gql.reset},
+        }
+        resp = json_resp(github.rate_limit_body(res))
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+
+    @staticmethod
+    def _gh_headers(resp: Resp, window, resource: str, token: str | None, rid: str) -> None:
+        h = resp.headers
+        h["X-RateLimit-Limit"] = str(window.limit)
+        h["X-RateLimit-Remaining"] = str(window.remaining)
+        h["X-RateLimit-Reset"] = str(window.reset)
+        h["X-RateLimit-Used"] = str(window.used)
+        h["X-RateLimit-Resource"] = resource
+        h["X-GitHub-Request-Id"] = rid
+        h["X-GitHub-Media-Type"] = "github.v3; format=json"
+        h["x-github-api-version-selected"] = "2022-11-28"
+        h.setdefault("Cache-Control", "private, max-age=60, s-maxage=60" if token else
+                     "public, max-age=60, s-maxage=60")
+        h["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP, Accept-Encoding, Accept, X-Requested-With"
+        h["Server"] = "github.com"
+
+    @staticmethod
+    def _conditional(request: web.Request, resp: Resp) -> None:
+        """Add an ETag to a 200 and turn it into a 304 when If-None-Match matches."""
+        if resp.status != 200 or not resp.etag:
+            return
+        digest = hashlib.sha256(resp.body).hexdigest()
+        tag = f'W/"{digest}"' if resp.etag == "weak" else f'"{digest[:32]}"'
+        resp.headers["ETag"] = tag
+        inm = request.headers.get("If-None-Match")
+        if inm and _etag_matches(inm, tag):
+            resp.status = 304
+            resp.body = b""
+
+    def _build(self, request: web.Request, resp: Resp) -> web.Response:
+        headers = resp.headers
+        body = b"" if request.method == "HEAD" or resp.status in (204, 304) else resp.body
+        r = web.Response(status=resp.status, body=body, headers=headers)
+        if resp.content_type and resp.status not in (204, 304):
+            r.headers["Content-Type"] = resp.content_type
+        return r
+
+    async def _truncate(self, request: web.Request, resp: Resp) -> web.StreamResponse:
+        sr = web.StreamResponse(status=resp.status, headers=resp.headers)
+        if resp.content_type:
+            sr.headers["Content-Type"] = resp.content_type
+        sr.content_length = len(resp.body)
+        await sr.prepare(request)
+        await sr.write(resp.body[: max(1, len(resp.body) // 2)])
+        if request.transport is not None:
+            request.transport.abort()
+        return sr
+
+    def _sim_route(self, path: str) -> web.Response:
+        if path == "/_sim/stats":
+            return web.Response(body=orjson.dumps(self.state.snapshot()), content_type="application/json")
+        if path == "/_sim/requests":
+            return web.Response(body=orjson.dumps(self.state.requests()), content_type="application/json")
+        if path == "/_sim/reset":
+            self.state.reset_stats()
+            return web.Response(body=b"{}", content_type="application/json")
+        return web.Response(status=404, body=b'{"detail": "unknown simulator route"}',
+                            content_type="application/json")
+
+
+class _Abort(Exception):
+    def __init__(self, fault: str, request: web.Request) -> None:
+        super().__init__(fault)
+        self.fault = fault
+        if request.transport is not None:
+            request.transport.abort()
+        self.error = ConnectionResetError(fault)
+
+
+# ---------------------------------------------------------------------- running it
+class SimServer:
+    """A simulator running in a daemon thread. Use as a context manager or call ``stop()``."""
+
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sim = sim
+        self.host = host
+        self._requested_port = port
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def world(self) -> World:
+        return self.sim.world
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        u = self.url
+        return {
+            "PULSE_CATALOGUE": u,
+            "GITHUB_API_URL": f"{u}/api/v3",
+            "GITHUB_GRAPHQL_URL": f"{u}/api/graphql",
+            "PYPI_URL": u,
+            "GITLAB_API_URL": f"{u}/api/v4",
+            "BITBUCKET_API_URL": f"{u}/2.0",
+        }
+
+    def stats(self) -> dict:
+        return self.sim.state.snapshot()
+
+    def requests(self) -> list[dict]:
+        """Every request seen since the last reset: method, path, route, status, client, fault."""
+        return self.sim.state.requests()
+
+    def reset_stats(self) -> None:
+        self.sim.state.reset_stats()
+
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(target=self._run, name=f"pulse-simulator-{id(self):x}", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=120)
+        if self._error is not None:
+            raise RuntimeError(f"simulator failed to start: {self._error}") from self._error
+        if not self._ready.is_set():
+            raise RuntimeError("simulator did not start within 120 s")
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._cleanup())
+            loop.close()
+
+    async def _start(self) -> None:
+        self.sim.world._build_index()
+        self._runner = web.AppRunner(self.sim.app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._requested_port, backlog=1024,
+                           reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1]
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._runner.cleanup(), timeout=5)
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def make_simulator(packages: int = 250, seed: int = 1, latency_ms: float = 0,
+                   faults: str | dict | Faults | None = None, now: datetime | None = None) -> Simulator:
+    return Simulator(World(seed=seed, packages=packages, now=now), parse_faults(faults), latency_ms)
+
+
+def start_in_thread(packages: int = 250, seed: int = 1, latency_ms: float = 0,
+                    faults: str | dict | None = None, port: int = 0, *, host: str = "127.0.0.1",
+                    now: datetime | None = None) -> SimServer:
+    """Start a simulator on ``host:port`` (0: a free port) in a daemon thread and return it."""
+    sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now)
+    return SimServer(sim, host=host, port=port).start()
+
+
+def serve_forever(packages: int = 250, seed: int = 1, latency_ms: float = 0, faults: Any = None,
+                  port: int = 8765, host: str = "127.0.0.1", on_ready: Callable[[str], None] | None = None,
+                  now: datetime | None = None) -> None:
+    """Serve in the foreground until interrupted (used by ``pulse simulate``)."""
+    sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now)
+
+    async def main() -> None:
+        sim.world._build_index()
+        runner = web.AppRunner(sim.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        bound = sockets[0].getsockname()[1]
+        if on_ready:
+            on_ready(f"http://{host}:{bound}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+__all__ = ["JSON", "SimServer", "Simulator", "make_simulator", "serve_forever", "start_in_thread"]

@@ -1,0 +1,159 @@
+"""build_catalogue: the frames' schemas, reject rules, memberships, datetimes and speed."""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import UTC, datetime
+
+import orjson
+import polars as pl
+
+from assets.catalogue.readers import CatalogueRecords
+from assets.catalogue.transform import (
+    CATEGORY_SCHEMA,
+    GRID_PACKAGE_SCHEMA,
+    GRID_SCHEMA,
+    PACKAGE_SCHEMA,
+    REJECT_SCHEMA,
+    build_catalogue,
+    parse_datetime,
+    reject_codes,
+    repo_problem_codes,
+)
+from tests.catalogue.conftest import v4_world
+
+
+def _records(world: dict) -> CatalogueRecords:
+    return CatalogueRecords(world["categories"], world["grids"], world["packages"], "test", "json")
+
+
+def test_schemas_and_values_of_a_clean_catalogue():
+    frames = build_catalogue(_records(v4_world()))
+    assert frames.categories.schema == CATEGORY_SCHEMA
+    assert frames.grids.schema == GRID_SCHEMA
+    assert frames.grid_packages.schema == GRID_PACKAGE_SCHEMA
+    assert frames.packages.schema == PACKAGE_SCHEMA
+    assert frames.rejects.schema == REJECT_SCHEMA
+    assert list(frames.packages.columns) == [
+        "id", "title", "slug", "category_id", "repo_url", "pypi_url", "documentation_url", "created", "modified",
+        "repo_host", "repo_owner", "repo_name", "repo_key", "pypi_name", "repo_url_problem"]
+    assert frames.packages["id"].to_list() == list(range(1, 8))  # sorted by id
+    first = frames.packages.row(0, named=True)
+    assert first["category_id"] == 2 and first["repo_key"] == "github:owner1/package-1"
+    assert first["pypi_name"] == "package-1" and first["repo_url_problem"] is None
+    assert first["created"] == datetime(2013, 2, 19, 23, 26, 2, 271422, tzinfo=UTC)  # -05:00 -> UTC
+    assert frames.categories.row(0, named=True)["modified"] == datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    assert frames.grids["header"].to_list() == [True, False, False]
+    assert set(frames.tables()) == {f"catalogue.{n}" for n in
+                                    ("categories", "grids", "grid_packages", "packages", "rejects")}
+
+
+def test_parse_datetime_forms():
+    assert parse_datetime("2024-11-24T14:39:30-05:00") == datetime(2024, 11, 24, 19, 39, 30, tzinfo=UTC)
+    assert parse_datetime("2024-11-24T14:39:30Z") == datetime(2024, 11, 24, 14, 39, 30, tzinfo=UTC)
+    assert parse_datetime("2010-08-15 01:29:37") == datetime(2010, 8, 15, 1, 29, 37, tzinfo=UTC)
+    assert parse_datetime("") is None and parse_datetime(None) is None
+
+
+def test_bad_rows_are_rejected_and_the_others_go_on():
+    world = v4_world()
+    packages = world["packages"]
+    good = copy.deepcopy(packages[0])  # id 7
+    packages.extend([
+        {**good, "id": None, "slug": "no-id"},
+        {**good, "id": "seven", "slug": "bad-id"},
+        {**good, "id": 100, "slug": ""},
+        {**good, "id": 101, "title": None, "slug": "no-title"},
+        {**good, "id": 102, "slug": "bad-date", "created": "yesterday"},
+        {**good, "id": 103, "slug": "package-3"},  # duplicate slug: id 3 kept
+        {**good, "id": 5, "slug": "other-five"},  # duplicate id, different record
+        copy.deepcopy(packages[1]),  # identical copy (pagination shift): dropped silently
+        "not an object",
+        {**good, "id": 104, "slug": "bad-repo", "repo_url": "http://localhost:8080/etc/passwd"},
+    ])
+    world["grids"].append({"id": None, "slug": "gridless", "title": "x"})
+    world["grids"].append({"id": 9, "slug": "grid-1", "title": "dup slug"})
+    world["categories"].append({"id": 3, "slug": "broken", "title": "Broken", "show_pypi": "maybe"})
+    frames = build_catalogue(_records(world))
+    assert frames.packages["id"].to_list() == [1, 2, 3, 4, 5, 6, 7, 104]
+    bad_repo = frames.packages.filter(pl.col("id") == 104).row(0, named=True)
+    assert bad_repo["repo_key"] is None and bad_repo["repo_url_problem"].startswith("port: ")
+    assert frames.notes["package_identical_duplicates_dropped"] == 1
+    codes = reject_codes(frames.rejects)
+    assert codes == {
+        "package/missing_id": 1, "package/invalid_id": 1, "package/missing_slug": 1, "package/missing_title": 1,
+        "package/invalid_datetime": 1, "package/duplicate_slug": 1, "package/duplicate_id": 1,
+        "package/not_an_object": 1, "grid/missing_id": 1, "grid/duplicate_slug": 1,
+        "category/invalid_boolean": 1,
+    }
+    dup = frames.rejects.filter(pl.col("reason").str.starts_with("duplicate_slug"), pl.col("kind") == "package").row(
+        0, named=True)
+    assert dup["source_id"] == 103 and dup["slug"] == "package-3" and "id 3" in dup["reason"]
+    assert orjson.loads(dup["record"])["id"] == 103
+    assert frames.rejects.filter(pl.col("reason").str.starts_with("missing_id"))["source_id"].to_list() == [None,
+                                                                                                          None]
+    assert repo_problem_codes(frames.packages) == {"port": 1}
+
+
+def test_memberships_both_sides_deduplicated_and_unknown_ones_rejected():
+    world = v4_world()
+    by_id = {p["id"]: p for p in world["packages"]}
+    by_id[1]["grids"] += ["https://elsewhere.example/api/v4/grids/42/", "https://x/api/v4/grids/nope/",
+                          by_id[1]["grids"][0]]
+    world["grids"][0]["packages"].append("https://djangopackages.org/api/v4/packages/999/")
+    world["grids"][0]["packages"].append(3)  # an int id works too
+    frames = build_catalogue(_records(world))
+    pairs = set(frames.grid_packages.rows())
+    assert (1, 3) in pairs and len(pairs) == 7  # package 3 is already in grid 1
+    rejects = frames.rejects.filter(pl.col("kind") == "grid_package")
+    reasons = sorted(r.split(":")[0] for r in rejects["reason"])
+    assert reasons == ["invalid_grid_ref", "unknown_grid", "unknown_package"]
+    unknown = rejects.filter(pl.col("reason").str.starts_with("unknown_grid")).row(0, named=True)
+    assert unknown["source_id"] == 1 and unknown["slug"] == "package-1"
+
+
+def test_memberships_of_rejected_rows_are_dropped_with_them():
+    world = v4_world()
+    world["grids"][0]["slug"] = None  # grid 1 rejected
+    frames = build_catalogue(_records(world))
+    assert 1 not in set(frames.grid_packages["grid_id"])
+    assert reject_codes(frames.rejects) == {"grid/missing_slug": 1}
+
+
+def test_empty_catalogue():
+    frames = build_catalogue(CatalogueRecords())
+    for name in ("categories", "grids", "grid_packages", "packages", "rejects"):
+        assert getattr(frames, name).is_empty()
+    assert frames.packages.schema == PACKAGE_SCHEMA
+
+
+def _synthetic(n: int) -> CatalogueRecords:
+    hosts = ["https://github.com/o{i}/p{i}", "git@gitlab.com:g{i}/sub/p{i}.git", "https://bitbucket.org/w{i}/r{i}/",
+             "http://code.google.com/p/x{i}/", "", "https://github.com/o{i}/p{i}/tree/main"]
+    packages = [
+        {"category": f"https://djangopackages.org/api/v4/categories/{1 + i % 4}/",
+         "grids": [f"https://djangopackages.org/api/v4/grids/{1 + i % 400}/"],
+         "id": i, "title": f"Package {i}", "slug": f"package-{i}",
+         "repo_url": hosts[i % len(hosts)].format(i=i), "pypi_url": f"https://pypi.org/project/Package_{i}/",
+         "documentation_url": None,
+         "created": "2013-02-19T18:26:02.271422-05:00", "modified": "2026-01-28T14:20:29-05:00"}
+        for i in range(n, 0, -1)
+    ]
+    grids = [{"id": g, "slug": f"g{g}", "title": f"G{g}", "created": "2011-01-01T00:00:00Z",
+              "modified": "2011-01-01T00:00:00Z"} for g in range(1, 401)]
+    categories = [{"id": c, "slug": f"c{c}", "title": f"C{c}"} for c in range(1, 5)]
+    return CatalogueRecords(categories, grids, packages, "synthetic", "json")
+
+
+def test_hundred_thousand_packages_in_a_few_seconds(record_property):
+    records = _synthetic(100_000)
+    started = time.perf_counter()
+    frames = build_catalogue(records)
+    seconds = time.perf_counter() - started
+    record_property("build_100k_seconds", round(seconds, 2))
+    print(f"\nbuild_catalogue(100,000 packages): {seconds:.2f}s")
+    assert frames.packages.height == 100_000 and frames.grid_packages.height == 100_000
+    assert frames.rejects.is_empty()
+    assert repo_problem_codes(frames.packages) == {"dead_host": 16_667, "empty": 16_667}
+    assert seconds < 8

@@ -1,0 +1,166 @@
+"""build_core on a hand-written archive: API v4 semantics, edge cases and determinism."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from assets.core.sample import T0, sample_catalogue, sample_responses, write_sample
+from assets.core.transform import CORE_COLUMNS, CORE_KEYS, build_core
+from warehouse.archive import RawResponse, latest_responses, scan_archive, write_batch
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+@pytest.fixture
+def raw_dir(tmp_path):
+    write_sample(tmp_path / "raw")
+    return tmp_path / "raw"
+
+
+@pytest.fixture
+def core(raw_dir):
+    return build_core(sample_catalogue(), latest_responses(raw_dir), now=NOW, archive=scan_archive(raw_dir))
+
+
+def _pkg(core, slug):
+    return core["core.packages"].filter(pl.col("slug") == slug).row(0, named=True)
+
+
+def test_tables_have_declared_columns_sorted_and_unique(core):
+    assert set(core) == set(CORE_COLUMNS)
+    for name, frame in core.items():
+        assert dict(frame.schema) == CORE_COLUMNS[name], name
+        keys = list(CORE_KEYS[name])
+        assert frame.select(keys).is_duplicated().sum() == 0, name
+        assert frame.equals(frame.sort(keys, nulls_last=True)), name
+
+
+def test_export_semantics_for_a_healthy_github_package(core):
+    alpha = _pkg(core, "alpha")
+    assert alpha["repo_watchers"] == 120
+    assert alpha["repo_forks"] == 12
+    assert alpha["repo_description"] == "acme/alpha description"
+    assert alpha["last_updated"] == datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+    assert alpha["last_fetched"] == T0
+    assert alpha["pypi_version"] == "2.0"
+    assert alpha["documentation_url"] == "https://alpha.readthedocs.io"  # lower-case project_urls key
+    assert not alpha["is_stale"] and not alpha["is_archived"] and alpha["canonical_repo"] is None
+
+
+def test_participants_keep_bots_in_github_order_and_drop_anonymous(core):
+    people = core["core.participants"].filter(pl.col("package_id") == 1)
+    assert people["login"].to_list() == ["alice", "dependabot[bot]", "pre-commit-ci", "bob"]
+    assert people["position"].to_list() == [0, 1, 2, 3]
+    assert people["is_bot"].to_list() == [False, True, True, False]
+
+
+def test_commit_weeks_end_at_the_fetch(core):
+    weeks = core["core.commit_weeks"].filter(pl.col("package_id") == 1)
+    assert weeks.height == 52
+    assert weeks["week_index"].to_list() == list(range(52))
+    # fetched Friday 2026-11-20: the last week starts Sunday 2026-11-15
+    assert weeks["week_start"][-1] == date(2026, 11, 15)
+    assert weeks["week_start"][0] == date(2025, 11, 23)
+    assert weeks["commits"].to_list() == [(1 + i) % 5 for i in range(52)]
+
+
+def test_packages_sharing_a_repository_each_get_its_data(core):
+    beta = _pkg(core, "beta")
+    assert beta["repo_watchers"] == 120
+    assert core["core.commit_weeks"].filter(pl.col("package_id") == 2).height == 52
+    assert core["core.participants"].filter(pl.col("package_id") == 2).height == 4
+    assert beta["pypi_version"] is None and beta["documentation_url"] is None
+
+
+def test_renamed_stale_and_not_on_pypi(core):
+    gamma = _pkg(core, "gamma")
+    assert gamma["canonical_repo"] == "new/gamma-ng"
+    assert gamma["is_stale"]  # newest repo attempt failed; the good body is kept
+    assert gamma["repo_watchers"] == 5
+    assert gamma["pypi_version"] is None
+    assert gamma["documentation_url"] == "https://gamma.example/docs"  # the catalogue's
+    assert gamma["last_updated"] is None  # empty repository: commits []
+    errors = core["core.crawl_errors"].filter(pl.col("package_id") == 3).sort("request_key")
+    repo = errors.filter(pl.col("request_key") == "github:repo:old/gamma").row(0, named=True)
+    assert repo["kind"] == "transient" and repo["http_status"] == 502 and repo["attempts"] == 2
+    assert repo["first_seen"] < repo["last_seen"]
+    assert "pypi:json:gamma" in errors["request_key"].to_list()
+
+
+def test_other_hosts(core):
+    delta = _pkg(core, "delta")
+    assert (delta["repo_watchers"], delta["repo_forks"]) == (9, 2)
+    assert delta["last_updated"] == datetime(2026, 10, 30, 10, 0, tzinfo=UTC)  # +02:00 converted
+    assert delta["documentation_url"] == "https://delta.docs"  # info.docs_url
+    eps = _pkg(core, "eps")
+    assert eps["repo_watchers"] == 0  # Bitbucket has no stars
+    assert eps["last_updated"] == datetime(2026, 8, 31, 10, 0, tzinfo=UTC)
+    assert core["core.commit_weeks"].filter(pl.col("package_id").is_in([4, 5])).is_empty()
+    assert core["core.participants"].filter(pl.col("package_id").is_in([4, 5])).is_empty()
+
+
+def test_graphql_archived_and_malformed_body(core):
+    zeta = _pkg(core, "zeta")
+    assert zeta["repo_watchers"] == 42 and zeta["is_archived"]
+    assert zeta["last_updated"] == datetime(2025, 12, 31, 23, 0, tzinfo=UTC)  # defaultBranchRef target
+    assert zeta["documentation_url"] == "https://zeta.docs"  # "Docs"
+    repo = core["core.repositories"].filter(pl.col("repo_key") == "github:z/zeta").row(0, named=True)
+    assert repo["latest_release"] == "v1.0" and repo["topics"] == ["django"]
+    errors = core["core.crawl_errors"].filter(pl.col("package_id") == 6)
+    assert errors["kind"].to_list() == ["malformed"]
+    assert core["core.commit_weeks"].filter(pl.col("package_id") == 6).is_empty()
+
+
+def test_bad_catalogue_entry_and_memberships(core):
+    errors = core["core.crawl_errors"].filter(pl.col("package_id") == 7)
+    assert errors["kind"].to_list() == ["bad_entry"]
+    assert core["core.grid_packages"].rows() == [(10, 1), (10, 3), (11, 1)]
+
+
+def test_releases(core):
+    rel = core["core.releases"].filter(pl.col("package_id") == 1)
+    by_version = {r["version"]: r for r in rel.iter_rows(named=True)}
+    assert by_version["2.0"]["upload_time"] == datetime(2026, 2, 1, tzinfo=UTC)  # earliest file
+    assert by_version["2.0b1"]["is_prerelease"] and by_version["2.0b1"]["yanked"]
+    assert by_version["0.1"]["upload_time"] is None and not by_version["0.1"]["yanked"]
+    assert by_version["1.0"]["requires_python"] == ">=3.8"
+
+
+def test_same_archive_gives_identical_tables(raw_dir, core):
+    again = build_core(sample_catalogue(), latest_responses(raw_dir), now=NOW, archive=scan_archive(raw_dir))
+    for name in core:
+        assert core[name].equals(again[name]), name
+
+
+def test_newer_good_body_replaces_and_garbage_never_crashes(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    rows = [
+        RawResponse("github:repo:acme/alpha", "github", "repo", "github:acme/alpha", "/repos/acme/alpha", 200,
+                    '{"full_name": "acme/alpha", "stargazers_count": 130}', fetched_at=later),
+        RawResponse("github:contributors:acme/alpha", "github", "contributors", "github:acme/alpha", "/x", 200,
+                    "<html>oops</html>", fetched_at=later),
+        RawResponse("github:commits:acme/alpha", "github", "commits", "github:acme/alpha", "/x", 200,
+                    '{"message": "not a list"}', fetched_at=later),
+    ]
+    write_batch(raw, "github", rows, "later")
+    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    assert _pkg(core, "alpha")["repo_watchers"] == 130
+    kinds = core["core.crawl_errors"].filter(pl.col("package_id") == 1)
+    assert sorted(kinds["request_key"].to_list()) == ["github:commits:acme/alpha", "github:contributors:acme/alpha"]
+    assert set(kinds["kind"]) == {"malformed"}
+
+
+def test_empty_archive(tmp_path):
+    core = build_core(sample_catalogue(), latest_responses(tmp_path / "raw"), now=NOW)
+    assert core["core.packages"].height == 7
+    assert core["core.packages"]["repo_watchers"].to_list() == [0] * 7
+    assert core["core.commit_weeks"].is_empty()
+
+
+def test_sample_has_every_source():
+    assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket"}

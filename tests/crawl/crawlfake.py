@@ -1,0 +1,280 @@
+"""A small in-memory fake of GitHub / PyPI / GitLab / Bitbucket behind `httpx.MockTransport`.
+
+Just enough behaviour to test the crawl's plumbing without a network: ETags and 304s, renames
+(301 to /repositories/<id>), 202 participation, Link pagination, rate-limit headers and exhaustion,
+secondary limits, injected faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+
+from pipelines.settings import Settings
+
+GH = "https://api.github.test"
+PYPI = "https://pypi.test"
+GITLAB = "https://gitlab.test/api/v4"
+BB = "https://bb.test/2.0"
+
+
+def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
+    from pydantic import SecretStr
+
+    return Settings(
+        home=home,
+        catalogue="catalogue.json",
+        public_url="http://localhost:8000",
+        timezone="UTC",
+        github_api_url=GH,
+        github_graphql_url=GH + "/graphql",
+        github_tokens=tuple(SecretStr(t) for t in tokens),
+        pypi_url=PYPI,
+        gitlab_api_url=GITLAB,
+        bitbucket_api_url=BB,
+    )
+
+
+def packages_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A catalogue.packages-like frame; rows give repo ('host:owner/name') and pypi."""
+    out = []
+    for i, row in enumerate(rows, start=1):
+        repo = row.get("repo")
+        host = owner = name = key = None
+        if repo:
+            host, _, rest = repo.partition(":")
+            owner, _, name = rest.rpartition("/")
+            key = f"{host}:{owner}/{name}".lower()
+        out.append({
+            "id": i, "slug": f"pkg-{i}", "repo_host": host, "repo_owner": owner, "repo_name": name,
+            "repo_key": key, "pypi_name": row.get("pypi"), "repo_url_problem": row.get("problem"),
+        })
+    return pl.DataFrame(out, schema={"id": pl.Int64, "slug": pl.String, "repo_host": pl.String,
+                                     "repo_owner": pl.String, "repo_name": pl.String, "repo_key": pl.String,
+                                     "pypi_name": pl.String, "repo_url_problem": pl.String})
+
+
+def etag_of(body: str) -> str:
+    return '"' + hashlib.sha1(body.encode()).hexdigest()[:16] + '"'
+
+
+@dataclass
+class Repo:
+    owner: str
+    name: str
+    id: int
+    stars: int = 5
+    default_branch: str = "main"
+    contributors: list[dict[str, Any]] = field(default_factory=list)
+    participation_202: int = 0  # answer 202 this many times first
+    empty: bool = False
+    blocked: bool = False
+    pushed_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+@dataclass
+class Fake:
+    repos: dict[str, Repo] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)  # old full name (lower) -> new (lower)
+    pypi: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quota: int = 5000
+    quota_by_token: dict[str, int] = field(default_factory=dict)
+    reset_in: int = 3600
+    now: float = field(default_factory=time.time)
+    faults: Counter[str] = field(default_factory=Counter)  # path substring -> remaining 500s
+    secondary: Counter[str] = field(default_factory=Counter)  # path substring -> remaining 403s
+    malformed: Counter[str] = field(default_factory=Counter)
+    redirect_offhost: set[str] = field(default_factory=set)
+    requests: list[httpx.Request] = field(default_factory=list)
+    used_by_token: Counter[str] = field(default_factory=Counter)
+
+    def add_repo(self, full: str, **kw: Any) -> Repo:
+        owner, name = full.split("/")
+        repo = Repo(owner, name, id=1000 + len(self.repos), **kw)
+        if not repo.contributors:
+            repo.contributors = [{"login": f"user{i}", "contributions": 100 - i} for i in range(3)]
+        self.repos[full.lower()] = repo
+        return repo
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    # ------------------------------------------------------------------------------------
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        url = str(request.url)
+        for sub in list(self.faults):
+            if self.faults[sub] > 0 and sub in url:
+                self.faults[sub] -= 1
+                return httpx.Response(502, text="bad gateway")
+        if url.startswith(GH):
+            return self.github(request, url[len(GH):])
+        if url.startswith(PYPI):
+            return self.pypi_answer(request, url[len(PYPI):])
+        if url.startswith(GITLAB):
+            return self.gitlab(request, url[len(GITLAB):])
+        if url.startswith(BB):
+            return self.bitbucket(request, url[len(BB):])
+        raise AssertionError(f"request to an unexpected host: {url}")
+
+    def _json(self, request: httpx.Request, payload: Any, headers: dict[str, str] | None = None,
+              status: int = 200) -> httpx.Response:
+        body = json.dumps(payload)
+        etag = etag_of(body)
+        headers = dict(headers or {})
+        headers["etag"] = etag
+        if request.headers.get("if-none-match") == etag:
+            return httpx.Response(304, headers=headers)
+        for sub in list(self.malformed):
+            if self.malformed[sub] > 0 and sub in str(request.url):
+                self.malformed[sub] -= 1
+                return httpx.Response(status, text=body[: len(body) // 2], headers=headers)
+        return httpx.Response(status, text=body, headers=headers)
+
+    def github(self, request: httpx.Request, path: str) -> httpx.Response:
+        auth = request.headers.get("authorization")
+        token = auth.split()[-1] if auth else "anonymous"
+        remaining = self.quota_by_token.get(token, self.quota)
+        rl = {"x-ratelimit-limit": "5000", "x-ratelimit-reset": str(int(self.now + self.reset_in))}
+        for sub in list(self.secondary):
+            if self.secondary[sub] > 0 and sub in path:
+                self.secondary[sub] -= 1
+                return httpx.Response(403, headers={**rl, "x-ratelimit-remaining": str(remaining),
+                                                    "retry-after": "0"},
+                                      text='{"message": "You have exceeded a secondary rate limit"}')
+        if remaining <= 0:
+            return httpx.Response(403, headers={**rl, "x-ratelimit-remaining": "0"},
+                                  text='{"message": "API rate limit exceeded"}')
+        if path == "/graphql":
+            return self.graphql(request, rl, token)
+        conditional = request.headers.get("if-none-match")
+        response = self.github_rest(request, path)
+        if not (response.status_code == 304 and auth and conditional):
+            remaining -= 1
+            self.quota_by_token[token] = remaining
+            self.used_by_token[token] += 1
+        response.headers.update({**rl, "x-ratelimit-remaining": str(remaining)})
+        return response
+
+    def _find(self, path: str) -> tuple[Repo | None, str, httpx.Response | None]:
+        parts = path.split("?")[0].split("/")
+        if parts[1] == "repositories":
+            repo_id = int(parts[2])
+            repo = next((r for r in self.repos.values() if r.id == repo_id), None)
+            return repo, "/".join(parts[3:]), None
+        full = f"{parts[2]}/{parts[3]}".lower()
+        rest = "/".join(parts[4:])
+        if full in self.renamed:
+            target = self.repos[self.renamed[full]]
+            query = ("?" + path.split("?", 1)[1]) if "?" in path else ""
+            location = f"{GH}/repositories/{target.id}" + (f"/{rest}" if rest else "") + query
+            if full in self.redirect_offhost:
+                location = "https://evil.test/repositories/1"
+            return None, rest, httpx.Response(301, headers={"location": location},
+                                              text='{"message": "Moved Permanently"}')
+        return self.repos.get(full), rest, None
+
+    def github_rest(self, request: httpx.Request, path: str) -> httpx.Response:
+        repo, rest, redirect = self._find(path)
+        if redirect is not None:
+            return redirect
+        if repo is None:
+            return httpx.Response(404, text='{"message": "Not Found"}')
+        if repo.blocked:
+            return httpx.Response(451, text='{"message": "Repository access blocked"}')
+        query = dict(httpx.URL(path).params)
+        if rest == "":
+            return self._json(request, {"id": repo.id, "full_name": f"{repo.owner}/{repo.name}",
+                                        "default_branch": repo.default_branch,
+                                        "stargazers_count": repo.stars, "pushed_at": repo.pushed_at,
+                                        "size": 0 if repo.empty else 10})
+        if rest == "stats/participation":
+            if repo.empty:
+                return httpx.Response(204)
+            if repo.participation_202 > 0:
+                repo.participation_202 -= 1
+                return httpx.Response(202, text="{}")
+            return self._json(request, {"all": [1] * 52, "owner": [0] * 52})
+        if rest == "contributors":
+            if repo.empty:
+                return httpx.Response(204)
+            page = int(query.get("page", "1"))
+            per = int(query.get("per_page", "30"))
+            chunk = repo.contributors[(page - 1) * per: page * per]
+            headers = {}
+            if page * per < len(repo.contributors):
+                base = f"{GH}/repositories/{repo.id}/contributors?per_page={per}"
+                headers["link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page=99>; rel="last"'
+            return self._json(request, chunk, headers)
+        if rest == "commits":
+            if repo.empty:
+                return httpx.Response(409, text='{"message": "Git Repository is empty."}')
+            assert query.get("sha") in (None, repo.default_branch)
+            return self._json(request, [{"sha": "abc", "commit": {"committer": {"date": "2026-10-01T00:00:00Z"}}}])
+        return httpx.Response(404, text='{"message": "Not Found"}')
+
+    def graphql(self, request: httpx.Request, rl: dict[str, str], token: str) -> httpx.Response:
+        import re
+
+        query = json.loads(request.content)["query"]
+        data: dict[str, Any] = {"rateLimit": {"cost": 1, "remaining": 4999, "resetAt": "x"}}
+        errors = []
+        for alias, owner, name in re.findall(r'(r\d+): repository\(owner: "([^"]+)", name: "([^"]+)"\)', query):
+            full = f"{owner}/{name}".lower()
+            full = self.renamed.get(full, full)
+            repo = self.repos.get(full)
+            if repo is None:
+                data[alias] = None
+                errors.append({"type": "NOT_FOUND", "path": [alias], "message": "Could not resolve"})
+            else:
+                data[alias] = {"nameWithOwner": f"{repo.owner}/{repo.name}", "stargazerCount": repo.stars,
+                               "pushedAt": repo.pushed_at, "isEmpty": repo.empty, "defaultBranchRef": {"name": repo.default_branch}}
+        remaining = self.quota_by_token.get(token, self.quota) - 1
+        self.quota_by_token[token] = remaining
+        self.used_by_token[token] += 1
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = errors
+        return httpx.Response(200, text=json.dumps(body),
+                              headers={**rl, "x-ratelimit-remaining": str(remaining),
+                                       "x-ratelimit-resource": "graphql"})
+
+    def pypi_answer(self, request: httpx.Request, path: str) -> httpx.Response:
+        parts = path.strip("/").split("/")
+        name = parts[1]
+        if name != name.lower():
+            return httpx.Response(301, headers={"location": f"/{parts[0]}/{name.lower()}/" +
+                                                ("json" if parts[0] == "pypi" else "")})
+        project = self.pypi.get(name)
+        if project is None:
+            return httpx.Response(404, text='{"message": "Not Found"}')
+        if parts[0] == "simple":
+            return self._json(request, {"meta": {"api-version": "1.4"}, "name": name, "files": [],
+                                        "project-status": {"status": "active"}})
+        return self._json(request, project, {"x-pypi-last-serial": "42"})
+
+    def gitlab(self, request: httpx.Request, path: str) -> httpx.Response:
+        if path.startswith("/projects/group%2Fproj"):
+            return self._json(request, {"id": 7, "path_with_namespace": "group/proj", "star_count": 3})
+        if path.startswith("/projects/7/repository/commits"):
+            page = int(dict(httpx.URL(path).params).get("page", "1"))
+            headers = {"x-next-page": "2"} if page == 1 else {}
+            return self._json(request, [{"id": f"c{page}", "committed_date": "2026-10-01T00:00:00Z"}], headers)
+        if path.startswith("/projects/7/repository/contributors"):
+            return self._json(request, [{"name": "A", "commits": 3}])
+        return httpx.Response(404, text='{"message": "404 Project Not Found"}')
+
+    def bitbucket(self, request: httpx.Request, path: str) -> httpx.Response:
+        if path == "/repositories/ws/slug":
+            return self._json(request, {"full_name": "ws/slug", "mainbranch": {"name": "main"}})
+        if path.startswith("/repositories/ws/slug/commits"):
+            return self._json(request, {"values": [{"hash": "h", "date": "2026-10-01T00:00:00+00:00"}]})
+        return httpx.Response(404, text='{"type": "error"}')

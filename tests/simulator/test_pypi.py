@@ -1,0 +1,117 @@
+"""PyPI behaviours of the simulator, over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.world import pep503
+from tests.simulator.helpers import client
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "upstream"
+SIMPLE = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+@pytest.fixture(scope="module")
+def py(simulator):
+    with client(simulator) as c:
+        yield simulator, c
+
+
+def test_json_field_set_like_real_pypi(py):
+    server, c = py
+    p = server.world.first("on_pypi", exclude=("pypi_name_differs",))
+    r = c.get(f"/pypi/{p.pypi_name}/json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert set(body) == {"info", "last_serial", "releases", "urls", "vulnerabilities"}
+    assert r.headers["x-pypi-last-serial"] == str(body["last_serial"])
+    real_file = REFERENCE / "pypi_json_django-crispy-forms_2022-02.json"
+    if real_file.exists():
+        real = json.loads(real_file.read_text())
+        assert set(real["info"]) <= set(body["info"]), set(real["info"]) - set(body["info"])
+        real_file_keys = set(real["urls"][0]) - {"digests"}
+        assert real_file_keys <= set(body["urls"][0])
+    assert body["urls"] and all(u["upload_time_iso_8601"].endswith("Z") for u in body["urls"])
+    assert body["info"]["version"] in body["releases"]
+    assert body["urls"] == body["releases"][body["info"]["version"]]
+
+
+def test_redirect_to_normalized_name_and_404(py):
+    server, c = py
+    p = server.world.first("on_pypi", "pypi_name_differs")
+    r = c.get(f"/pypi/{p.pypi_name}/json")
+    assert r.status_code == 301
+    assert r.headers["location"] == f"{server.url}/pypi/{pep503(p.pypi_name)}/json"
+    followed = c.get(f"/pypi/{p.pypi_name}/json", follow_redirects=True)
+    assert followed.status_code == 200 and followed.json()["info"]["name"] == p.pypi_name
+    missing = server.world.first("not_on_pypi")
+    r = c.get(f"/pypi/{pep503(missing.pypi_name)}/json")
+    assert r.status_code == 404 and r.json() == {"message": "Not Found"}
+    assert c.get("/pypi/no-such-project-anywhere/json").status_code == 404
+
+
+def test_variants(py):
+    server, c = py
+    w = server.world
+
+    def info(trait):
+        p = w.first(trait, "on_pypi")
+        return p, c.get(f"/pypi/{pep503(p.pypi_name)}/json").json()
+
+    _, body = info("project_urls_null")
+    assert body["info"]["project_urls"] is None
+    _, body = info("yanked_latest")
+    versions = list(body["releases"])
+    newest = versions[-1]
+    assert all(f["yanked"] for f in body["releases"][newest])
+    assert body["info"]["version"] != newest and not body["urls"][0]["yanked"]
+    _, body = info("prerelease_only")
+    assert all(any(ch in v for ch in "ab") for v in body["releases"])
+    assert body["info"]["version"] == list(body["releases"])[-1]
+    _, body = info("inactive_classifier")
+    assert "Development Status :: 7 - Inactive" in body["info"]["classifiers"]
+    _, body = info("documentation_url")
+    urls = body["info"]["project_urls"]
+    assert urls.get("Documentation") or urls.get("Docs")
+    _p, body = info("vulnerable")
+    assert body["vulnerabilities"][0]["id"].startswith("PYSEC-")
+
+
+def test_etag_and_304(py):
+    server, c = py
+    p = server.world.first("on_pypi")
+    url = f"/pypi/{pep503(p.pypi_name)}/json"
+    r = c.get(url)
+    etag = r.headers["etag"]
+    assert etag.startswith('"')
+    again = c.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_simple_api_pep691_and_status(py):
+    server, c = py
+    w = server.world
+    p = w.first("on_pypi", exclude=("pypi_archived",))
+    r = c.get(f"/simple/{pep503(p.pypi_name)}/", headers=SIMPLE)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+    body = r.json()
+    assert body["meta"]["api-version"].startswith("1.")
+    assert body["project-status"] == {"status": "active"}
+    assert body["name"] == pep503(p.pypi_name) and body["files"] and body["versions"]
+    assert all("sha256" in f["hashes"] for f in body["files"])
+    a = w.first("pypi_archived")
+    assert c.get(f"/simple/{pep503(a.pypi_name)}/", headers=SIMPLE).json()["project-status"]["status"] == "archived"
+    q = w.first("pypi_quarantined")
+    qb = c.get(f"/simple/{pep503(q.pypi_name)}/", headers=SIMPLE).json()
+    assert qb["project-status"]["status"] == "quarantined" and qb["files"] == []
+    assert c.get(f"/pypi/{pep503(q.pypi_name)}/json").status_code == 404
+    html = c.get(f"/simple/{pep503(p.pypi_name)}/")
+    assert html.headers["content-type"].startswith("application/vnd.pypi.simple.v1+html")
+    assert "<a href=" in html.text
+    d = w.first("pypi_name_differs", "on_pypi")
+    r = c.get(f"/simple/{d.pypi_name}/", headers=SIMPLE)
+    assert r.status_code == 301 and r.headers["location"].endswith(f"/simple/{pep503(d.pypi_name)}/")

@@ -1,0 +1,191 @@
+"""Loading by name, atomic replacement, migrations, idempotent history and the published snapshot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import duckdb
+import polars as pl
+import pytest
+
+from assets.core.sample import sample_catalogue, write_sample
+from assets.core.transform import build_core
+from assets.marts.history import snapshot_history
+from warehouse.archive import latest_responses, scan_archive
+from warehouse.db import connect_reader, connect_writer
+from warehouse.ddl import create_raw_views, declared
+from warehouse.load import query, read_table, replace_rows, replace_tables
+from warehouse.publish import publish
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+@pytest.fixture
+def built(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
+    replace_tables(con, core)
+    create_raw_views(con, raw)
+    yield con, core
+    con.close()
+
+
+def test_round_trip_by_name_keeps_declared_types(built):
+    con, core = built
+    for name, frame in core.items():
+        assert read_table(con, name).equals(frame), name
+    # a frame whose columns come in another order still lands by name
+    shuffled = core["core.grid_packages"].select("package_id", "grid_id")
+    replace_tables(con, {"core.grid_packages": shuffled})
+    assert read_table(con, "core.grid_packages").columns == ["grid_id", "package_id"]
+    assert read_table(con, "core.grid_packages", order_by=["grid_id", "package_id"]).equals(
+        core["core.grid_packages"]
+    )
+
+
+def test_idempotent_reload_adds_no_rows(built):
+    con, core = built
+    before = {n: con.execute(f"SELECT count(*) FROM {n}").fetchall()[0][0] for n in core}
+    replace_tables(con, core)
+    after = {n: con.execute(f"SELECT count(*) FROM {n}").fetchall()[0][0] for n in core}
+    assert before == after == {n: f.height for n, f in core.items()}
+
+
+def test_failed_load_leaves_previous_tables_intact(built):
+    con, core = built
+    bad = core["core.participants"].with_columns(pl.lit("x").alias("not_a_declared_column"))
+    with pytest.raises(duckdb.Error):
+        replace_tables(con, {"core.packages": core["core.packages"].head(1), "core.participants": bad})
+    assert read_table(con, "core.packages").equals(core["core.packages"])  # first table rolled back too
+    assert read_table(con, "core.participants").equals(core["core.participants"])
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert not any(t.endswith("__staging") for t in tables)
+
+
+def test_adding_a_declared_column_is_migrated_on_open(tmp_path, monkeypatch):
+    path = tmp_path / "warehouse.duckdb"
+    con = connect_writer(path)
+    con.execute("ALTER TABLE history.package_metrics DROP COLUMN health_score")  # an "old" file
+    con.execute("INSERT INTO history.refreshes VALUES ('r1', now(), 0)")
+    con.close()
+    con = connect_writer(path)
+    try:
+        cols = [r[0] for r in con.execute("DESCRIBE history.package_metrics").fetchall()]
+        assert "health_score" in cols
+        assert con.execute("SELECT count(*) FROM history.refreshes").fetchall()[0][0] == 1  # data kept
+    finally:
+        con.close()
+
+
+def test_one_off_migrations_run_once(tmp_path, monkeypatch):
+    from warehouse import ddl
+
+    monkeypatch.setattr(ddl, "MIGRATIONS", [(1, "seed", "INSERT INTO history.refreshes VALUES ('m', now(), 0)")])
+    for _ in range(2):
+        connect_writer(tmp_path / "w.duckdb").close()
+    con = connect_writer(tmp_path / "w.duckdb")
+    try:
+        assert con.execute("SELECT count(*) FROM history.refreshes").fetchall()[0][0] == 1
+    finally:
+        con.close()
+
+
+def test_history_is_idempotent_per_refresh(built):
+    con, _core = built
+    assert snapshot_history(con, "run-1", NOW) == 7
+    assert snapshot_history(con, "run-1", NOW) == 7  # replaced, not duplicated
+    assert snapshot_history(con, "run-2", NOW.replace(day=29)) == 7
+    counts = query(con, "SELECT refresh_id, count(*) AS n FROM history.package_metrics GROUP BY 1 ORDER BY 1")
+    assert counts.rows() == [("run-1", 7), ("run-2", 7)]
+    alpha = query(con, "SELECT * FROM history.package_metrics WHERE refresh_id = 'run-2' AND package_id = 1")
+    row = alpha.row(0, named=True)
+    assert (row["stars"], row["contributors"], row["latest_release"]) == (120, 4, "2.0")
+    assert row["commits_52w"] == sum((1 + i) % 5 for i in range(52))
+
+
+def test_newly_archived_mart(built):
+    con, _ = built
+    snapshot_history(con, "run-1", NOW)
+    con.execute("UPDATE history.package_metrics SET archived = FALSE WHERE refresh_id = 'run-1'")
+    snapshot_history(con, "run-2", NOW.replace(day=29))
+    assert query(con, "SELECT slug FROM marts.newly_archived")["slug"].to_list() == ["zeta"]
+    leaders = query(
+        con, "SELECT package_slug, rank FROM marts.grid_leaderboard WHERE grid_slug = 'forms' ORDER BY rank"
+    )
+    assert leaders.rows() == [("alpha", 1), ("gamma", 2)]
+
+
+def test_replace_rows_upserts_a_partition(built):
+    con, core = built
+    changed = core["core.participants"].filter(pl.col("package_id") == 6).with_columns(pl.lit("zoe").alias("login"))
+    replace_rows(con, {"core.participants": changed}, by="package_id")
+    logins = query(con, "SELECT login FROM core.participants WHERE package_id = 6")["login"].to_list()
+    assert logins == ["zoe"]
+    assert con.execute("SELECT count(*) FROM core.participants").fetchall()[0][0] == core["core.participants"].height
+
+
+def test_raw_view_over_the_archive(built):
+    con, _ = built
+    n = con.execute("SELECT count(*) FROM raw.responses WHERE source = 'github'").fetchall()[0][0]
+    assert n == 13
+    latest = con.execute("SELECT status FROM raw.latest_attempts WHERE request_key = 'github:repo:old/gamma'")
+    assert latest.fetchall() == [(502,)]
+
+
+def test_reader_queries_published_copy_while_writer_writes(built, tmp_path):
+    con, _core = built
+    published = publish(tmp_path / "warehouse.duckdb", tmp_path / "published.duckdb", con=con)
+    big = pl.DataFrame({"package_id": range(300_000), "week_index": [0] * 300_000}).with_columns(
+        pl.lit(None, pl.Date).alias("week_start"), pl.lit(1, pl.Int32).alias("commits")
+    )
+    stop = threading.Event()
+    writes = []
+
+    def writer():  # keeps the warehouse busy (and locked) the whole time
+        while not stop.is_set():
+            replace_tables(con, {"core.commit_weeks": big})
+            writes.append(1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 1.0
+        reads = 0
+        while time.monotonic() < deadline or not writes:
+            reader = connect_reader(published)
+            try:
+                assert reader.execute("SELECT count(*) FROM core.packages").fetchall()[0][0] == 7
+                assert reader.execute("SELECT count(*) FROM core.commit_weeks").fetchall()[0][0] == 156
+            finally:
+                reader.close()
+            reads += 1
+        # a reader of the warehouse itself would meet the writer's lock from another process;
+        # the published copy is never locked
+        with pytest.raises(duckdb.Error):
+            reader = connect_reader(published)
+            try:
+                reader.execute("CREATE TABLE core.x (a INT)")
+            finally:
+                reader.close()
+    finally:
+        stop.set()
+        thread.join()
+    assert reads > 0 and writes
+    # re-publishing replaces the file atomically with the new content
+    publish(tmp_path / "warehouse.duckdb", published, con=con)
+    reader = connect_reader(published)
+    try:
+        assert reader.execute("SELECT count(*) FROM core.commit_weeks").fetchall()[0][0] == 300_000
+    finally:
+        reader.close()
+
+
+def test_every_declared_view_queries(built):
+    con, _ = built
+    for name in declared()[1]:
+        con.execute(f"SELECT * FROM {name}").fetchall()

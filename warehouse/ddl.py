@@ -1,0 +1,155 @@
+"""The declared warehouse model (`warehouse/schema/*.sql`) and the migrations that keep a file on it.
+
+The SQL files are the source of truth for table columns, types and keys (`-- key: a, b` above each
+`CREATE TABLE`). Opening the warehouse for writing (`apply_schema`) creates what is missing, adds
+columns a declared table gained since the file was written (an additive migration, no manual drop),
+runs the ordered one-off `MIGRATIONS` not yet recorded, and (re)creates the views.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_DIR = Path(__file__).parent / "schema"
+SCHEMAS = ("catalogue", "raw", "core", "history", "marts")
+SQL_FILES = ("core.sql", "history.sql", "marts.sql")  # tables first, views last
+
+# One-off migrations, applied once in order and recorded in main.pulse_migrations. Additive column
+# changes need no entry here (apply_schema adds declared columns); renames, type changes and
+# back-fills do. Each entry: (id, description, SQL).
+MIGRATIONS: list[tuple[int, str, str]] = []
+
+_CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+([\w.]+)", re.IGNORECASE)
+_CREATE_VIEW = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+([\w.]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str  # schema.table
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in declared order
+    sql: str
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        return dict(self.columns)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str
+    sql: str
+
+
+def _statements(text: str) -> list[str]:
+    return [s.strip() for s in text.split(";") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
+
+
+@cache
+def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
+    """Tables and views declared in the SQL files (types resolved by DuckDB itself)."""
+    tables: dict[str, TableSpec] = {}
+    views: dict[str, ViewSpec] = {}
+    scratch = duckdb.connect()
+    try:
+        for schema in SCHEMAS:
+            scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for file in SQL_FILES:
+            for stmt in _statements((SCHEMA_DIR / file).read_text()):
+                if match := _CREATE_TABLE.search(stmt):
+                    name = match.group(1)
+                    key_line = re.search(r"--\s*key:\s*(.+)", stmt)
+                    key = tuple(k.strip() for k in key_line.group(1).split(",")) if key_line else ()
+                    scratch.execute(stmt)
+                    schema, table = name.split(".")
+                    cols = scratch.execute(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                        [schema, table],
+                    ).fetchall()
+                    tables[name] = TableSpec(name, key, tuple((c, t) for c, t in cols), stmt)
+                elif match := _CREATE_VIEW.search(stmt):
+                    views[match.group(1)] = ViewSpec(match.group(1), stmt)
+    finally:
+        scratch.close()
+    return tables, views
+
+
+def table_spec(name: str) -> TableSpec | None:
+    return declared()[0].get(name)
+
+
+def existing_columns(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    schema, table = name.split(".")
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return dict(rows)
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Bring the open warehouse up to the declared model; returns what was changed (for logs)."""
+    changes: list[str] = []
+    tables, views = declared()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for schema in SCHEMAS:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for spec in tables.values():
+            have = existing_columns(con, spec.name)
+            if not have:
+                con.execute(spec.sql)
+                changes.append(f"created {spec.name}")
+                continue
+            for column, dtype in spec.columns:
+                if column not in have:
+                    con.execute(f'ALTER TABLE {spec.name} ADD COLUMN "{column}" {dtype}')
+                    changes.append(f"added {spec.name}.{column} {dtype}")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS main.pulse_migrations "
+            "(id INTEGER, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+        )
+        done = {row[0] for row in con.execute("SELECT id FROM main.pulse_migrations").fetchall()}
+        for mig_id, description, sql in MIGRATIONS:
+            if mig_id not in done:
+                con.execute(sql)
+                con.execute(
+                    "INSERT INTO main.pulse_migrations (id, description) VALUES (?, ?)", [mig_id, description]
+                )
+                changes.append(f"migration {mig_id}: {description}")
+        for view in views.values():
+            con.execute(view.sql)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return changes
+
+
+def create_raw_views(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> bool:
+    """`raw.responses`: every archived response (a view over the Parquet batches). False if none yet."""
+    files = sorted(raw_dir.glob("*/*.parquet"))
+    if not files:
+        return False
+    pattern = str(raw_dir.resolve() / "*" / "*.parquet").replace("'", "''")
+    con.execute(
+        f"CREATE OR REPLACE VIEW raw.responses AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW raw.latest_attempts AS "
+        "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER "
+        "(PARTITION BY request_key ORDER BY fetched_at DESC) AS rn FROM raw.responses) WHERE rn = 1"
+    )
+    return True

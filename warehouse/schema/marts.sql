@@ -1,0 +1,93 @@
+-- Marts: analytics views over core and history (recomputed on every query, nothing to load).
+
+-- Per package: popularity and activity now, with human-friendly names.
+CREATE OR REPLACE VIEW marts.package_activity AS
+WITH weeks AS (
+    SELECT package_id,
+           sum(commits) AS commits_52w,
+           sum(commits) FILTER (WHERE week_index >= 40) AS commits_12w
+    FROM core.commit_weeks GROUP BY package_id
+), people AS (
+    SELECT package_id,
+           count(*) AS contributors,
+           count(*) FILTER (WHERE NOT is_bot) AS human_contributors
+    FROM core.participants GROUP BY package_id
+)
+SELECT p.id AS package_id,
+       p.slug,
+       p.title,
+       p.category_id,
+       p.repo_host,
+       p.repo_watchers AS stars,
+       p.repo_forks AS forks,
+       coalesce(w.commits_52w, 0)::BIGINT AS commits_52w,
+       coalesce(w.commits_12w, 0)::BIGINT AS commits_12w,
+       coalesce(c.contributors, 0)::BIGINT AS contributors,
+       coalesce(c.human_contributors, 0)::BIGINT AS human_contributors,
+       p.last_updated AS last_commit,
+       date_diff('day', p.last_updated, now())::BIGINT AS days_since_last_commit,
+       p.pypi_version,
+       p.is_archived,
+       p.is_stale
+FROM core.packages p
+LEFT JOIN weeks w ON w.package_id = p.id
+LEFT JOIN people c ON c.package_id = p.id;
+
+-- Per grid: its packages ranked by stars (ties by 52-week commits, then slug).
+CREATE OR REPLACE VIEW marts.grid_leaderboard AS
+SELECT g.id AS grid_id,
+       g.slug AS grid_slug,
+       g.title AS grid_title,
+       a.package_id,
+       a.slug AS package_slug,
+       a.stars,
+       a.commits_52w,
+       a.last_commit,
+       a.is_archived,
+       row_number() OVER (PARTITION BY g.id ORDER BY a.stars DESC, a.commits_52w DESC, a.slug)::BIGINT
+           AS rank
+FROM core.grid_packages gp
+JOIN core.grids g ON g.id = gp.grid_id
+JOIN marts.package_activity a ON a.package_id = gp.package_id;
+
+-- Popular (>= 100 stars) but not archived and no commit for a year (or never seen one).
+CREATE OR REPLACE VIEW marts.stale_popular_packages AS
+SELECT package_id, slug, stars, last_commit, days_since_last_commit, commits_52w, is_stale
+FROM marts.package_activity
+WHERE stars >= 100
+  AND NOT is_archived
+  AND (last_commit IS NULL OR last_commit < now() - INTERVAL 365 DAY);
+
+-- Archived in the latest refresh, not archived in the one before it.
+CREATE OR REPLACE VIEW marts.newly_archived AS
+WITH ranked AS (
+    SELECT refresh_id, snapshot_at, dense_rank() OVER (ORDER BY snapshot_at DESC, refresh_id DESC) AS n
+    FROM history.refreshes
+), latest AS (
+    SELECT m.* FROM history.package_metrics m JOIN ranked r USING (refresh_id) WHERE r.n = 1
+), previous AS (
+    SELECT m.* FROM history.package_metrics m JOIN ranked r USING (refresh_id) WHERE r.n = 2
+)
+SELECT l.package_id, p.slug, l.refresh_id, l.snapshot_at AS archived_seen_at, l.stars
+FROM latest l
+JOIN previous v ON v.package_id = l.package_id
+JOIN core.packages p ON p.id = l.package_id
+WHERE l.archived AND NOT coalesce(v.archived, FALSE);
+
+-- Per package on PyPI: how often it releases (final, non-yanked releases with an upload time).
+CREATE OR REPLACE VIEW marts.release_cadence AS
+WITH r AS (
+    SELECT package_id, upload_time,
+           lag(upload_time) OVER (PARTITION BY package_id ORDER BY upload_time) AS previous_upload
+    FROM core.releases
+    WHERE NOT is_prerelease AND NOT yanked AND upload_time IS NOT NULL
+)
+SELECT r.package_id,
+       p.slug,
+       count(*)::BIGINT AS releases,
+       min(r.upload_time) AS first_release,
+       max(r.upload_time) AS latest_release,
+       (count(*) FILTER (WHERE r.upload_time >= now() - INTERVAL 365 DAY))::BIGINT AS releases_365d,
+       median(date_diff('day', r.previous_upload, r.upload_time))::DOUBLE AS median_days_between
+FROM r JOIN core.packages p ON p.id = r.package_id
+GROUP BY r.package_id, p.slug;
