@@ -46,14 +46,15 @@ def repo_json(i: int, owner: str, name: str, stars: int, *, archived: bool) -> d
     r = f"{API}/repos/{full}"
     url_fields = {
         k: f"{r}/{k.removesuffix('_url')}"
-        for k in (
-            "forks_url keys_url collaborators_url teams_url hooks_url issue_events_url events_url "
-            "assignees_url branches_url tags_url blobs_url git_tags_url git_refs_url trees_url statuses_url "
-            "languages_url stargazers_url contributors_url subscribers_url subscription_url commits_url "
-            "git_commits_url comments_url issue_comment_url contents_url compare_url merges_url archive_url "
-            "downloads_url issues_url pulls_url milestones_url notifications_url labels_url releases_url "
-            "deployments_url"
-        ).split()
+        for k in [
+            "forks_url", "keys_url", "collaborators_url", "teams_url", "hooks_url", "issue_events_url",
+            "events_url", "assignees_url", "branches_url", "tags_url", "blobs_url", "git_tags_url",
+            "git_refs_url", "trees_url", "statuses_url", "languages_url", "stargazers_url",
+            "contributors_url", "subscribers_url", "subscription_url", "commits_url", "git_commits_url",
+            "comments_url", "issue_comment_url", "contents_url", "compare_url", "merges_url", "archive_url",
+            "downloads_url", "issues_url", "pulls_url", "milestones_url", "notifications_url", "labels_url",
+            "releases_url", "deployments_url",
+        ]
     }
     return {
         "id": 1000 + i, "node_id": f"R_{i:08d}", "name": name, "full_name": full, "private": False,
@@ -235,3 +236,29 @@ def write_archive(raw_dir: Path, ids: list[int], *, generation: int = 0, batch: 
             write_batch(raw_dir, source, items, f"bench-{generation}")
             rows += len(items)
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.synth --packages N --out DIR [--generation G --fraction F]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--packages", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--generation", type=int, default=0, help="0 = the initial archive; >0 = changes")
+    parser.add_argument("--fraction", type=float, default=0.01, help="share of packages changed (generation > 0)")
+    args = parser.parse_args(argv)
+    ids = list(range(1, args.packages + 1))
+    if args.generation == 0:
+        (args.out / "catalogue").mkdir(parents=True, exist_ok=True)
+        for name, frame in catalogue(args.packages).items():
+            frame.write_parquet(args.out / "catalogue" / f"{name}.parquet")
+    else:
+        rng = random.Random(args.generation)
+        ids = sorted(rng.sample(ids, max(1, int(len(ids) * args.fraction))))
+    rows = write_archive(args.out / "raw", ids, generation=args.generation)
+    print(orjson.dumps({"packages": len(ids), "rows": rows}).decode())
+
+
+if __name__ == "__main__":
+    main()

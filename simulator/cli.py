@@ -20,7 +20,9 @@ from simulator.faults import parse_faults
               help="Added latency per upstream request (asyncio.sleep, never blocking).")
 @click.option("--faults", default="", help="Fault spec, e.g. '5xx=0.05,timeout=0.01,slow=0.05:2000' "
               "(grammar: simulator/README.md).")
-def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, faults: str) -> None:
+@click.option("--now", default=None, help="Simulated 'now' (ISO 8601, default 2026-11-01T00:00:00Z).")
+def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, faults: str,
+             now: str | None) -> None:
     """Serve fake GitHub (REST + GraphQL), PyPI, GitLab, Bitbucket and djangopackages API v4 on one port."""
     from simulator.server import serve_forever
 
@@ -28,6 +30,17 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
         spec = parse_faults(faults)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
+
+    now_dt = None
+    if now:
+        from datetime import UTC, datetime
+
+        try:
+            now_dt = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--now") from exc
+        if now_dt.tzinfo is None:
+            now_dt = now_dt.replace(tzinfo=UTC)
 
     def ready(url: str) -> None:
         env = {
@@ -43,7 +56,7 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
         sys.stdout.flush()
 
     serve_forever(packages=packages, seed=seed, latency_ms=latency_ms, faults=spec, port=port, host=host,
-                  on_ready=ready)
+                  on_ready=ready, now=now_dt)
 
 
 if __name__ == "__main__":  # pragma: no cover

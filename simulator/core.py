@@ -77,7 +77,7 @@ class SimState:
             self.by_route_status: Counter[str] = Counter()
             self.quota_spent: Counter[str] = Counter()
             self.faults_injected: Counter[str] = Counter()
-            self.log: deque[dict] = deque(maxlen=200_000)
+            self.log: deque[tuple] = deque(maxlen=100_000)
 
     # ------------------------------------------------------------------ rate limits
     def window(self, key: str, resource: str, limit: int) -> RateWindow:
@@ -102,8 +102,7 @@ class SimState:
                 self.quota_spent[who] += quota
             if fault:
                 self.faults_injected[fault] += 1
-            self.log.append({"method": method, "path": path, "route": route, "status": status,
-                             "client": who, "fault": fault})
+            self.log.append((method, path, route, status, who, fault))
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -118,7 +117,7 @@ class SimState:
                 "rate_limits": {
                     f"{k} {res}": {"limit": w.limit, "used": w.used, "remaining": w.remaining,
                                    "reset": w.reset}
-                    for (k, res), w in sorted(self.windows.items())
+                    for (k, res), w in sorted(list(self.windows.items()))
                 },
                 "world": {"seed": self.world.seed, "packages": self.world.n,
                           "now": self.world.now.isoformat()},
@@ -126,4 +125,6 @@ class SimState:
 
     def requests(self) -> list[dict]:
         with self.lock:
-            return list(self.log)
+            entries = list(self.log)
+        keys = ("method", "path", "route", "status", "client", "fault")
+        return [dict(zip(keys, e, strict=True)) for e in entries]

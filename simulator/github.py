@@ -392,6 +392,10 @@ def handle(state: SimState, base: str, kind: str, ident: str, rest: str, query: 
     if err is not None:
         return err
     assert p is not None
+    if state.faults.roll("repo5xx", "repo", p.full_name.lower()) and state.faults.applies_to("github"):
+        with state.lock:
+            state.faults_injected["repo5xx"] += 1
+        return Resp(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {}, "text/html", quota=False)
     q = parse_qs(query, keep_blank_values=True)
     return hit[1](state, base, p, q)
 

@@ -176,7 +176,8 @@ def bitbucket(state: SimState, base: str, ws: str, slug: str, sub: str, query: s
         author = c.author_name
         values.append({
             "type": "commit", "hash": c.sha, "date": c.date.isoformat(),
-            "author": {"type": "author", "raw": f"{author} <{author.lower()}@example.org>"},
+            "author": {"type": "author",
+                       "raw": f"{author} <{author.lower().replace(' ', '.')}@example.org>"},
             "message": c.message + "\n", "summary": {"type": "rendered", "raw": c.message + "\n",
                                                      "markup": "markdown", "html": f"<p>{c.message}</p>"},
             "links": {"self": {"href": f"{api}/commit/{c.sha}"},

@@ -81,7 +81,8 @@ def project_json(state: SimState, p: Package) -> dict:
         "summary": p.description or "", "version": latest.version, "yanked": latest.yanked,
         "yanked_reason": None,
     }
-    releases = {rel.version: _files(p, rel) for rel in w.releases(p.id)}
+    # real PyPI lists releases by version string (so "1.10.0" comes before "1.9.2")
+    releases = {rel.version: _files(p, rel) for rel in sorted(w.releases(p.id), key=lambda r: r.version)}
     vulns = []
     if p.vulnerable:
         rels = w.releases(p.id)

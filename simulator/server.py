@@ -175,8 +175,9 @@ class Simulator:
                     resp = await made if asyncio.iscoroutine(made) else made
                     self._conditional(request, resp)
         except _Abort as exc:
+            # the transport is already aborted: the client sees a reset / a dropped connection
             s.record(route=route, status=0, who=who, method=request.method, path=raw, fault=exc.fault)
-            raise exc.error from None
+            return web.Response(status=500)
         if fault is None and resp.status == 200 and self.faults.applies_to(host):
             key = (request.method, raw, s.seen[raw])
             if self.faults.roll("malformed", *key):
@@ -380,7 +381,6 @@ class _Abort(Exception):
         self.fault = fault
         if request.transport is not None:
             request.transport.abort()
-        self.error = ConnectionResetError(fault)
 
 
 # ---------------------------------------------------------------------- running it

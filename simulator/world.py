@@ -269,6 +269,11 @@ class World:
         lap = (pid - 1) // self._combos
         return base if lap == 0 else f"{base}-{lap + 1}"
 
+    @property
+    def packages(self) -> int:
+        """Number of packages in the world (same as ``n``)."""
+        return self.n
+
     def ids(self) -> range:
         return range(1, self.n + 1)
 

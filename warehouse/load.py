@@ -70,11 +70,12 @@ def replace_rows(
     con: duckdb.DuckDBPyConnection,
     tables: Mapping[str, pl.DataFrame],
     *,
-    by: str,
-    values: Iterable[object] | None = None,
+    by: str | Mapping[str, str],
+    values: Iterable[object] | Mapping[str, Iterable[object]] | None = None,
 ) -> dict[str, int]:
     """Upsert by a partition column, in one transaction: for each table, delete the rows whose `by`
-    is in `values` (default: the values present in the frame) and insert the frame's rows by name.
+    column is in `values` (default: the values present in the frame) and insert the frame's rows by
+    name. `by` and `values` may be given per table (mappings keyed like `tables`).
 
     Used for history (one partition per refresh id: re-running a refresh replaces it, never
     duplicates it) and for incremental core updates (the changed package ids).
@@ -84,12 +85,20 @@ def replace_rows(
     try:
         for name, frame in tables.items():
             _check_name(name)
-            keys = pl.DataFrame({by: list(values)}) if values is not None else frame.select(by).unique()
+            column = by[name] if isinstance(by, Mapping) else by
+            wanted = values.get(name) if isinstance(values, Mapping) else values
+            keys = (
+                pl.DataFrame({column: list(wanted)}, schema={column: frame.schema[column]})
+                if wanted is not None
+                else frame.select(column).unique()
+            )
             view, keys_view = f"__rows_{name.replace('.', '_')}", f"__keys_{name.replace('.', '_')}"
             con.register(view, frame)
             con.register(keys_view, keys)
             try:
-                con.execute(f"DELETE FROM {name} WHERE {_quote(by)} IN (SELECT {_quote(by)} FROM {keys_view})")
+                con.execute(
+                    f"DELETE FROM {name} WHERE {_quote(column)} IN (SELECT {_quote(column)} FROM {keys_view})"
+                )
                 con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
             finally:
                 con.unregister(view)

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from assets.core.transform import CORE_TABLES, build_core
+from assets.core.refresh import refresh_core
+from assets.core.transform import CORE_TABLES
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
-from warehouse.archive import latest_responses, scan_archive
 from warehouse.ddl import create_raw_views
-from warehouse.load import query, replace_tables
+from warehouse.load import query
 
 CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
@@ -64,26 +64,32 @@ def read_catalogue(con) -> dict:
     can_subset=False,
 )
 def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
-    """Parse the newest good raw responses and join them onto the catalogue; write all core tables in
-    one transaction (a failure leaves the previous tables in place)."""
+    """Parse the newest good raw responses and join them onto the catalogue; write the core tables in
+    one transaction (a failure leaves the previous tables in place). Incremental when only new
+    archive batches arrived since the last build and the catalogue is unchanged (assets.core.refresh).
+    """
     raw_dir = pulse.settings().raw_dir
     with warehouse.writer() as con:
         catalogue = read_catalogue(con)
-        tables = build_core(
-            catalogue, latest_responses(raw_dir), now=datetime.now(UTC), archive=scan_archive(raw_dir)
-        )
-        counts = replace_tables(con, tables)
+        mode, written = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC))
         create_raw_views(con, raw_dir)
-    errors = tables["core.crawl_errors"]
-    kinds = errors.group_by("kind").len().sort("kind")
+        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
+        kinds = dict(
+            con.execute("SELECT kind, count(*) FROM core.crawl_errors GROUP BY kind ORDER BY kind").fetchall()
+        )
+        stale = con.execute("SELECT count(*) FROM core.packages WHERE is_stale").fetchall()[0][0]
     for name in CORE_TABLES:
-        metadata: dict[str, object] = {"dagster/row_count": counts[name]}
+        metadata: dict[str, object] = {
+            "dagster/row_count": int(counts[name]),
+            "rows_written": int(written.get(name, 0)),
+            "refresh_mode": mode,
+        }
         if name == "core.crawl_errors":
-            metadata["by_kind"] = dg.MetadataValue.json(dict(kinds.iter_rows()))
+            metadata["by_kind"] = dg.MetadataValue.json(kinds)
         if name == "core.packages":
-            metadata["stale_packages"] = int(tables[name]["is_stale"].sum())
+            metadata["stale_packages"] = int(stale)
         yield dg.MaterializeResult(asset_key=core_key(name), metadata=metadata)
-    context.log.info("core tables: %s", counts)
+    context.log.info("core refresh (%s): %s", mode, written)
 
 
 core_assets = [core_tables]

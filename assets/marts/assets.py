@@ -1,4 +1,4 @@
-"""Dagster assets for history (a dated snapshot per refresh), the marts views and the published copy."""
+"""Dagster assets for history (a dated snapshot per refresh) and the marts views."""
 
 from datetime import UTC, datetime
 
@@ -6,15 +6,14 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.core.assets import core_key
+from assets.core.refresh import last_refresh
 from assets.core.transform import CORE_TABLES
 from assets.marts.history import snapshot_history
-from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import declared
-from warehouse.publish import publish
 
 HISTORY_KEY = dg.AssetKey(["history", "package_metrics"])
 MART_VIEWS = tuple(name for name in declared()[1] if name.startswith("marts."))
-PUBLISHED_KEY = dg.AssetKey(["marts", "published_snapshot"])
 
 
 @dg.asset(
@@ -29,7 +28,10 @@ PUBLISHED_KEY = dg.AssetKey(["marts", "published_snapshot"])
 def package_metrics_history(context: AssetExecutionContext, warehouse: WarehouseResource):
     snapshot_at = datetime.now(UTC)
     with warehouse.writer() as con:
-        rows = snapshot_history(con, context.run.run_id, snapshot_at)
+        mode, changed = last_refresh(con)
+        rows = snapshot_history(
+            con, context.run.run_id, snapshot_at, changed=changed if mode in ("incremental", "unchanged") else None
+        )
         refreshes = con.execute("SELECT count(*) FROM history.refreshes").fetchall()[0][0]
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "refresh_id": context.run.run_id, "refreshes": int(refreshes)}
@@ -59,19 +61,8 @@ def marts_views(warehouse: WarehouseResource):
         yield dg.MaterializeResult(asset_key=dg.AssetKey(name.split(".")), metadata={"dagster/row_count": count})
 
 
-@dg.asset(
-    key=PUBLISHED_KEY,
-    deps=[dg.AssetKey(name.split(".")) for name in MART_VIEWS],
-    group_name="marts",
-    kinds={"duckdb"},
-    pool=WRITER_POOL,
-    description="Read-only copy of the warehouse (PULSE_HOME/published.duckdb), replaced atomically.",
-)
-def published_snapshot(pulse: PulseResource, warehouse: WarehouseResource):
-    settings = pulse.settings()
-    with warehouse.writer() as con:
-        path = publish(warehouse.path(), settings.published_path, con=con)
-    return dg.MaterializeResult(metadata={"path": str(path), "bytes": path.stat().st_size})
+# The read-only snapshot is published by the exports group (`exports/published_warehouse`, which
+# calls warehouse.publish.publish); it should depend on MARTS_KEYS so history and marts are in it.
+MARTS_KEYS = [HISTORY_KEY, *[dg.AssetKey(name.split(".")) for name in MART_VIEWS]]
 
-
-marts_assets = [package_metrics_history, marts_views, published_snapshot]
+marts_assets = [package_metrics_history, marts_views]

@@ -42,15 +42,10 @@ GRAPHQL_REPO_FIELDS = """
       issues(states: OPEN) { totalCount }
       licenseInfo { spdxId name }
       repositoryTopics(first: 20) { nodes { topic { name } } }
+      latestRelease { tagName name publishedAt isPrerelease }
       defaultBranchRef {
         name
-        target {
-          ... on Commit {
-            history(first: 1) {
-              nodes { oid committedDate authoredDate messageHeadline }
-            }
-          }
-        }
+        target { ... on Commit { oid committedDate authoredDate messageHeadline } }
       }"""
 
 

@@ -90,7 +90,7 @@ class Tuning:
     max_pages: int = 50  # contributors / commits pages per request key
     github_concurrency: int = 64
     github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
-    pypi_concurrency: int = 32
+    pypi_concurrency: int = 48
     gitlab_concurrency: int = 16
     bitbucket_concurrency: int = 16
     graphql_batch: int = 50
@@ -354,6 +354,29 @@ class TokenPool:
 # --------------------------------------------------------------------------------------------
 
 
+class AdaptiveGate:
+    """A semaphore whose size can shrink: halved on each secondary rate limit (not below 1)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify()
+
+    def shrink(self) -> int:
+        self.limit = max(1, self.limit // 2)
+        return self.limit
+
+
 @dataclass
 class UpstreamStats:
     requests: int = 0
@@ -385,7 +408,7 @@ class Upstream:
         self.client = client
         self.allowed = frozenset(allowed)
         self.tuning = tuning
-        self.semaphore = asyncio.Semaphore(concurrency)
+        self.semaphore = AdaptiveGate(concurrency)
         self.pool = pool
         self.resource = resource
         self.headers = dict(headers or {})
@@ -596,12 +619,14 @@ class Upstream:
                            error_kind=kind, error=message, final_url=final_url)
 
     async def _pause(self, delay: float, why: str) -> None:
-        until = time.monotonic() + delay
-        if until > self._paused_until:
-            if self.deadline is not None and until > self.deadline:
-                raise BudgetExceeded(f"{why}; waiting {delay:.0f} s would exceed the time budget")
-            self._paused_until = until
-            self.log.warning("%s: backing off %.1f s", why, delay)
+        now = time.monotonic()
+        until = now + delay
+        if self.deadline is not None and until > self.deadline:
+            raise BudgetExceeded(f"{why}; waiting {delay:.0f} s would exceed the time budget")
+        if self._paused_until <= now:  # a new episode (not one more answer from the same burst)
+            limit = self.semaphore.shrink()
+            self.log.warning("%s: backing off %.1f s; concurrency now %d", why, delay, limit)
+        self._paused_until = max(self._paused_until, until)
         await self._wait_paused()
 
 

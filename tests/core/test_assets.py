@@ -12,6 +12,7 @@ from assets.marts.assets import marts_assets
 from pipelines.resources import PulseResource, WarehouseResource
 from warehouse.db import connect_reader, connect_writer
 from warehouse.load import replace_tables
+from warehouse.publish import publish
 
 
 @pytest.fixture
@@ -46,6 +47,7 @@ def test_core_history_marts_and_publish(home):
     failed = {k for k, passed in checks.items() if not passed}
     assert failed == {("core/packages", "crawl_freshness")}  # the sample was fetched days "ago": warn only
     assert ("history/package_metrics", "rows_for_every_package") in checks
+    publish(home / "warehouse.duckdb", home / "published.duckdb")  # what exports/published_warehouse does
     con = connect_reader(home / "published.duckdb")
     try:
         assert con.execute("SELECT count(*) FROM marts.package_activity").fetchall()[0][0] == 7
@@ -56,6 +58,7 @@ def test_core_history_marts_and_publish(home):
     # a second refresh appends a second snapshot; re-running a refresh id would replace it
     again = dg.materialize([*core_assets, *marts_assets], resources=_resources(home))
     assert again.success
+    publish(home / "warehouse.duckdb", home / "published.duckdb")
     con = connect_reader(home / "published.duckdb")
     try:
         assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 14

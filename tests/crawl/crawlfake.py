@@ -236,7 +236,8 @@ class Fake:
                 errors.append({"type": "NOT_FOUND", "path": [alias], "message": "Could not resolve"})
             else:
                 data[alias] = {"nameWithOwner": f"{repo.owner}/{repo.name}", "stargazerCount": repo.stars,
-                               "pushedAt": repo.pushed_at, "isEmpty": repo.empty, "defaultBranchRef": {"name": repo.default_branch}}
+                               "pushedAt": repo.pushed_at, "isEmpty": repo.empty,
+                               "defaultBranchRef": {"name": repo.default_branch}}
         remaining = self.quota_by_token.get(token, self.quota) - 1
         self.quota_by_token[token] = remaining
         self.used_by_token[token] += 1

@@ -152,3 +152,65 @@ def test_server_env_and_context_manager():
         assert httpx.get(f"{server.url}/api/v4/").status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/api/v4/", timeout=1)
+
+
+def test_cli_prints_exports_and_stops_on_ctrl_c():
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", "--port", "0", "--packages", "40",
+                             "--seed", "3", "--faults", "5xx=0.01"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        while len(lines) < 12:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("# Stats"):
+                break
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", "".join(lines), re.M))
+        assert set(exports) == {"PULSE_CATALOGUE", "GITHUB_API_URL", "GITHUB_GRAPHQL_URL", "PYPI_URL",
+                                "GITLAB_API_URL", "BITBUCKET_API_URL"}
+        assert httpx.get(exports["PULSE_CATALOGUE"] + "/api/v4/packages/?limit=1").json()["count"] == 40
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_cli_rejects_a_bad_fault_spec():
+    from click.testing import CliRunner
+
+    from simulator.cli import simulate
+
+    result = CliRunner().invoke(simulate, ["--faults", "explode=1"])
+    assert result.exit_code == 2 and "unknown fault" in result.output
+
+
+def test_repo5xx_is_per_repository(make_simulator):
+    server = make_simulator(packages=120, faults={"repo5xx": 0.5})
+    with client(server) as c:
+        outcomes = {}
+        for p in server.world.select("healthy", limit=12):
+            codes = {c.get(f"/api/v3/repos/{p.full_name}", headers=TOKEN).status_code for _ in range(3)}
+            assert len(codes) == 1  # the same repository always fails, or never
+            outcomes[p.id] = codes.pop()
+    assert set(outcomes.values()) == {200, 502}
+
+
+def test_now_is_overridable():
+    from datetime import UTC, datetime
+
+    from simulator.world import World
+
+    a = World(1, 50, now=datetime(2030, 1, 6, tzinfo=UTC))
+    b = World(1, 50)
+    pid = a.first("healthy", "active").id
+    assert a.commits(pid)[0].date.year >= 2029 and b.commits(pid)[0].date.year <= 2026

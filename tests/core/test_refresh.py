@@ -1,0 +1,63 @@
+"""An incremental core refresh gives the same tables as a full rebuild."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from assets.core.refresh import last_refresh, read_core, refresh_core
+from assets.core.sample import rest_repo, sample_catalogue, write_sample
+from assets.core.transform import CORE_KEYS, build_core_from_archive
+from assets.marts.history import snapshot_history
+from warehouse.archive import RawResponse, write_batch
+from warehouse.db import connect_writer
+from warehouse.load import query
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+LATER = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def _changes(raw):
+    gh = [
+        RawResponse("github:contributors:acme/alpha", "github", "contributors", "github:acme/alpha", "/c", 200,
+                    orjson.dumps([{"login": "carol", "type": "User", "contributions": 9}]).decode(), fetched_at=LATER),
+        RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
+                    orjson.dumps(rest_repo("z/zeta", 77)).decode(), fetched_at=LATER),
+    ]
+    pypi = [RawResponse("pypi:json:alpha", "pypi", "pypi_json", "pypi:alpha", "/p", 503, None,
+                        error_kind="transient", error="503", fetched_at=LATER)]
+    write_batch(raw, "github", gh, "later")
+    write_batch(raw, "pypi", pypi, "later")
+
+
+def test_incremental_equals_full(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    catalogue = sample_catalogue()
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+        assert snapshot_history(con, "r1", NOW) == 7
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
+        _changes(raw)
+        mode, written = refresh_core(con, catalogue, raw, now=NOW)
+        assert mode == "incremental"
+        assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
+        assert last_refresh(con) == ("incremental", [1, 2, 6])
+        incremental = read_core(con)
+        full = build_core_from_archive(catalogue, raw, now=NOW)
+        for name, frame in full.items():
+            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+        alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
+        assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
+        # history: only the changed packages are recomputed, the rest carried over
+        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=[1, 2, 6]) == 7
+        zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
+        assert zeta.rows() == [("r1", 42), ("r2", 77)]
+        # a catalogue change forces a full rebuild
+        changed = dict(catalogue)
+        changed["packages"] = catalogue["packages"].head(6)
+        assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
+    finally:
+        con.close()

@@ -1,0 +1,46 @@
+"""The world generator: traits, laziness, distributions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from simulator.world import TRAITS, World
+
+
+def test_every_trait_exists_in_the_default_world(simulator):
+    w = simulator.world
+    missing = [t for t in TRAITS if not w.select(t, limit=1)]
+    assert missing == []
+    with pytest.raises(ValueError):
+        w.select("no-such-trait")
+
+
+def test_small_worlds_still_have_the_rare_traits():
+    w = World(seed=9, packages=60)
+    for trait in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "contributors_too_large",
+                  "many_contributors", "gitlab", "bitbucket", "yanked_latest", "prerelease_only",
+                  "pypi_quarantined", "pypi_archived", "not_on_pypi", "pypi_only", "repo_only"):
+        assert w.select(trait, limit=1), trait
+
+
+def test_lazy_generation_of_a_big_world():
+    t0 = time.perf_counter()
+    w = World(seed=1, packages=100_000)
+    p = w.package(99_999)
+    w.commits(99_999)
+    w.contributors(99_999)
+    assert p.id == 99_999 and time.perf_counter() - t0 < 1.0
+    assert w.package(99_999) is p  # cached
+    assert len({w.package(i).slug for i in range(1, 2001)}) == 2000
+
+
+def test_bots_and_anonymous_contributors(simulator):
+    w = simulator.world
+    p = w.first("bots", "anonymous_contributors", "healthy")
+    kinds = {c["type"] for c in w.contributors(p.id)}
+    assert kinds == {"User", "Bot", "Anonymous"}
+    record = w.v4_package(p.id, "http://x")
+    assert any(x.endswith("[bot]") for x in record["participants"])
+    assert not any(x.startswith("anon") for x in record["participants"])
