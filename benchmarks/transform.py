@@ -31,7 +31,7 @@ import duckdb
 import orjson
 import polars as pl
 
-from assets.core.refresh import last_refresh, refresh_core
+from assets.core.refresh import consume_pending, pending_changes, refresh_core
 from assets.marts.history import snapshot_history
 from warehouse.archive import scan_archive
 from warehouse.db import connect_writer
@@ -62,10 +62,8 @@ def run_pipeline(con: duckdb.DuckDBPyConnection, home: Path, catalogue: dict, re
     create_raw_views(con, home / "raw")
     stages["raw_views"] = time.perf_counter() - t
     t = time.perf_counter()
-    last_mode, changed = last_refresh(con)
-    history_rows = snapshot_history(
-        con, refresh_id, datetime.now(UTC), changed=changed if last_mode == "incremental" else None
-    )
+    history_rows = snapshot_history(con, refresh_id, datetime.now(UTC), changed=pending_changes(con))
+    consume_pending(con)
     stages["history"] = time.perf_counter() - t
     t = time.perf_counter()
     publish(home / "warehouse.duckdb", home / "published.duckdb", con=con)

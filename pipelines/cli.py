@@ -19,7 +19,8 @@ from rich.table import Table
 from pipelines import progress
 from pipelines.settings import Settings, SettingsError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+DEMO_TOKENS = "sim-demo-token-1,sim-demo-token-2"
 
 
 def _settings() -> Settings:
@@ -52,7 +53,7 @@ def _crawl_errors_summary(settings: Settings) -> list[tuple[str, str, int]]:
 
 
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
-             replay: bool = False) -> None:
+             replay: bool = False, verbose: bool = False) -> None:
     from pipelines.runner import run_refresh
 
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
@@ -69,7 +70,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     try:
         with bars:
             outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
-                                  replay=replay)
+                                  replay=replay, log_level="INFO" if verbose else "CRITICAL")
     finally:
         progress.install(None)
     table = Table(title="steps", show_header=True)
@@ -103,9 +104,11 @@ def main() -> None:
 @click.option("--max-age-hours", type=float, default=20.0, show_default=True, help="Re-crawl data older than this.")
 @click.option("--time-budget", type=float, default=None, help="Seconds; checkpoint and stop cleanly after it.")
 @click.option("--replay", is_flag=True, help="Rebuild core/marts/exports from the raw archive only (no network).")
-def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Show Dagster's step logs.")
+def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool, verbose: bool) -> None:
     """Materialize the whole asset graph once, in-process."""
-    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget, replay=replay)
+    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget, replay=replay,
+             verbose=verbose)
 
 
 @main.command()
@@ -119,6 +122,8 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
     started = time.perf_counter()
     with start_in_thread(packages=packages, seed=seed, latency_ms=latency_ms) as sim:
         os.environ.update(sim.env())
+        # the simulator's own tokens: a real GITHUB_TOKEN is never sent to the demo's fake GitHub
+        os.environ["GITHUB_TOKEN"] = DEMO_TOKENS
         console.print(f"simulator on {sim.url} ({packages} packages, seed {seed})")
         _refresh(_settings(), force=True, max_age_hours=0.0, time_budget=None)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
@@ -158,7 +163,8 @@ def query(sql: str, fmt: str) -> None:
     except FileNotFoundError as exc:
         _fail(str(exc))
     try:
-        frame = con.execute(sql).pl()
+        relation = con.sql(sql)
+        frame = relation.pl() if relation is not None else pl.DataFrame()
     except duckdb.Error as exc:
         _fail(f"query failed: {str(exc).splitlines()[0]}")
     finally:

@@ -49,16 +49,16 @@ class RefreshOutcome:
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
+    """`step: Error: message` of the first failed step, naming the exception our code raised."""
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.event_specific_data.error if event.event_specific_data else None
-            message = error.message.strip().splitlines()[-1] if error and error.message else "step failed"
-            cause = error.cause if error else None
-            while cause is not None and cause.cause is not None:
-                cause = cause.cause
-            if cause is not None and cause.message:
-                message = cause.message.strip().splitlines()[-1]
-            return f"{event.step_key}: {message}"
+            if error is None:
+                return f"{event.step_key}: step failed"
+            # Dagster wraps the asset's own exception once: that one says what went wrong
+            raised = error.cause if error.cause is not None else error
+            lines = [line for line in (raised.message or "").strip().splitlines() if line.strip()]
+            return f"{event.step_key}: {' '.join(lines) if lines else raised.cls_name}"
     return None
 
 
@@ -67,7 +67,7 @@ REPLAY_GROUPS = ("core", "history", "marts", "exports")
 
 def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float = 20.0,
                 time_budget_s: float | None = None, replay: bool = False,
-                log_level: str = "WARNING") -> RefreshOutcome:
+                log_level: str = "CRITICAL") -> RefreshOutcome:
     """Materialize the whole asset graph once and say how it went (never raises on a step failure).
 
     `replay` rebuilds everything downstream of the raw archive from what is already stored, with

@@ -14,7 +14,8 @@ is unchanged and batches were only added, is incremental:
 
 The result equals a full rebuild (tests/core/test_refresh.py checks it table by table); only the
 physical row order of the DuckDB tables differs (query with ORDER BY). The changed package ids are
-kept in `main.pulse_changed_packages` so the history snapshot can be incremental too.
+accumulated in `main.pulse_changed_packages` until the history snapshot consumes them, so history
+can be incremental too (`pending_changes`, `consume_pending`).
 """
 
 from __future__ import annotations
@@ -64,20 +65,30 @@ def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], set[str]]:
 def _remember(
     con: duckdb.DuckDBPyConnection, fingerprint: str, files: list[str], mode: str, changed: pl.Series | None
 ) -> None:
+    """Record what this refresh saw, and which packages history still has to recompute: after a full
+    build everything (`pending = full`); incremental refreshes add their package ids until the
+    history snapshot consumes them (`consume_pending`)."""
+    state, _ = _state(con)
+    pending = "full" if mode == "full" else state.get("pending", "full")
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM main.pulse_core_state")
         con.executemany(
-            "INSERT INTO main.pulse_core_state VALUES (?, ?)", [["catalogue", fingerprint], ["mode", mode]]
+            "INSERT INTO main.pulse_core_state VALUES (?, ?)",
+            [["catalogue", fingerprint], ["mode", mode], ["pending", pending]],
         )
         con.execute("DELETE FROM main.pulse_core_files")
         con.register("__files", pl.DataFrame({"filename": files}, schema={"filename": pl.String}))
         con.execute("INSERT INTO main.pulse_core_files SELECT filename FROM __files")
         con.unregister("__files")
-        con.execute("DELETE FROM main.pulse_changed_packages")
-        if changed is not None:
+        if mode == "full":
+            con.execute("DELETE FROM main.pulse_changed_packages")
+        elif changed is not None and len(changed):
             con.register("__changed", changed.to_frame("package_id"))
-            con.execute("INSERT INTO main.pulse_changed_packages SELECT package_id FROM __changed")
+            con.execute(
+                "INSERT INTO main.pulse_changed_packages SELECT package_id FROM __changed "
+                "WHERE package_id NOT IN (SELECT package_id FROM main.pulse_changed_packages)"
+            )
             con.unregister("__changed")
         con.execute("COMMIT")
     except Exception:
@@ -85,11 +96,32 @@ def _remember(
         raise
 
 
-def last_refresh(con: duckdb.DuckDBPyConnection) -> tuple[str | None, list[int]]:
-    """("full" | "incremental" | "unchanged" | None, changed package ids of an incremental one)."""
+def pending_changes(con: duckdb.DuckDBPyConnection) -> list[int] | None:
+    """Package ids changed since the last history snapshot; None when every package must be
+    recomputed (a full core build happened, or nothing is recorded)."""
     state, _ = _state(con)
-    changed = [r[0] for r in con.execute("SELECT package_id FROM main.pulse_changed_packages").fetchall()]
-    return state.get("mode"), changed
+    if state.get("pending", "full") == "full":
+        return None
+    return sorted(r[0] for r in con.execute("SELECT package_id FROM main.pulse_changed_packages").fetchall())
+
+
+def consume_pending(con: duckdb.DuckDBPyConnection) -> None:
+    """The history snapshot took the pending changes into account."""
+    _state(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM main.pulse_changed_packages")
+        con.execute("DELETE FROM main.pulse_core_state WHERE key = 'pending'")
+        con.execute("INSERT INTO main.pulse_core_state VALUES ('pending', 'partial')")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def last_mode(con: duckdb.DuckDBPyConnection) -> str | None:
+    """"full" | "incremental" | "unchanged" for the latest core refresh (None before the first)."""
+    return _state(con)[0].get("mode")
 
 
 def refresh_core(

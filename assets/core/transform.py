@@ -603,8 +603,10 @@ def _other_hosts(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
     commits: list[dict] = []
     bad: list[str] = []
     for row in frame.iter_rows(named=True):
-        doc = _loads(row["body"])
         endpoint = row["endpoint"]
+        if endpoint not in ("gitlab_commits", "bitbucket_commits", "gitlab_project", "bitbucket_repo"):
+            continue  # e.g. gitlab_contributors: names without logins, not exported (participants: GitHub)
+        doc = _loads(row["body"])
         if endpoint in ("gitlab_commits", "bitbucket_commits"):
             if not isinstance(doc, list | dict):
                 bad.append(row["request_key"])

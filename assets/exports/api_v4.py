@@ -64,7 +64,7 @@ class ApiTables:
 
 def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
     """Read packages (with their grids, weekly commits and participants), grids and categories."""
-    packages = con.execute(
+    packages = con.sql(
         """
         WITH grid_lists AS (
             SELECT package_id, list(grid_id ORDER BY grid_id) AS grid_ids
@@ -88,7 +88,7 @@ def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
         ORDER BY p.id DESC
         """
     ).pl()
-    grids = con.execute(
+    grids = con.sql(
         """
         WITH members AS (
             SELECT gp.grid_id, list(gp.package_id ORDER BY lower(p.title), p.id) AS package_ids
@@ -100,7 +100,7 @@ def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
         ORDER BY g.id DESC
         """
     ).pl()
-    categories = con.execute(
+    categories = con.sql(
         """
         SELECT id, title, slug, description, title_plural, show_pypi, created, modified
         FROM core.categories ORDER BY id DESC

@@ -14,8 +14,17 @@ from warehouse.db import connect_reader
 from warehouse.publish import publish
 
 PUBLISHED_DEPS = [
-    dg.AssetKey(["core", name])
-    for name in ("packages", "categories", "grids", "grid_packages", "commit_weeks", "participants")
+    *(
+        dg.AssetKey(["core", name])
+        for name in ("packages", "categories", "grids", "grid_packages", "repositories", "commit_weeks",
+                     "participants", "releases", "crawl_errors")
+    ),
+    dg.AssetKey(["history", "package_metrics"]),
+    *(
+        dg.AssetKey(["marts", name])
+        for name in ("package_activity", "grid_leaderboard", "stale_popular_packages", "newly_archived",
+                     "release_cadence")
+    ),
 ]
 
 

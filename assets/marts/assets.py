@@ -6,7 +6,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.core.assets import core_key
-from assets.core.refresh import last_refresh
+from assets.core.refresh import consume_pending, pending_changes
 from assets.core.transform import CORE_TABLES
 from assets.marts.history import snapshot_history
 from pipelines.resources import WRITER_POOL, WarehouseResource
@@ -28,13 +28,17 @@ MART_VIEWS = tuple(name for name in declared()[1] if name.startswith("marts."))
 def package_metrics_history(context: AssetExecutionContext, warehouse: WarehouseResource):
     snapshot_at = datetime.now(UTC)
     with warehouse.writer() as con:
-        mode, changed = last_refresh(con)
-        rows = snapshot_history(
-            con, context.run.run_id, snapshot_at, changed=changed if mode in ("incremental", "unchanged") else None
-        )
+        changed = pending_changes(con)  # None: recompute every package
+        rows = snapshot_history(con, context.run.run_id, snapshot_at, changed=changed)
+        consume_pending(con)
         refreshes = con.execute("SELECT count(*) FROM history.refreshes").fetchall()[0][0]
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "refresh_id": context.run.run_id, "refreshes": int(refreshes)}
+        metadata={
+            "dagster/row_count": rows,
+            "refresh_id": context.run.run_id,
+            "refreshes": int(refreshes),
+            "recomputed_packages": "all" if changed is None else len(changed),
+        }
     )
 
 

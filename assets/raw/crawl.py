@@ -47,7 +47,7 @@ from pipelines.clients import gitlab as gitlab_mod
 from pipelines.clients import pypi as pypi_mod
 from pipelines.clients.http import BudgetExceeded, Fetched, TokenPool, Tuning, Upstream, make_clients
 from pipelines.settings import Settings, netloc
-from warehouse.archive import ArchiveWriter, RawResponse, latest_responses
+from warehouse.archive import ArchiveWriter, RawResponse, scan_archive
 
 log_default = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ GITHUB_TOKEN_ENDPOINTS = ("graphql_repo", "participation", "contributors")
 GITLAB_ENDPOINTS = ("gitlab_project", "gitlab_commits", "gitlab_contributors")
 BITBUCKET_ENDPOINTS = ("bitbucket_repo", "bitbucket_commits")
 ERROR_BODY_CHARS = 2000
+GITHUB_MAX_CONCURRENCY = 100  # requests in flight GitHub tolerates before a secondary limit
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -142,10 +143,20 @@ class Plan:
 
 
 def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, Any]]]:
-    """Stored ETag/freshness per request key, and canonical facts from stored repository bodies."""
-    latest = latest_responses(raw_dir)
-    frame = latest.select("request_key", "status", "error_kind", "fetched_at", "good_etag",
-                          "good_fetched_at").collect()
+    """Stored ETag/freshness per request key, and canonical facts from stored repository bodies.
+
+    Same rules as `warehouse.archive.latest_responses()` (newest attempt; newest good = 2xx without
+    error_kind), but reading bodies only for repository metadata, so a big archive stays cheap.
+    """
+    scan = scan_archive(raw_dir)
+    good_row = pl.col("status").is_between(200, 299) & pl.col("error_kind").is_null()
+    meta = scan.select("request_key", "status", "error_kind", "etag", "fetched_at")
+    newest = meta.sort("fetched_at").group_by("request_key").agg(
+        pl.col("status").last(), pl.col("error_kind").last(), pl.col("fetched_at").last())
+    good = meta.filter(good_row).sort("fetched_at").group_by("request_key").agg(
+        pl.col("etag").last().alias("good_etag"), pl.col("fetched_at").last().alias("good_fetched_at"))
+    frame = newest.join(good, on="request_key", how="left").select(
+        "request_key", "status", "error_kind", "fetched_at", "good_etag", "good_fetched_at").collect()
     states: dict[str, KeyState] = {}
     for key, status, error_kind, fetched_at, good_etag, good_fetched_at in frame.iter_rows():
         last_ok = good_fetched_at
@@ -154,9 +165,12 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
         states[key] = KeyState(etag=good_etag, last_ok=last_ok)
     facts: dict[str, dict[str, Any]] = {}
     bodies = (
-        latest.filter(pl.col("endpoint").is_in(["repo", "graphql_repo", "gitlab_project"])
-                      & pl.col("body").is_not_null())
-        .select("request_key", "endpoint", "body")
+        scan.filter(pl.col("endpoint").is_in(["repo", "graphql_repo", "gitlab_project"]) & good_row
+                    & pl.col("body").is_not_null())
+        .select("request_key", "endpoint", "body", "fetched_at")
+        .sort("fetched_at")
+        .group_by("request_key")
+        .agg(pl.col("endpoint").last(), pl.col("body").last())
         .collect()
     )
     for key, endpoint, body in bodies.iter_rows():
@@ -387,8 +401,10 @@ class _Crawler:
             return Upstream(name, url, clients[netloc(url)], allowed=allowed, tuning=tuning,
                             concurrency=size, log=self.log, deadline=self.deadline, **kw)
 
-        gh_rest = upstream("github", settings.github_api_url, tuning.github_concurrency, pool=pool,
-                           resource="core")
+        graphql_size = tuning.graphql_concurrency if tokens else 0
+        gh_rest = upstream("github", settings.github_api_url,
+                           max(1, min(tuning.github_concurrency, GITHUB_MAX_CONCURRENCY - graphql_size)),
+                           pool=pool, resource="core")
         gh_graphql = (upstream("github-graphql", settings.github_graphql_url, tuning.graphql_concurrency,
                                pool=pool, resource="graphql") if tokens else None)
         self.github = github_mod.GitHub(gh_rest, gh_graphql, computing_attempts=tuning.computing_attempts,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,15 +31,27 @@ class GitLab:
         return fetched
 
     async def commits(self, project: int | str, since: datetime, etag: str | None = None) -> Fetched:
+        """Default-branch commits, newest first: pages until one reaches back past `since`.
+
+        So the body always holds the newest commit (last activity, even for an idle project) and
+        every commit of the window; older ones on the last page are kept as GitLab sent them. No
+        `since` parameter: the URL stays the same from run to run, so the ETag can answer 304.
+        """
         stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return await self._pages(f"/projects/{quote(str(project), safe='')}/repository/commits"
-                                 f"?since={stamp}&per_page=100", etag)
+
+        def more(page: list[Any]) -> bool:
+            oldest = page[-1].get("committed_date") if page and isinstance(page[-1], dict) else None
+            return isinstance(oldest, str) and _utc(oldest) >= stamp
+
+        return await self._pages(f"/projects/{quote(str(project), safe='')}/repository/commits?per_page=100",
+                                 etag, more=more)
 
     async def contributors(self, project: int | str, etag: str | None = None) -> Fetched:
         return await self._pages(f"/projects/{quote(str(project), safe='')}/repository/contributors"
                                  "?per_page=100", etag)
 
-    async def _pages(self, path: str, etag: str | None) -> Fetched:
+    async def _pages(self, path: str, etag: str | None,
+                     more: Callable[[list[Any]], bool] | None = None) -> Fetched:
         first = await self.upstream.get(path, etag=etag)
         if not first.ok:
             return first
@@ -48,7 +61,7 @@ class GitLab:
         merged: list[Any] = list(first.data)
         pages = 1
         current = first
-        while True:
+        while more is None or more(current.data):
             link = next_link(current.headers.get("link"))
             if link is None and current.headers.get("x-next-page"):
                 sep = "&" if "?" in path else "?"
@@ -72,3 +85,14 @@ class GitLab:
         first.headers.pop("link", None)
         first.headers["x-pulse-pages"] = str(pages)
         return first
+
+
+def _utc(stamp: str) -> str:
+    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); unparsable -> ''."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

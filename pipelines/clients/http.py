@@ -88,7 +88,7 @@ class Tuning:
     quota_max_waits: int = 3  # primary quota exhausted: waits for reset per request
     max_redirects: int = 3
     max_pages: int = 50  # contributors / commits pages per request key
-    github_concurrency: int = 64
+    github_concurrency: int = 64  # REST + GraphQL together stay <= 100 (GitHub's concurrency limit)
     github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
     pypi_concurrency: int = 48
     gitlab_concurrency: int = 16
@@ -297,7 +297,9 @@ class TokenPool:
             ]
             reset_at = min(resets) if resets else now + 60
             wait = max(0.0, reset_at - now) + 1.0
-            await self.wait(wait, f"GitHub {resource} quota spent on all {len(self._tokens)} token(s)")
+            who = (f"all {len(self._tokens)} token(s)" if self.authenticated
+                   else "anonymous access (set GITHUB_TOKEN for 5,000 requests an hour per token)")
+            await self.wait(wait, f"GitHub {resource} quota spent on {who}")
 
     async def wait(self, seconds: float, why: str) -> None:
         """Sleep `seconds`, or raise BudgetExceeded when that overruns the deadline."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from assets.core.refresh import last_refresh, read_core, refresh_core
+from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
 from assets.core.sample import rest_repo, sample_catalogue, write_sample
 from assets.core.transform import CORE_KEYS, build_core_from_archive
 from assets.marts.history import snapshot_history
@@ -38,13 +38,17 @@ def test_incremental_equals_full(tmp_path):
     con = connect_writer(tmp_path / "warehouse.duckdb")
     try:
         assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+        assert pending_changes(con) is None  # after a full build history recomputes everything
         assert snapshot_history(con, "r1", NOW) == 7
+        consume_pending(con)
         assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
+        assert pending_changes(con) == []
         _changes(raw)
         mode, written = refresh_core(con, catalogue, raw, now=NOW)
         assert mode == "incremental"
         assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
-        assert last_refresh(con) == ("incremental", [1, 2, 6])
+        assert last_mode(con) == "incremental"
+        assert pending_changes(con) == [1, 2, 6]
         incremental = read_core(con)
         full = build_core_from_archive(catalogue, raw, now=NOW)
         for name, frame in full.items():
@@ -52,12 +56,37 @@ def test_incremental_equals_full(tmp_path):
         alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
         assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
         # history: only the changed packages are recomputed, the rest carried over
-        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=[1, 2, 6]) == 7
+        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 7
+        consume_pending(con)
+        assert pending_changes(con) == []
         zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
         assert zeta.rows() == [("r1", 42), ("r2", 77)]
         # a catalogue change forces a full rebuild
         changed = dict(catalogue)
         changed["packages"] = catalogue["packages"].head(6)
         assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
+    finally:
+        con.close()
+
+
+def test_pending_changes_accumulate_until_history_consumes_them(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    catalogue = sample_catalogue()
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        refresh_core(con, catalogue, raw, now=NOW)
+        snapshot_history(con, "r1", NOW)
+        consume_pending(con)
+        for subject, repo in (("github:z/zeta", "z/zeta"), ("github:old/gamma", "old/gamma")):
+            write_batch(raw, "github", [RawResponse(f"github:repo:{repo}", "github", "repo", subject, "/r", 200,
+                                                    orjson.dumps(rest_repo(repo, 1)).decode(), fetched_at=LATER)],
+                        "later")
+            assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        assert pending_changes(con) == [3, 6]  # two core refreshes, no history in between
+        snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
+        stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
+                           "AND package_id IN (3, 6) ORDER BY 1")
+        assert stars.rows() == [(3, 1), (6, 1)]
     finally:
         con.close()

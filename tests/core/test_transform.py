@@ -164,3 +164,34 @@ def test_empty_archive(tmp_path):
 
 def test_sample_has_every_source():
     assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket"}
+
+
+def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    write_batch(raw, "github", [
+        RawResponse("github:contributors:acme/alpha", "github", "contributors", "github:acme/alpha", "/x", 200,
+                    "not json at all", fetched_at=later),
+        RawResponse("github:participation:acme/alpha", "github", "participation", "github:acme/alpha", "/x", 202,
+                    None, error_kind="computing", fetched_at=later),
+    ], "later")
+    write_batch(raw, "gitlab", [
+        RawResponse("gitlab:gitlab_contributors:grp/delta", "gitlab", "gitlab_contributors", "gitlab:grp/delta",
+                    "/x", 200, '[{"name": "Dee", "email": "d@example.org", "commits": 3}]', fetched_at=later),
+    ], "later")
+    from assets.core.transform import build_core_from_archive
+
+    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
+    in_memory = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    for name in streamed:
+        assert streamed[name].equals(in_memory[name]), name
+    errors = streamed["core.crawl_errors"].filter(pl.col("package_id") == 1)
+    assert dict(errors.select("request_key", "kind").iter_rows()) == {
+        "github:contributors:acme/alpha": "malformed",
+        "github:participation:acme/alpha": "computing",
+    }
+    assert _pkg(streamed, "alpha")["is_stale"]  # participation still computing: the old weeks are kept
+    assert streamed["core.commit_weeks"].filter(pl.col("package_id") == 1).height == 52
+    assert streamed["core.participants"].filter(pl.col("package_id") == 1).is_empty()  # malformed: dropped
+    assert streamed["core.crawl_errors"].filter(pl.col("package_id") == 4).is_empty()  # GitLab names: ignored

@@ -267,8 +267,9 @@ class Fake:
             return self._json(request, {"id": 7, "path_with_namespace": "group/proj", "star_count": 3})
         if path.startswith("/projects/7/repository/commits"):
             page = int(dict(httpx.URL(path).params).get("page", "1"))
-            headers = {"x-next-page": "2"} if page == 1 else {}
-            return self._json(request, [{"id": f"c{page}", "committed_date": "2026-10-01T00:00:00Z"}], headers)
+            headers = {"x-next-page": str(page + 1)} if page < 3 else {}
+            date = {1: "2099-10-01T00:00:00Z", 2: "2000-01-01T00:00:00Z", 3: "1999-01-01T00:00:00Z"}[page]
+            return self._json(request, [{"id": f"c{page}", "committed_date": date}], headers)
         if path.startswith("/projects/7/repository/contributors"):
             return self._json(request, [{"name": "A", "commits": 3}])
         return httpx.Response(404, text='{"message": "404 Project Not Found"}')

@@ -323,7 +323,7 @@ def test_gitlab_and_bitbucket(tmp_path, fake):
     rows = latest(settings)
     assert rows["gitlab:gitlab_project:group/proj"]["error_kind"] is None
     commits = orjson.loads(rows["gitlab:gitlab_commits:group/proj"]["body"])
-    assert [c["id"] for c in commits] == ["c1", "c2"]  # x-next-page followed
+    assert [c["id"] for c in commits] == ["c1", "c2"]  # x-next-page followed until past 52 weeks
     assert rows["gitlab:gitlab_contributors:group/proj"]["error_kind"] is None
     assert rows["gitlab:gitlab_project:group/nothere"]["error_kind"] == "gone"
     assert rows["bitbucket:bitbucket_repo:ws/slug"]["subject"] == "bitbucket:ws/slug"
@@ -389,3 +389,25 @@ def test_idle_repository_participation_is_derived_without_a_request(tmp_path, fa
     assert "x-pulse-derived" in orjson.loads(beta["headers"])
     assert not any("beta/stats" in p for p in paths(fake))
     assert any("Alpha/stats" in p for p in paths(fake))  # active: asked
+
+
+def test_load_state_agrees_with_latest_responses(tmp_path, fake):
+    from assets.raw.crawl import load_state
+
+    fake.add_repo("owner/empty", empty=True)
+    settings = make_settings(tmp_path)
+    packages = packages_frame([{"repo": "github:Owner/Alpha", "pypi": "alpha"}, {"repo": "github:owner/gone"},
+                               {"repo": "github:owner/empty"}])
+    crawl(settings, packages, fake, run_id="r1")
+    crawl(settings, packages, fake, run_id="r2", force=True)
+    states, facts = load_state(settings.raw_dir)
+    rows = latest(settings)
+    assert set(states) == set(rows)
+    for k, row in rows.items():
+        assert states[k].etag == row["good_etag"], k
+        expected = row["good_fetched_at"]
+        if row["status"] in (304, 409) and row["error_kind"] is None:
+            expected = max(filter(None, (expected, row["fetched_at"])))
+        assert states[k].last_ok == expected, k
+    assert facts["github:repo:owner/alpha"]["full_name"] == "Owner/Alpha"
+    assert facts["github:repo:owner/alpha"]["nonempty"] is True

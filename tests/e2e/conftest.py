@@ -14,6 +14,7 @@ import pytest
 from simulator.server import SimServer, start_in_thread
 
 PULSE = str(Path(sys.executable).parent / "pulse")
+SIM_TOKENS = "sim-e2e-token-1,sim-e2e-token-2"  # tokens of the simulator, never real ones
 
 
 @dataclass
@@ -27,7 +28,8 @@ class Refreshed:
 def pulse_env(sim: SimServer, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "GITHUB_TOKEN")}
     env.update(sim.env())
-    env.update({"PULSE_HOME": str(home), "PULSE_PUBLIC_URL": sim.url, "PULSE_TIMEZONE": "America/New_York"})
+    env.update({"PULSE_HOME": str(home), "PULSE_PUBLIC_URL": sim.url, "PULSE_TIMEZONE": "America/New_York",
+                "GITHUB_TOKEN": SIM_TOKENS})
     env.update(extra)
     return env
 
