@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,8 +27,23 @@ DEMO_TOKENS = "sim-demo-token-1,sim-demo-token-2"
 def _settings() -> Settings:
     try:
         return Settings.from_env()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"configuration: {first['msg'].removeprefix('Value error, ')}")
     except (SettingsError, ValueError) as exc:
-        raise click.ClickException(f"configuration: {exc}") from exc
+        _fail(f"configuration: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _check_home(settings: Settings) -> None:
+    """A fatal problem is one clear line, before Dagster starts: PULSE_HOME must be writable."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        probe = settings.home / ".pulse-write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        _fail(f"PULSE_HOME={settings.home} is not writable: {exc.strerror or exc}")
 
 
 def _fail(message: str) -> None:
@@ -56,6 +72,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
              replay: bool = False, verbose: bool = False) -> None:
     from pipelines.runner import run_refresh
 
+    _check_home(settings)
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
     bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False, disable=not console.is_terminal)

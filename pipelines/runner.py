@@ -7,6 +7,7 @@ under PULSE_HOME unless DAGSTER_HOME says otherwise, with the writer pool limite
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,13 @@ class RefreshOutcome:
     run_id: str | None = None
 
 
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+(\w+: )")  # "pkg.mod.Error: x" -> "Error: x"
+
+
+def _short_name(match: re.Match) -> str:
+    return match.group(1)
+
+
 def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
     """`step: Error: message` of the first failed step, naming the exception our code raised."""
     for event in result.all_events:
@@ -58,7 +66,8 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
             # Dagster wraps the asset's own exception once: that one says what went wrong
             raised = error.cause if error.cause is not None else error
             lines = [line for line in (raised.message or "").strip().splitlines() if line.strip()]
-            return f"{event.step_key}: {' '.join(lines) if lines else raised.cls_name}"
+            text = " ".join(lines) if lines else raised.cls_name
+            return f"{event.step_key}: {_QUALIFIED.sub(_short_name, text)}"
     return None
 
 
