@@ -292,6 +292,10 @@ class TokenPool:
                     self.log.info("GitHub: pacing REST requests at %d a minute per token", self.per_minute)
                 await self._sleep(best_delay + 0.01)
                 continue
+            if any(q.in_flight for (_, res), q in self._quota.items() if res == resource):
+                # the last requests are out: their answers (a free 304, a new window) may free quota
+                await self._sleep(0.05)
+                continue
             resets = [
                 q.reset_at for (_, res), q in self._quota.items() if res == resource and q.reset_at is not None
             ]

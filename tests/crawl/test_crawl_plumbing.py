@@ -411,3 +411,13 @@ def test_load_state_agrees_with_latest_responses(tmp_path, fake):
         assert states[k].last_ok == expected, k
     assert facts["github:repo:owner/alpha"]["full_name"] == "Owner/Alpha"
     assert facts["github:repo:owner/alpha"]["nonempty"] is True
+
+
+def test_run_crawl_works_inside_a_running_event_loop(tmp_path, fake):
+    settings = make_settings(tmp_path)
+
+    async def main():
+        return crawl(settings, packages_frame([{"pypi": "alpha"}]), fake)
+
+    report = asyncio.run(main())
+    assert report.archived == 2 and not report.errors

@@ -101,7 +101,9 @@ def test_rest_crawl_reproduces_the_world(make_simulator, tmp_path):
     for p in (server.world.package(i) for i in server.world.ids()):
         if p.host == "gitlab":
             assert body(rows, key(p, "gitlab_project"))["path_with_namespace"] == p.full_name
-            assert isinstance(body(rows, key(p, "gitlab_commits")), list)
+            commits = body(rows, key(p, "gitlab_commits"))
+            newest = server.world.commits(p.id)[0].date
+            assert commits[0]["committed_date"].startswith(newest.strftime("%Y-%m-%dT%H:%M:%S"))  # idle too
             assert isinstance(body(rows, key(p, "gitlab_contributors")), list)
         elif p.host == "bitbucket":
             assert rows[key(p, "bitbucket_repo")]["error_kind"] is None
