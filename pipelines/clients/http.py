@@ -424,6 +424,8 @@ class Upstream:
         self.stats = UpstreamStats()
         self._paused_until = 0.0  # monotonic; a secondary rate limit pauses the whole upstream
         check_url(self.base_url, self.allowed)
+        # an upstream only ever talks to its own host: redirects and Link pages included
+        self.own_host = frozenset({netloc(self.base_url)})
 
     # urls -------------------------------------------------------------------------------
     def absolute(self, path: str) -> str:
@@ -465,6 +467,7 @@ class Upstream:
         first = self.relative(url)
         try:
             check_url(url, self.allowed)
+            check_url(url, self.own_host)
         except HostNotAllowed as exc:
             return Fetched(url=first, status=0, attempts=0, error_kind="blocked", error=str(exc))
         retrying = AsyncRetrying(
@@ -590,6 +593,7 @@ class Upstream:
                 target = urljoin(url, location)
                 try:
                     check_url(target, self.allowed)
+                    check_url(target, self.own_host)
                 except HostNotAllowed as exc:
                     return Fetched(url=url, status=status, headers=kept, error_kind="renamed",
                                    error=f"HTTP {status}: redirect not followed: {exc}")

@@ -77,6 +77,7 @@ class Repo:
     participation_202: int = 0  # answer 202 this many times first
     empty: bool = False
     blocked: bool = False
+    link_host: str | None = None  # send Link next pages to this host instead
     pushed_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -211,7 +212,7 @@ class Fake:
             chunk = repo.contributors[(page - 1) * per: page * per]
             headers = {}
             if page * per < len(repo.contributors):
-                base = f"{GH}/repositories/{repo.id}/contributors?per_page={per}"
+                base = f"{repo.link_host or GH}/repositories/{repo.id}/contributors?per_page={per}"
                 headers["link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page=99>; rel="last"'
             return self._json(request, chunk, headers)
         if rest == "commits":

@@ -421,3 +421,13 @@ def test_run_crawl_works_inside_a_running_event_loop(tmp_path, fake):
 
     report = asyncio.run(main())
     assert report.archived == 2 and not report.errors
+
+
+@pytest.mark.parametrize("host", ["https://evil.test", "https://pypi.test", "http://api.github.test"])
+def test_link_pages_never_leave_the_upstream_host(tmp_path, fake, host):
+    fake.repos["owner/alpha"].link_host = host  # pypi.test is allowed, but not for GitHub pages
+    settings = make_settings(tmp_path)
+    crawl(settings, packages_frame([{"repo": "github:Owner/Alpha"}]), fake)
+    assert all(r.url.host == "api.github.test" and r.url.scheme == "https" for r in fake.requests)
+    row = latest(settings)["github:contributors:owner/alpha"]
+    assert row["error_kind"] == "blocked" and "page 2" in row["error"]
