@@ -224,6 +224,21 @@ def export(out_dir: Path | None, fmt: str) -> None:
         con.close()
 
 
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+def ui(port: int) -> None:
+    """The Dagster UI (`dagster dev`) on this project's code location and instance."""
+    from pipelines.runner import ensure_dagster_home
+
+    settings = _settings()
+    _check_home(settings)
+    home = ensure_dagster_home(settings)
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    dagster = str(Path(sys.executable).parent / "dagster")
+    console.print(f"Dagster instance in {home}; UI on http://127.0.0.1:{port}")
+    os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(port)])  # noqa: S606 - our own venv's dagster
+
+
 def _attach_simulate() -> None:
     try:
         from simulator.cli import simulate

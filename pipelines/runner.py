@@ -22,7 +22,9 @@ telemetry:
   enabled: false
 concurrency:
   pools:
-    default_limit: 1
+    default_limit: 1      # warehouse_writer: one step at a time writes the DuckDB file
+  runs:
+    max_concurrent_runs: 1
 """
 
 
