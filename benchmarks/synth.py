@@ -16,6 +16,8 @@ from pathlib import Path
 import orjson
 import polars as pl
 
+from simulator.github import user_json as _sim_user_json
+from simulator.world import gh_time
 from warehouse.archive import RawResponse, write_batch
 
 API = "http://127.0.0.1:8000/api/v3"
@@ -23,22 +25,9 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 UTC_US = pl.Datetime("us", "UTC")
 
 
-def gh_time(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def user_json(login: str, uid: int, kind: str = "User") -> dict:
-    u = f"{API}/users/{login}"
-    return {
-        "login": login, "id": uid, "node_id": f"U_{uid:08d}",
-        "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4", "gravatar_id": "",
-        "url": u, "html_url": f"https://github.com/{login}", "followers_url": f"{u}/followers",
-        "following_url": f"{u}/following{{/other_user}}", "gists_url": f"{u}/gists{{/gist_id}}",
-        "starred_url": f"{u}/starred{{/owner}}{{/repo}}", "subscriptions_url": f"{u}/subscriptions",
-        "organizations_url": f"{u}/orgs", "repos_url": f"{u}/repos", "events_url": f"{u}/events{{/privacy}}",
-        "received_events_url": f"{u}/received_events", "type": kind, "user_view_type": "public",
-        "site_admin": False,
-    }
+    """The simulator's GitHub user object, so bodies have exactly the simulated shape."""
+    return _sim_user_json(API, login, uid, kind)
 
 
 def repo_json(i: int, owner: str, name: str, stars: int, *, archived: bool) -> dict:
