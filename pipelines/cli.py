@@ -76,9 +76,10 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
     bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False, disable=not console.is_terminal)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, int] = {"starting": bars.add_task("starting Dagster run", total=1)}
 
     def listener(stage: str, done: int, total: int) -> None:
+        bars.update(tasks["starting"], completed=1)
         if stage not in tasks:
             tasks[stage] = bars.add_task(stage, total=total)
         bars.update(tasks[stage], completed=done, total=total)
