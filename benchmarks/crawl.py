@@ -77,7 +77,7 @@ def settings_for(url: str, home: Path, tokens: tuple[str, ...]) -> Settings:
         home=home, catalogue=url, public_url="http://localhost:8000", timezone="UTC",
         github_api_url=f"{url}/api/v3", github_graphql_url=f"{url}/api/graphql",
         github_tokens=tuple(SecretStr(t) for t in tokens), pypi_url=url,
-        gitlab_api_url=f"{url}/api/v4", bitbucket_api_url=f"{url}/2.0",
+        gitlab_api_url=f"{url}/api/v4", bitbucket_api_url=f"{url}/2.0", codeberg_api_url=f"{url}/api/v1",
     )
 
 
@@ -90,7 +90,7 @@ def catalogue_packages(url: str) -> pl.DataFrame:
     rows = []
     for pid in world.ids():
         p = world.package(pid)
-        host = p.host if p.host in ("github", "gitlab", "bitbucket") else None
+        host = p.host if p.host in ("github", "gitlab", "bitbucket", "codeberg") else None
         rows.append({
             "id": pid, "slug": p.slug, "repo_host": host,
             "repo_owner": p.url_owner if host else None, "repo_name": p.url_name if host else None,

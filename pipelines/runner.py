@@ -2,13 +2,23 @@
 
 No daemon is needed: the job executes in this process against a Dagster instance that lives
 under PULSE_HOME unless DAGSTER_HOME says otherwise, with the writer pool limited to one step.
+
+A refresh killed outright (SIGKILL, OOM, power loss) cannot tell Dagster it ended: its run stays
+STARTED and keeps its `warehouse_writer` pool slot, so the next run's steps would wait for that slot
+forever. Each CLI refresh therefore holds an exclusive lock on `<DAGSTER_HOME>/pulse-refresh.lock`
+(released by the kernel when the process dies, however it dies) and tags its run `pulse/cli`; the
+next refresh, once it holds the lock, knows that every unfinished run with that tag is dead, marks
+it failed and frees its slots (`_recover_dead_runs`). A second refresh started while one is running
+does not queue behind it: it fails at once with one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +50,55 @@ def ensure_dagster_home(settings: Settings) -> Path:
         config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(path)
     return path
+
+
+RUN_TAG = "pulse/cli"  # on runs started by `run_refresh` (value: refresh | replay)
+LOCK_FILE = "pulse-refresh.lock"
+
+
+class RefreshBusy(RuntimeError):
+    """Another refresh holds this Dagster instance."""
+
+
+@contextlib.contextmanager
+def refresh_lock(dagster_home: Path) -> Iterator[None]:
+    """Exclusive, non-blocking lock of one Dagster instance for the duration of a refresh."""
+    import fcntl
+
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    path = dagster_home / LOCK_FILE
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole refresh
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RefreshBusy(f"another refresh is running on {dagster_home} (pid {holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def _recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark unfinished `pulse/cli` runs failed and free their pool slots (call with the lock held:
+    no such run can still be alive). Returns their run ids."""
+    unfinished = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                  dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.QUEUED]
+    records = instance.get_run_records(dg.RunsFilter(statuses=unfinished, tags={RUN_TAG: ["refresh", "replay"]}))
+    recovered = []
+    for record in records:
+        run = record.dagster_run
+        instance.report_run_failed(run, "pulse: the process running this refresh died before it finished "
+                                        "(e.g. SIGKILL); a later refresh released its pool slots")
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(run.run_id)
+    return recovered
 
 
 @dataclass
@@ -87,7 +146,18 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
     from pipelines.definitions import defs
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    ensure_dagster_home(settings)
+    dagster_home = ensure_dagster_home(settings)
+    started = time.perf_counter()
+    try:
+        with refresh_lock(dagster_home):
+            return _run_locked(defs, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
+                               replay=replay, log_level=log_level, started=started)
+    except RefreshBusy as exc:
+        return RefreshOutcome(success=False, seconds=time.perf_counter() - started, failure=str(exc))
+
+
+def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
+                log_level: str, started: float) -> RefreshOutcome:
     job = defs.resolve_job_def("refresh")
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     selection = None
@@ -98,10 +168,11 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
         run_config["ops"] = {
             "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
         }
-    started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
+        _recover_dead_runs(instance)
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection
+            run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
+            tags={RUN_TAG: "replay" if replay else "refresh"},
         )
         step_seconds = {
             stat.step_key: stat.end_time - stat.start_time

@@ -46,6 +46,7 @@ class Settings(BaseModel):
     pypi_url: str
     gitlab_api_url: str
     bitbucket_api_url: str
+    codeberg_api_url: str
 
     @field_validator("timezone")
     @classmethod
@@ -77,6 +78,9 @@ class Settings(BaseModel):
             bitbucket_api_url=_check_url(
                 "BITBUCKET_API_URL", _env("BITBUCKET_API_URL", "https://api.bitbucket.org/2.0")
             ),
+            codeberg_api_url=_check_url(
+                "CODEBERG_API_URL", _env("CODEBERG_API_URL", "https://codeberg.org/api/v1")
+            ),
         )
 
     @property
@@ -102,7 +106,7 @@ class Settings(BaseModel):
     def allowed_hosts(self) -> frozenset[str]:
         """The only network locations the crawler may contact (host:port)."""
         urls = [self.github_api_url, self.github_graphql_url, self.pypi_url, self.gitlab_api_url,
-                self.bitbucket_api_url]
+                self.bitbucket_api_url, self.codeberg_api_url]
         if self.catalogue_is_url:
             urls.append(self.catalogue)
         return frozenset(netloc(u) for u in urls)

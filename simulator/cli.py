@@ -46,6 +46,7 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
         env = {
             "PULSE_CATALOGUE": url, "GITHUB_API_URL": f"{url}/api/v3", "GITHUB_GRAPHQL_URL": f"{url}/api/graphql",
             "PYPI_URL": url, "GITLAB_API_URL": f"{url}/api/v4", "BITBUCKET_API_URL": f"{url}/2.0",
+            "CODEBERG_API_URL": f"{url}/api/v1",
         }
         click.echo(f"# Package Pulse simulator: {packages} packages, seed {seed}, at {url}")
         click.echo("# Point `pulse refresh` at it with:")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 
 PER_REQUEST = ("5xx", "500", "502", "503", "timeout", "reset", "malformed", "truncated", "slow")
 PER_REPO = ("stats202forever", "repo5xx")
-HOSTS = ("github", "pypi", "gitlab", "bitbucket", "catalogue")
+HOSTS = ("github", "pypi", "gitlab", "bitbucket", "codeberg", "catalogue")
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Faults:
     slow_ms: float = 2000.0
     timeout_ms: float = 30_000.0
     seed: int = 0
-    hosts: tuple[str, ...] = ("github", "pypi", "gitlab", "bitbucket")
+    hosts: tuple[str, ...] = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
     # GitHub limits
     ratelimit: str = ""  # "" | exhaust | exhaust429
     ratelimit_status: int = 403

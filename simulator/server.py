@@ -36,6 +36,7 @@ _SIMPLE = re.compile(r"^/simple/([^/]+)/?$")
 _V4 = re.compile(r"^/api/v4/(packages|grids|categories)/(?:([^/]+)/)?$")
 _GITLAB = re.compile(r"^/api/v4/projects/([^/]+)(/repository/commits|/repository/contributors)?/?$")
 _BITBUCKET = re.compile(r"^/2\.0/repositories/([^/]+)/([^/]+)(/commits(?:/[^/]+)?)?/?$")
+_CODEBERG = re.compile(r"^/api/v1/repos/([^/]+)/([^/]+)(/commits)?/?$")
 
 SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
              "If you reach out to GitHub Support for help, please include the request ID {rid}.")
@@ -139,6 +140,13 @@ class Simulator:
                 accept = request.headers.get("Accept", "")
                 return "pypi.simple", "pypi", lambda: pypi.simple(s, base, unquote(m.group(1)), accept)
             return "pypi.other", "pypi", lambda: Resp(404, b"404 Not Found", {}, "text/plain")
+        if path.startswith("/api/v1/"):
+            m = _CODEBERG.match(path)
+            if not m or method not in ("GET", "HEAD"):
+                return "codeberg.other", "codeberg", lambda: otherhosts.codeberg_404(base)
+            name = "codeberg.commits" if m.group(3) else "codeberg.repo"
+            return name, "codeberg", lambda: otherhosts.codeberg(
+                s, base, unquote(m.group(1)), unquote(m.group(2)), m.group(3) or "", query)
         if path.startswith("/2.0/"):
             m = _BITBUCKET.match(path)
             if not m or method != "GET":
@@ -415,6 +423,7 @@ class SimServer:
             "PYPI_URL": u,
             "GITLAB_API_URL": f"{u}/api/v4",
             "BITBUCKET_API_URL": f"{u}/2.0",
+            "CODEBERG_API_URL": f"{u}/api/v1",
         }
 
     def stats(self) -> dict:

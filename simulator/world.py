@@ -95,12 +95,12 @@ FORCED = (
     "renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "archived", "fork",
     "contributors_too_large", "many_contributors", "gitlab", "bitbucket", "dead_host", "malformed_url",
     "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
-    "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous",
+    "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous", "codeberg",
 )
 
 # every trait a test can select packages by (see README)
 TRAITS = (
-    "github", "gitlab", "bitbucket", "dead_host", "malformed_url", "pypi_only", "repo_only",
+    "github", "gitlab", "bitbucket", "codeberg", "dead_host", "malformed_url", "pypi_only", "repo_only",
     "healthy", "crawlable", "renamed", "archived", "fork", "deleted", "blocked", "blocked_dmca",
     "blocked_tos", "empty", "active", "inactive", "stats_202", "many_contributors", "bots",
     "anonymous_contributors", "contributors_too_large", "no_contributors", "has_release",
@@ -168,7 +168,7 @@ class Package:
     created: datetime
     modified: datetime
     last_fetched: datetime
-    host: str  # github | gitlab | bitbucket | dead | malformed | none
+    host: str  # github | gitlab | bitbucket | codeberg | dead | malformed | none
     repo_url: str  # catalogue value, as given (noise included)
     owner: str  # current owner/namespace/workspace on the host
     name: str  # current repo name / slug
@@ -295,8 +295,10 @@ class World:
 
         # ------------------------------------------------------------ host
         r = rng.random()
-        if r < 0.83:
+        if r < 0.815:
             host = "github"
+        elif r < 0.83:
+            host = "codeberg"  # ~1.5%: Forgejo's public instance
         elif r < 0.86:
             host = "gitlab"
         elif r < 0.89:
@@ -307,8 +309,8 @@ class World:
             host = "malformed"
         else:
             host = "none"
-        host = {"gitlab": "gitlab", "bitbucket": "bitbucket", "dead_host": "dead", "malformed_url": "malformed",
-                "pypi_only": "none"}.get(force, "github" if force else host)
+        host = {"gitlab": "gitlab", "bitbucket": "bitbucket", "codeberg": "codeberg", "dead_host": "dead",
+                "malformed_url": "malformed", "pypi_only": "none"}.get(force, "github" if force else host)
         if rng.random() < 0.3:
             owner = rng.choice(_ORGS)
         else:
@@ -502,13 +504,15 @@ class World:
             owner, name = owner.lower(), name.lower()
             url_owner, url_name = owner, name
             repo_url = f"https://bitbucket.org/{owner}/{name}"
+        elif host == "codeberg":
+            repo_url = f"https://codeberg.org/{owner}/{name}"
         elif host == "dead":
             repo_url = rng.choice(_DEAD_HOSTS).format(name=slug)
         elif host == "malformed":
             repo_url = rng.choice(_MALFORMED).format(owner=owner, name=slug)
 
         # ------------------------------------------------------------ traits
-        traits.add(host if host in ("github", "gitlab", "bitbucket") else
+        traits.add(host if host in ("github", "gitlab", "bitbucket", "codeberg") else
                    {"dead": "dead_host", "malformed": "malformed_url", "none": "pypi_only"}[host])
         if host == "github":
             if status in ("renamed", "deleted", "empty"):
@@ -535,9 +539,9 @@ class World:
                 traits.add("healthy")
             if has_gh_release:
                 traits.add("has_release")
-        elif host in ("gitlab", "bitbucket"):
+        elif host in ("gitlab", "bitbucket", "codeberg"):
             traits.add("crawlable")
-        if status != "empty" and host in ("github", "gitlab", "bitbucket") and status not in (
+        if status != "empty" and host in ("github", "gitlab", "bitbucket", "codeberg") and status not in (
                 "deleted", "blocked_dmca", "blocked_tos"):
             traits.add(activity)
         if status == "empty":
@@ -606,6 +610,7 @@ class World:
             gh: dict[str, int] = {}
             gl: dict[str, int] = {}
             bb: dict[str, int] = {}
+            cb: dict[str, int] = {}
             pypi: dict[str, int] = {}
             slugs: dict[str, int] = {}
             for pid in self.ids():
@@ -618,9 +623,12 @@ class World:
                     gl[p.full_name.lower()] = pid
                 elif p.host == "bitbucket":
                     bb[p.full_name.lower()] = pid
+                elif p.host == "codeberg":
+                    cb[p.full_name.lower()] = pid
                 if p.pypi_name and p.pypi_status != "missing":
                     pypi[pep503(p.pypi_name)] = pid
-            self._index = {"github": gh, "gitlab": gl, "bitbucket": bb, "pypi": pypi, "slug": slugs}
+            self._index = {"github": gh, "gitlab": gl, "bitbucket": bb, "codeberg": cb, "pypi": pypi,
+                           "slug": slugs}
         return self._index
 
     def find_github(self, owner: str, name: str) -> Package | None:
@@ -640,6 +648,10 @@ class World:
 
     def find_bitbucket(self, ws: str, slug: str) -> Package | None:
         pid = self._build_index()["bitbucket"].get(f"{ws}/{slug}".lower())
+        return self.package(pid) if pid else None
+
+    def find_codeberg(self, owner: str, name: str) -> Package | None:
+        pid = self._build_index()["codeberg"].get(f"{owner}/{name}".lower())
         return self.package(pid) if pid else None
 
     def find_pypi(self, name: str) -> Package | None:
@@ -691,7 +703,7 @@ class World:
     def _make_commits(self, pid: int) -> tuple[Commit, ...]:
         """All commits on the default branch, newest first."""
         p = self.package(pid)
-        if p.host not in ("github", "gitlab", "bitbucket") or p.status in ("empty", "deleted"):
+        if p.host not in ("github", "gitlab", "bitbucket", "codeberg") or p.status in ("empty", "deleted"):
             return ()
         rng = random.Random(_seed_int(self.seed, "commits", pid))
         newest = self.now - timedelta(days=p.last_commit_days)
@@ -885,7 +897,7 @@ class World:
                     commits_over_52 = self.participation(pid)
                 if not p.contributors_too_large:
                     participants = [c["login"] for c in self.contributors(pid) if c["type"] != "Anonymous"]
-            elif p.host == "gitlab":
+            elif p.host in ("gitlab", "codeberg"):
                 watchers, forks = p.stars, p.forks
         latest = self.pypi_latest(pid) if p.pypi_status == "ok" else None
         return {

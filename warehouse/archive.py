@@ -21,12 +21,12 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-SOURCES = ("github", "gitlab", "bitbucket", "pypi")
+SOURCES = ("github", "gitlab", "bitbucket", "pypi", "codeberg")  # append only: folders under raw/
 
 RAW_SCHEMA: dict[str, pl.DataType] = {
     # what was asked: a stable key per logical request, e.g. "github:repo:django/django"
     "request_key": pl.String(),
-    "source": pl.String(),  # github | gitlab | bitbucket | pypi
+    "source": pl.String(),  # github | gitlab | bitbucket | pypi | codeberg
     "endpoint": pl.String(),  # repo, participation, contributors, commits, graphql_repo, pypi_json, ...
     "subject": pl.String(),  # repo key "github:owner/name" (lower-cased) or "pypi:<pep503 name>"
     "url": pl.String(),  # path and query below the configured base URL; never a token

@@ -7,20 +7,21 @@ from dagster import AssetExecutionContext
 
 from assets.core.refresh import refresh_core
 from assets.core.transform import CORE_TABLES
+from assets.raw.assets import RAW_KEYS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.ddl import create_raw_views
 from warehouse.load import query
 
 CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
-RAW_DEPS = [dg.AssetKey(["raw", s]) for s in ("github", "pypi", "gitlab", "bitbucket")]
+RAW_DEPS = list(RAW_KEYS.values())  # every raw source (github, pypi, gitlab, bitbucket, codeberg)
 
 DESCRIPTIONS = {
     "core.categories": "Catalogue categories (one row per category id).",
     "core.grids": "Catalogue grids (one row per grid id).",
     "core.grid_packages": "Grid memberships between known grids and packages.",
     "core.packages": "One row per catalogue package with what the crawl learnt (API v4 semantics).",
-    "core.repositories": "One row per repository (repo_key): GitHub/GitLab/Bitbucket facts.",
+    "core.repositories": "One row per repository (repo_key): GitHub/GitLab/Bitbucket/Codeberg facts.",
     "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
     "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
     "core.releases": "PyPI releases per package.",

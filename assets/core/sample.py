@@ -14,6 +14,7 @@ Packages:
  5 eps     bitbucket:ws/eps    (no pypi)    Bitbucket repository + commits
  6 zeta    github:z/zeta       pypi zeta    malformed participation body; GraphQL repo node; archived
  7 eta     (bad repo url)      (no pypi)    repo_url_problem set; not crawled
+ 8 theta   codeberg:cb/theta   (no pypi)    Codeberg (Forgejo) repository + commits (committer date +01:00)
 """
 
 from __future__ import annotations
@@ -69,19 +70,20 @@ def sample_catalogue() -> dict[str, pl.DataFrame]:
         (5, "eps", "bitbucket", "ws", "eps", "bitbucket:ws/eps", None, None),
         (6, "zeta", "github", "z", "zeta", "github:z/zeta", "zeta", None),
         (7, "eta", None, None, None, None, None, "repo host localhost is not allowed"),
+        (8, "theta", "codeberg", "cb", "theta", "codeberg:cb/theta", None, None),
     ]
     packages = pl.DataFrame(
         {
             "id": [r[0] for r in rows],
             "title": [r[1].title() for r in rows],
             "slug": [r[1] for r in rows],
-            "category_id": [1, 1, 2, 1, 1, 2, 1],
+            "category_id": [1, 1, 2, 1, 1, 2, 1, 1],
             "repo_url": [
-                f"https://{r[2]}.{'org' if r[2] == 'bitbucket' else 'com'}/{r[3]}/{r[4]}" if r[2] else ""
+                f"https://{r[2]}.{'org' if r[2] in ('bitbucket', 'codeberg') else 'com'}/{r[3]}/{r[4]}" if r[2] else ""
                 for r in rows
             ],
             "pypi_url": [f"https://pypi.org/project/{r[6]}/" if r[6] else "" for r in rows],
-            "documentation_url": [None, None, "https://gamma.example/docs", None, None, None, None],
+            "documentation_url": [None, None, "https://gamma.example/docs", None, None, None, None, None],
             "created": [created] * len(rows),
             "modified": [created] * len(rows),
             "repo_host": [r[2] for r in rows],
@@ -256,7 +258,23 @@ def sample_responses() -> dict[str, list[RawResponse]]:
                     "/repositories/ws/eps/commits", 200,
                     _j({"values": [{"hash": "h", "date": "2026-08-31T10:00:00+00:00"}]}), fetched_at=T0),
     ]
-    return {"github": github, "pypi": pypi, "gitlab": gitlab, "bitbucket": bitbucket}
+    codeberg = [
+        RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta",
+                    "/repos/cb/theta", 200,
+                    _j({"id": 31, "full_name": "cb/theta", "description": "Theta", "empty": False, "fork": False,
+                        "website": "https://theta.example", "stars_count": 17, "forks_count": 3,
+                        "watchers_count": 4, "open_issues_count": 2, "default_branch": "main", "archived": False,
+                        "updated_at": "2026-11-02T08:00:00+01:00", "topics": ["django", "forgejo"]}),
+                    etag='W/"theta"', fetched_at=T0),
+        RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                    "/repos/cb/theta/commits?limit=50", 200,
+                    _j([{"sha": "t2", "created": "2026-11-02T07:45:00+01:00",
+                         "commit": {"committer": {"name": "T", "date": "2026-11-02T07:45:00+01:00"}}},
+                        {"sha": "t1", "created": "2025-01-01T00:00:00+01:00",
+                         "commit": {"committer": {"name": "T", "date": "2025-01-01T00:00:00+01:00"}}}]),
+                    fetched_at=T0),
+    ]
+    return {"github": github, "pypi": pypi, "gitlab": gitlab, "bitbucket": bitbucket, "codeberg": codeberg}
 
 
 def write_sample(raw_dir: Path, run_id: str = "sample") -> None:

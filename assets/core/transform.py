@@ -6,7 +6,7 @@
    (`parse_responses`). The high-volume GitHub endpoints are decoded column-wise with
    `str.json_decode` and an explicit dtype; a body that does not fit is isolated by bisection and
    becomes a `malformed` crawl error instead of failing the batch. PyPI (whose `releases` object is
-   keyed by version), GitLab and Bitbucket bodies go through orjson row by row.
+   keyed by version), GitLab, Bitbucket and Codeberg bodies go through orjson row by row.
 2. *assemble*: the facts are joined onto the catalogue packages (`assemble_core`). Packages sharing a
    repository each get its data.
 
@@ -232,8 +232,10 @@ PYPI_STRUCTURE = (
     '{"info": {"version": "VARCHAR", "docs_url": "VARCHAR", "project_urls": "MAP(VARCHAR, VARCHAR)"}, '
     '"releases": "MAP(VARCHAR, STRUCT(upload_time_iso_8601 VARCHAR, yanked BOOLEAN, requires_python VARCHAR)[])"}'
 )
-OBJECT_ENDPOINTS = ("repo", "graphql_repo", "participation", "pypi_json", "gitlab_project", "bitbucket_repo")
-LIST_ENDPOINTS = ("contributors", "commits", "gitlab_commits")
+OBJECT_ENDPOINTS = ("repo", "graphql_repo", "participation", "pypi_json", "gitlab_project", "bitbucket_repo",
+                    "codeberg_repo")
+LIST_ENDPOINTS = ("contributors", "commits", "gitlab_commits", "codeberg_commits")
+OTHER_SOURCES = ("gitlab", "bitbucket", "codeberg")  # decoded row by row (`_other_hosts`)
 
 
 def _structure(dtype: pl.DataType) -> object:
@@ -290,7 +292,7 @@ def decode_sql(src: str) -> str:
                 WHEN endpoint IN ({lists}) AND head <> '[' THEN 'body is not a JSON list'
            END AS problem,
            {", ".join(columns)},
-           CASE WHEN valid AND source IN ('gitlab', 'bitbucket') THEN body END AS other_body
+           CASE WHEN valid AND source IN ({", ".join(f"'{s}'" for s in OTHER_SOURCES)}) THEN body END AS other_body
     FROM v
     )
     """
@@ -597,16 +599,32 @@ def _first(doc: object) -> dict:
     return {}
 
 
+def _gitea_commit_date(commit: object) -> str | None:
+    """Committer date of a Gitea/Forgejo commit entry: `commit.committer.date`, else `created`."""
+    if not isinstance(commit, dict):
+        return None
+    inner = commit.get("commit") if isinstance(commit.get("commit"), dict) else {}
+    committer = inner.get("committer") if isinstance(inner.get("committer"), dict) else {}
+    return _ts(committer.get("date")) or _ts(commit.get("created"))
+
+
 def _other_hosts(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """GitLab and Bitbucket (small volumes): row by row with orjson."""
+    """GitLab, Bitbucket and Codeberg (small volumes): row by row with orjson."""
     repos: list[dict] = []
     commits: list[dict] = []
     bad: list[str] = []
     for row in frame.iter_rows(named=True):
         endpoint = row["endpoint"]
-        if endpoint not in ("gitlab_commits", "bitbucket_commits", "gitlab_project", "bitbucket_repo"):
+        if endpoint not in ("gitlab_commits", "bitbucket_commits", "gitlab_project", "bitbucket_repo",
+                            "codeberg_repo", "codeberg_commits"):
             continue  # e.g. gitlab_contributors: names without logins, not exported (participants: GitHub)
         doc = _loads(row["body"])
+        if endpoint == "codeberg_commits":
+            if not isinstance(doc, list):
+                bad.append(row["request_key"])
+                continue
+            commits.append({"subject": row["subject"], "last_commit_at": _gitea_commit_date(doc[0] if doc else None)})
+            continue
         if endpoint in ("gitlab_commits", "bitbucket_commits"):
             if not isinstance(doc, list | dict):
                 bad.append(row["request_key"])
@@ -638,6 +656,30 @@ def _other_hosts(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
                     "license": license_.get("key"),
                     "topics": [str(t) for t in (doc.get("topics") or doc.get("tag_list") or [])],
                     "full_name": doc.get("path_with_namespace"),
+                    "good_fetched_at": row["good_fetched_at"],
+                }
+            )
+        elif endpoint == "codeberg_repo":
+            licenses = doc.get("licenses") if isinstance(doc.get("licenses"), list) else []
+            topics = doc.get("topics") if isinstance(doc.get("topics"), list) else []
+            repos.append(
+                {
+                    "subject": row["subject"],
+                    "stars": doc.get("stars_count"),
+                    "forks": doc.get("forks_count"),
+                    "watchers": doc.get("watchers_count"),
+                    "open_issues": doc.get("open_issues_count"),
+                    "description": doc.get("description"),
+                    "homepage": doc.get("website") or None,
+                    "archived": doc.get("archived"),
+                    "is_fork": doc.get("fork"),
+                    "default_branch": doc.get("default_branch"),
+                    "pushed_at": _ts(doc.get("updated_at")),
+                    "graph_commit_at": None,
+                    "latest_release": None,
+                    "license": str(licenses[0]) if licenses else None,
+                    "topics": [str(t) for t in topics],
+                    "full_name": doc.get("full_name"),
                     "good_fetched_at": row["good_fetched_at"],
                 }
             )

@@ -14,7 +14,7 @@ from pipelines import progress
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.load import read_table
 
-RAW_SOURCES = ("github", "pypi", "gitlab", "bitbucket")
+RAW_SOURCES = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
 RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in RAW_SOURCES}
 
 

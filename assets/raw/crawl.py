@@ -2,7 +2,7 @@
 
 `run_crawl()` is the whole thing (sync; one asyncio loop). It
 
-1. plans: one job per unique repo_key (GitHub, GitLab, Bitbucket) and per unique pypi_name, with
+1. plans: one job per unique repo_key (GitHub, GitLab, Bitbucket, Codeberg) and per unique pypi_name, with
    the request keys of ARCHITECTURE.md; keys whose newest good fetch is younger than
    `max_age_hours` are skipped unless `force`; never-seen keys first, then the oldest;
 2. runs the jobs concurrently (bounded per upstream), sending `If-None-Match` with the newest good
@@ -42,6 +42,7 @@ import orjson
 import polars as pl
 
 from pipelines.clients import bitbucket as bitbucket_mod
+from pipelines.clients import codeberg as codeberg_mod
 from pipelines.clients import github as github_mod
 from pipelines.clients import gitlab as gitlab_mod
 from pipelines.clients import pypi as pypi_mod
@@ -55,6 +56,7 @@ GITHUB_REST_ENDPOINTS = ("repo", "participation", "contributors", "commits")
 GITHUB_TOKEN_ENDPOINTS = ("graphql_repo", "participation", "contributors")
 GITLAB_ENDPOINTS = ("gitlab_project", "gitlab_commits", "gitlab_contributors")
 BITBUCKET_ENDPOINTS = ("bitbucket_repo", "bitbucket_commits")
+CODEBERG_ENDPOINTS = ("codeberg_repo", "codeberg_commits")
 ERROR_BODY_CHARS = 2000
 GITHUB_MAX_CONCURRENCY = 100  # requests in flight GitHub tolerates before a secondary limit
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -89,7 +91,7 @@ class CrawlReport:
     archived: int = 0  # responses written to the archive
     not_modified: int = 0  # 304 answers
     jobs_by_source: dict[str, int] = field(default_factory=dict)
-    skipped_unsupported: int = 0  # repos on hosts we have no client for (e.g. codeberg)
+    skipped_unsupported: int = 0  # repos on hosts we have no client for
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
 
@@ -111,9 +113,9 @@ class KeyState:
 
 @dataclass
 class Job:
-    source: str  # github | gitlab | bitbucket | pypi
+    source: str  # github | gitlab | bitbucket | codeberg | pypi
     subject: str
-    ident: str  # owner/name, gitlab path, ws/slug or pypi name (as the catalogue spells it)
+    ident: str  # owner/name, gitlab path, ws/slug, codeberg owner/name or pypi name (as the catalogue spells it)
     due: dict[str, KeyState | None]  # endpoint -> stored state (None = never seen)
     order: tuple[int, datetime] = (0, EPOCH)
     full_name: str | None = None  # canonical name from a stored body (renames)
@@ -206,7 +208,7 @@ def plan_crawl(
     """Jobs per source, in crawl order (never-seen keys first, then the oldest good fetch)."""
     max_age = timedelta(hours=max_age_hours)
     skipped_fresh = skipped_unsupported = skipped_problem = 0
-    jobs: dict[str, list[Job]] = {"github": [], "gitlab": [], "bitbucket": [], "pypi": []}
+    jobs: dict[str, list[Job]] = {"github": [], "gitlab": [], "bitbucket": [], "codeberg": [], "pypi": []}
     seen_subjects: set[str] = set()
 
     def due_endpoints(source: str, ident: str, endpoints: Iterable[str]) -> dict[str, KeyState | None]:
@@ -259,6 +261,10 @@ def plan_crawl(
                 due = due_endpoints("bitbucket", ident, BITBUCKET_ENDPOINTS)
                 if due:
                     jobs["bitbucket"].append(Job("bitbucket", repo_key, ident, due, order(due)))
+            elif host == "codeberg":
+                due = due_endpoints("codeberg", ident, CODEBERG_ENDPOINTS)
+                if due:
+                    jobs["codeberg"].append(Job("codeberg", repo_key, ident, due, order(due)))
             else:
                 skipped_unsupported += 1
         name = row.get("pypi_name")
@@ -390,10 +396,11 @@ class _Crawler:
                           (settings.github_graphql_url, tuning.graphql_concurrency if tokens else 0),
                           (settings.pypi_url, tuning.pypi_concurrency),
                           (settings.gitlab_api_url, tuning.gitlab_concurrency),
-                          (settings.bitbucket_api_url, tuning.bitbucket_concurrency)):
+                          (settings.bitbucket_api_url, tuning.bitbucket_concurrency),
+                          (settings.codeberg_api_url, tuning.codeberg_concurrency)):
             concurrency[netloc(url)] += size
         urls = [settings.github_api_url, settings.github_graphql_url, settings.pypi_url,
-                settings.gitlab_api_url, settings.bitbucket_api_url]
+                settings.gitlab_api_url, settings.bitbucket_api_url, settings.codeberg_api_url]
         clients = make_clients(urls, concurrency, tuning, transport=self.transport)
         pool = TokenPool(tokens, deadline=self.deadline, log=self.log, per_minute=tuning.github_rest_per_minute)
 
@@ -416,7 +423,10 @@ class _Crawler:
         self.gitlab = gitlab_mod.GitLab(gitlab_up, max_pages=tuning.max_pages)
         bitbucket_up = upstream("bitbucket", settings.bitbucket_api_url, tuning.bitbucket_concurrency)
         self.bitbucket = bitbucket_mod.Bitbucket(bitbucket_up)
-        self.gitlab_since = (datetime.now(UTC) - timedelta(weeks=52)).replace(hour=0, minute=0, second=0,
+        codeberg_up = upstream("codeberg", settings.codeberg_api_url, tuning.codeberg_concurrency)
+        self.codeberg = codeberg_mod.Codeberg(codeberg_up, max_pages=tuning.max_pages)
+        # GitLab / Codeberg commit pages reach back to the start of the 52-week window
+        self.window_since = (datetime.now(UTC) - timedelta(weeks=52)).replace(hour=0, minute=0, second=0,
                                                                              microsecond=0)
 
         flusher = asyncio.create_task(self._flush_periodically())
@@ -433,6 +443,7 @@ class _Crawler:
                 self.drive("pypi", [(job, 1) for job in jobs["pypi"]], self._pypi),
                 self.drive("gitlab", [(job, 1) for job in jobs["gitlab"]], self._gitlab),
                 self.drive("bitbucket", [(job, 1) for job in jobs["bitbucket"]], self._bitbucket),
+                self.drive("codeberg", [(job, 1) for job in jobs["codeberg"]], self._codeberg),
             )
         finally:
             flusher.cancel()
@@ -450,9 +461,10 @@ class _Crawler:
             "pypi": pypi_up.stats.requests,
             "gitlab": gitlab_up.stats.requests,
             "bitbucket": bitbucket_up.stats.requests,
+            "codeberg": codeberg_up.stats.requests,
         }
         statuses: Counter[int] = Counter()
-        for up in (gh_rest, gh_graphql, pypi_up, gitlab_up, bitbucket_up):
+        for up in (gh_rest, gh_graphql, pypi_up, gitlab_up, bitbucket_up, codeberg_up):
             if up is not None:
                 statuses.update(up.stats.statuses)
         report.responses_by_status = dict(sorted(statuses.items()))
@@ -592,7 +604,7 @@ class _Crawler:
         tasks = []
         if "gitlab_commits" in job.due:
             tasks.append(self._one(job, "gitlab_commits",
-                                   self.gitlab.commits(project, self.gitlab_since, job.etag("gitlab_commits"))))
+                                   self.gitlab.commits(project, self.window_since, job.etag("gitlab_commits"))))
         if "gitlab_contributors" in job.due:
             tasks.append(self._one(job, "gitlab_contributors",
                                    self.gitlab.contributors(project, job.etag("gitlab_contributors"))))
@@ -614,6 +626,23 @@ class _Crawler:
         if "bitbucket_commits" in job.due:
             await self._one(job, "bitbucket_commits",
                             self.bitbucket.commits(workspace, slug, job.etag("bitbucket_commits")))
+
+    # Codeberg ------------------------------------------------------------------------------
+    async def _codeberg(self, job: Job) -> None:
+        owner, _, name = job.ident.partition("/")
+        if not codeberg_mod.valid_name(owner, name):
+            for endpoint in job.due:
+                self.archive(job, endpoint, Fetched(url="", status=0, attempts=0, error_kind="bad_entry",
+                                                    error="not a usable Codeberg owner/name"))
+            return
+        if "codeberg_repo" in job.due:
+            fetched = await self.codeberg.repository(owner, name, job.etag("codeberg_repo"))
+            self.archive(job, "codeberg_repo", fetched)
+            if not (fetched.ok or fetched.not_modified):
+                return  # the repository is unavailable: do not ask for its commits now
+        if "codeberg_commits" in job.due:
+            await self._one(job, "codeberg_commits",
+                            self.codeberg.commits(owner, name, self.window_since, job.etag("codeberg_commits")))
 
 
 def _run_loop(main: Callable[[], Awaitable[None]]) -> None:

@@ -1,7 +1,7 @@
 """Shared async HTTP plumbing for the crawl: host allow-list, retries, redirects, rate limits.
 
 One `httpx.AsyncClient` per network location (keep-alive pool), one `Upstream` per configured API
-(GitHub REST, GitHub GraphQL, PyPI, GitLab, Bitbucket) with its own concurrency cap. Everything an
+(GitHub REST, GitHub GraphQL, PyPI, GitLab, Bitbucket, Codeberg) with its own concurrency cap. Everything an
 upstream answers is returned as a `Fetched` value, never raised: a failure is *classified*
 (`error_kind`) so the caller can archive it and go on. The only exception that escapes is
 `BudgetExceeded` (the time budget would be overrun by waiting for a quota reset), which stops the
@@ -48,6 +48,8 @@ KEEP_HEADERS = (
     "x-total",
     "x-total-pages",
     "x-next-page",
+    "x-total-count",
+    "x-hasmore",
 )
 
 ERROR_KINDS = (
@@ -93,6 +95,7 @@ class Tuning:
     pypi_concurrency: int = 48
     gitlab_concurrency: int = 16
     bitbucket_concurrency: int = 16
+    codeberg_concurrency: int = 8  # Codeberg is a non-profit's service: be gentle
     graphql_batch: int = 50
     graphql_concurrency: int = 4
     jobs_in_flight: int = 512

@@ -162,7 +162,7 @@ def test_reads_the_simulator_and_parses_what_its_world_means():
     for row in frames.packages.iter_rows(named=True):
         truth = world.package(row["id"])
         assert row["slug"] == truth.slug and row["category_id"] == truth.category_id
-        if truth.host in ("github", "gitlab", "bitbucket"):
+        if truth.host in ("github", "gitlab", "bitbucket", "codeberg"):
             assert row["repo_key"] == f"{truth.host}:{truth.url_owner}/{truth.url_name}".lower(), row["repo_url"]
             assert row["repo_url_problem"] is None
         else:

@@ -39,7 +39,7 @@ def test_incremental_equals_full(tmp_path):
     try:
         assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
         assert pending_changes(con) is None  # after a full build history recomputes everything
-        assert snapshot_history(con, "r1", NOW) == 7
+        assert snapshot_history(con, "r1", NOW) == 8
         consume_pending(con)
         assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
         assert pending_changes(con) == []
@@ -56,7 +56,7 @@ def test_incremental_equals_full(tmp_path):
         alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
         assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
         # history: only the changed packages are recomputed, the rest carried over
-        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 7
+        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 8
         consume_pending(con)
         assert pending_changes(con) == []
         zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
@@ -88,5 +88,37 @@ def test_pending_changes_accumulate_until_history_consumes_them(tmp_path):
         stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
                            "AND package_id IN (3, 6) ORDER BY 1")
         assert stars.rows() == [(3, 1), (6, 1)]
+    finally:
+        con.close()
+
+
+def test_incremental_codeberg_batch_equals_full(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    catalogue = sample_catalogue()
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+        consume_pending(con)
+        commits = [{"sha": "t3", "created": "2026-11-25T10:00:00+02:00",
+                    "commit": {"committer": {"date": "2026-11-25T10:00:00+02:00"}}}]
+        write_batch(raw, "codeberg", [
+            RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta", "/r",
+                        200, orjson.dumps({"full_name": "cb/theta", "stars_count": 21, "forks_count": 4,
+                                           "description": "Theta 2"}).decode(), fetched_at=LATER),
+            RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                        "/c", 200, orjson.dumps(commits).decode(), fetched_at=LATER),
+        ], "later")
+        mode, written = refresh_core(con, catalogue, raw, now=NOW)
+        assert mode == "incremental" and written["core.packages"] == 1
+        assert pending_changes(con) == [8]
+        incremental = read_core(con)
+        full = build_core_from_archive(catalogue, raw, now=NOW)
+        for name, frame in full.items():
+            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+        theta = query(con, "SELECT repo_watchers, repo_forks, repo_description, last_updated FROM core.packages "
+                           "WHERE id = 8").row(0)
+        assert theta[:3] == (21, 4, "Theta 2")
+        assert theta[3] == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
     finally:
         con.close()

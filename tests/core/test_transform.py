@@ -98,8 +98,48 @@ def test_other_hosts(core):
     eps = _pkg(core, "eps")
     assert eps["repo_watchers"] == 0  # Bitbucket has no stars
     assert eps["last_updated"] == datetime(2026, 8, 31, 10, 0, tzinfo=UTC)
-    assert core["core.commit_weeks"].filter(pl.col("package_id").is_in([4, 5])).is_empty()
-    assert core["core.participants"].filter(pl.col("package_id").is_in([4, 5])).is_empty()
+    assert core["core.commit_weeks"].filter(pl.col("package_id").is_in([4, 5, 8])).is_empty()
+    assert core["core.participants"].filter(pl.col("package_id").is_in([4, 5, 8])).is_empty()
+
+
+def test_codeberg(core):
+    theta = _pkg(core, "theta")
+    assert (theta["repo_watchers"], theta["repo_forks"], theta["repo_description"]) == (17, 3, "Theta")
+    assert theta["last_updated"] == datetime(2026, 11, 2, 6, 45, tzinfo=UTC)  # newest committer date, +01:00
+    assert theta["last_fetched"] == T0 and not theta["is_stale"] and not theta["is_archived"]
+    assert theta["canonical_repo"] is None
+    repo = core["core.repositories"].filter(pl.col("repo_key") == "codeberg:cb/theta").row(0, named=True)
+    assert (repo["host"], repo["owner"], repo["name"]) == ("codeberg", "cb", "theta")
+    assert (repo["stars"], repo["forks"], repo["watchers"], repo["open_issues"]) == (17, 3, 4, 2)
+    assert (repo["homepage"], repo["default_branch"], repo["is_fork"]) == ("https://theta.example", "main", False)
+    assert repo["pushed_at"] == datetime(2026, 11, 2, 7, 0, tzinfo=UTC)  # updated_at
+    assert repo["topics"] == ["django", "forgejo"] and repo["fetched_at"] == T0
+    assert core["core.crawl_errors"].filter(pl.col("package_id") == 8).is_empty()
+
+
+def test_codeberg_failures_keep_the_last_good_data(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    write_batch(raw, "codeberg", [
+        RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta",
+                    "/repos/cb/theta", 404, '{"errors":null,"message":"The target couldn\'t be found."}',
+                    error_kind="gone", error="HTTP 404: not found or gone", fetched_at=later),
+        RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                    "/repos/cb/theta/commits", 200, '{"message": "not a list"}', fetched_at=later),
+    ], "later")
+    from assets.core.transform import build_core_from_archive
+
+    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
+    for name in core:
+        assert streamed[name].equals(core[name]), name
+    theta = _pkg(core, "theta")
+    assert theta["is_stale"] and theta["repo_watchers"] == 17  # the last good repository body is kept
+    assert theta["last_updated"] is None  # the newest commits body is malformed: no date from it
+    errors = dict(core["core.crawl_errors"].filter(pl.col("package_id") == 8)
+                  .select("request_key", "kind").iter_rows())
+    assert errors == {"codeberg:codeberg_repo:cb/theta": "gone", "codeberg:codeberg_commits:cb/theta": "malformed"}
 
 
 def test_graphql_archived_and_malformed_body(core):
@@ -157,13 +197,13 @@ def test_newer_good_body_replaces_and_garbage_never_crashes(tmp_path):
 
 def test_empty_archive(tmp_path):
     core = build_core(sample_catalogue(), latest_responses(tmp_path / "raw"), now=NOW)
-    assert core["core.packages"].height == 7
-    assert core["core.packages"]["repo_watchers"].to_list() == [0] * 7
+    assert core["core.packages"].height == 8
+    assert core["core.packages"]["repo_watchers"].to_list() == [0] * 8
     assert core["core.commit_weeks"].is_empty()
 
 
 def test_sample_has_every_source():
-    assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket"}
+    assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket", "codeberg"}
 
 
 def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
@@ -180,6 +220,12 @@ def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
         RawResponse("gitlab:gitlab_contributors:grp/delta", "gitlab", "gitlab_contributors", "gitlab:grp/delta",
                     "/x", 200, '[{"name": "Dee", "email": "d@example.org", "commits": 3}]', fetched_at=later),
     ], "later")
+    write_batch(raw, "codeberg", [
+        RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta", "/x", 200,
+                    '{"full_name": "cb/Theta2", "stars_count": 18, "description": null}', fetched_at=later),
+        RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                    "/x", 200, "[]", fetched_at=later),
+    ], "later")
     from assets.core.transform import build_core_from_archive
 
     streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
@@ -195,3 +241,6 @@ def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
     assert streamed["core.commit_weeks"].filter(pl.col("package_id") == 1).height == 52
     assert streamed["core.participants"].filter(pl.col("package_id") == 1).is_empty()  # malformed: dropped
     assert streamed["core.crawl_errors"].filter(pl.col("package_id") == 4).is_empty()  # GitLab names: ignored
+    theta = _pkg(streamed, "theta")
+    assert (theta["repo_watchers"], theta["repo_description"], theta["canonical_repo"]) == (18, "", "cb/Theta2")
+    assert theta["last_updated"] is None  # no commits in the newest body

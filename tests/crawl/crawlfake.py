@@ -1,4 +1,4 @@
-"""A small in-memory fake of GitHub / PyPI / GitLab / Bitbucket behind `httpx.MockTransport`.
+"""A small in-memory fake of GitHub / PyPI / GitLab / Bitbucket / Codeberg behind `httpx.MockTransport`.
 
 Just enough behaviour to test the crawl's plumbing without a network: ETags and 304s, renames
 (301 to /repositories/<id>), 202 participation, Link pagination, rate-limit headers and exhaustion,
@@ -24,6 +24,7 @@ GH = "https://api.github.test"
 PYPI = "https://pypi.test"
 GITLAB = "https://gitlab.test/api/v4"
 BB = "https://bb.test/2.0"
+CODEBERG = "https://codeberg.test/api/v1"
 
 
 def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
@@ -40,6 +41,7 @@ def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
         pypi_url=PYPI,
         gitlab_api_url=GITLAB,
         bitbucket_api_url=BB,
+        codeberg_api_url=CODEBERG,
     )
 
 
@@ -124,6 +126,8 @@ class Fake:
             return self.gitlab(request, url[len(GITLAB):])
         if url.startswith(BB):
             return self.bitbucket(request, url[len(BB):])
+        if url.startswith(CODEBERG):
+            return self.codeberg(request, url[len(CODEBERG):])
         raise AssertionError(f"request to an unexpected host: {url}")
 
     def _json(self, request: httpx.Request, payload: Any, headers: dict[str, str] | None = None,
@@ -281,3 +285,26 @@ class Fake:
         if path.startswith("/repositories/ws/slug/commits"):
             return self._json(request, {"values": [{"hash": "h", "date": "2026-10-01T00:00:00+00:00"}]})
         return httpx.Response(404, text='{"type": "error"}')
+
+    def codeberg(self, request: httpx.Request, path: str) -> httpx.Response:
+        """cb/proj: three commit pages via X-HasMore (the second reaches past the window); cb/empty: 409;
+        cb/offhost: a Link to another host on page 1."""
+        parsed = httpx.URL(path)
+        route, params = parsed.path, dict(parsed.params)
+        repos = {"/repos/cb/proj": False, "/repos/cb/empty": True, "/repos/cb/offhost": False}
+        if route in repos:
+            return self._json(request, {"id": 9, "full_name": route.removeprefix("/repos/"), "stars_count": 4,
+                                        "forks_count": 1, "watchers_count": 2, "empty": repos[route],
+                                        "default_branch": "main", "description": "cb"})
+        if route == "/repos/cb/empty/commits":
+            return httpx.Response(409, json={"message": "Git Repository is empty.", "url": "x"})
+        if route == "/repos/cb/proj/commits":
+            page = int(params.get("page", "1"))
+            date = {1: "2099-10-01T00:00:00+02:00", 2: "2000-01-01T00:00:00Z", 3: "1999-01-01T00:00:00Z"}[page]
+            return self._json(request, [{"sha": f"c{page}", "created": date, "commit": {"committer": {"date": date}}}],
+                              {"x-hasmore": "true" if page < 3 else "false", "x-total-count": "3"})
+        if route == "/repos/cb/offhost/commits":
+            date = "2099-10-01T00:00:00Z"
+            return self._json(request, [{"sha": "c1", "commit": {"committer": {"date": date}}}],
+                              {"link": '<https://evil.test/api/v1/repos/cb/offhost/commits?page=2>; rel="next"'})
+        return httpx.Response(404, json={"errors": None, "message": "The target couldn't be found.", "url": "x"})

@@ -23,7 +23,7 @@ def world_packages(world, ids=None) -> pl.DataFrame:
     rows = []
     for pid in ids or world.ids():
         p = world.package(pid)
-        host = p.host if p.host in ("github", "gitlab", "bitbucket") else None
+        host = p.host if p.host in ("github", "gitlab", "bitbucket", "codeberg") else None
         problem = None
         if host is None and p.host != "none":
             problem = "not a supported repository host"
@@ -50,4 +50,5 @@ def sim_settings(server, home, tokens: tuple[str, ...] = ()) -> Settings:
         pypi_url=env["PYPI_URL"],
         gitlab_api_url=env["GITLAB_API_URL"],
         bitbucket_api_url=env["BITBUCKET_API_URL"],
+        codeberg_api_url=env["CODEBERG_API_URL"],
     )

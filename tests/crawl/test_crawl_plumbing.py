@@ -132,7 +132,7 @@ def test_failures_are_classified_and_do_not_stop_the_run(tmp_path, fake):
         {"repo": "github:owner/dmca"},
         {"repo": "github:Owner/Alpha", "pypi": "alpha"},
         {"repo": "github:bad/url", "problem": "unknown host"},
-        {"repo": "codeberg:someone/thing"},
+        {"repo": "sourcehut:someone/thing"},  # a host without a client
         {"pypi": "Bad_Name"},
     ])
     report = crawl(settings, packages, fake)
@@ -328,6 +328,44 @@ def test_gitlab_and_bitbucket(tmp_path, fake):
     assert rows["gitlab:gitlab_project:group/nothere"]["error_kind"] == "gone"
     assert rows["bitbucket:bitbucket_repo:ws/slug"]["subject"] == "bitbucket:ws/slug"
     assert rows["bitbucket:bitbucket_commits:ws/slug"]["error_kind"] is None
+
+
+def test_codeberg(tmp_path, fake):
+    settings = make_settings(tmp_path)
+    packages = packages_frame([{"repo": "codeberg:cb/proj"}, {"repo": "codeberg:cb/empty"},
+                               {"repo": "codeberg:cb/nothere"}, {"repo": "codeberg:cb/offhost"},
+                               {"repo": "codeberg:cb/bad name"}])
+    report = crawl(settings, packages, fake)
+    rows = latest(settings)
+    repo = rows["codeberg:codeberg_repo:cb/proj"]
+    assert (repo["source"], repo["subject"], repo["error_kind"]) == ("codeberg", "codeberg:cb/proj", None)
+    assert repo["url"] == "/repos/cb/proj" and repo["etag"]
+    commits = rows["codeberg:codeberg_commits:cb/proj"]
+    assert [c["sha"] for c in orjson.loads(commits["body"])] == ["c1", "c2"]  # X-HasMore until past 52 weeks
+    assert commits["url"] == "/repos/cb/proj/commits?limit=50&stat=false&verification=false&files=false"
+    assert orjson.loads(commits["headers"])["x-pulse-pages"] == "2"
+    empty = rows["codeberg:codeberg_commits:cb/empty"]
+    assert (empty["status"], empty["error_kind"]) == (409, None)
+    archived = scan_archive(settings.raw_dir).filter(pl.col("request_key") == "codeberg:codeberg_commits:cb/empty")
+    assert archived.collect()["body"].to_list() == ["[]"]
+    assert rows["codeberg:codeberg_repo:cb/nothere"]["error_kind"] == "gone"
+    assert "codeberg:codeberg_commits:cb/nothere" not in rows  # nothing more asked about a gone repository
+    offhost = rows["codeberg:codeberg_commits:cb/offhost"]
+    assert offhost["error_kind"] == "blocked" and "evil.test" in offhost["error"]
+    assert not any(r.url.host == "evil.test" for r in fake.requests)
+    assert rows["codeberg:codeberg_repo:cb/bad name"]["error_kind"] == "bad_entry"
+    assert report.requests_by_source["codeberg"] == 2 + 2 + 2 + 1 + 1
+    assert report.jobs_by_source["codeberg"] == 5 and report.skipped_unsupported == 0
+    # a second forced crawl sends the stored ETags: unchanged answers are free 304s
+    fake.requests.clear()
+    crawl(settings, packages, fake, run_id="r2", force=True)
+    again = latest(settings)
+    assert again["codeberg:codeberg_repo:cb/proj"]["status"] == 304
+    assert again["codeberg:codeberg_commits:cb/proj"]["status"] == 304
+    sent = [r for r in fake.requests if r.url.path == "/api/v1/repos/cb/proj"]
+    assert sent and sent[0].headers["if-none-match"] == repo["etag"]
+    # a 304 is archived without a body: the last good body stays current
+    assert [c["sha"] for c in orjson.loads(again["codeberg:codeberg_commits:cb/proj"]["body"])] == ["c1", "c2"]
 
 
 def test_url_checks_and_link_parsing():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -98,6 +99,7 @@ def test_rest_crawl_reproduces_the_world(make_simulator, tmp_path):
     rows = latest(settings)
     assert check_github_rest(server.world, rows) > 150
     check_pypi(server.world, rows)
+    codeberg = 0
     for p in (server.world.package(i) for i in server.world.ids()):
         if p.host == "gitlab":
             assert body(rows, key(p, "gitlab_project"))["path_with_namespace"] == p.full_name
@@ -108,6 +110,18 @@ def test_rest_crawl_reproduces_the_world(make_simulator, tmp_path):
         elif p.host == "bitbucket":
             assert rows[key(p, "bitbucket_repo")]["error_kind"] is None
             assert body(rows, key(p, "bitbucket_commits"))["values"]
+        elif p.host == "codeberg":
+            codeberg += 1
+            repo = body(rows, key(p, "codeberg_repo"))
+            assert (repo["full_name"], repo["stars_count"]) == (p.full_name, p.stars)
+            commits = body(rows, key(p, "codeberg_commits"))
+            history = server.world.commits(p.id)
+            assert commits[0]["sha"] == history[0].sha  # the newest commit, idle repositories too
+            window = datetime.now(UTC) - timedelta(weeks=52)  # the crawl's window (real clock)
+            in_window = [c.sha for c in history if c.date >= window]
+            assert [c["sha"] for c in commits[: len(in_window)]] == in_window  # pages reach back 52 weeks
+            assert len(commits) <= len(in_window) + 50
+    assert codeberg >= 1
     n_github = sum(1 for _ in github_packages(server.world))
     assert report.github_quota_spent / n_github <= 4.5
     assert server.stats()["quota_spent"]["anonymous"] == report.github_quota_spent

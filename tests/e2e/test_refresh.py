@@ -35,6 +35,7 @@ def _round_trip_ids(world) -> list[int]:
     ids = {p.id for p in world.select("healthy")}
     ids |= {p.id for p in world.select("gitlab", "crawlable")}
     ids |= {p.id for p in world.select("bitbucket", "crawlable")}
+    ids |= {p.id for p in world.select("codeberg", "crawlable")}
     return sorted(ids)
 
 
@@ -61,6 +62,7 @@ def test_round_trip_packages_identical_except_last_fetched(refreshed):
         (("healthy", "not_on_pypi"), "null pypi_version"),
         (("healthy", "documentation_url"), "documentation_url from PyPI project_urls"),
         (("gitlab", "crawlable"), "a repo on a host that is not GitHub"),
+        (("codeberg", "crawlable"), "a repo on Codeberg (Forgejo)"),
         (("healthy", "renamed"), "renamed"),
     ],
 )

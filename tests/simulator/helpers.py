@@ -22,7 +22,7 @@ def parse_repo_url(url: str) -> tuple[str, str, str] | None:
     u = urlparse(url)
     host = u.netloc.lower().removeprefix("www.")
     parts = [p for p in u.path.split("/") if p]
-    if host not in ("github.com", "gitlab.com", "bitbucket.org") or len(parts) < 2:
+    if host not in ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org") or len(parts) < 2:
         return None
     if host == "gitlab.com":
         stop = parts.index("-") if "-" in parts else len(parts)

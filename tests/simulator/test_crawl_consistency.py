@@ -58,6 +58,14 @@ def crawl(c, record: dict) -> dict:
             out["repo_description"] = repo.json()["description"]
             values = c.get(f"/2.0/repositories/{parsed[1]}/{parsed[2]}/commits").json()["values"]
             out["last_updated"] = _dt(values[0]["date"]) if values else None
+    elif parsed and parsed[0] == "codeberg":
+        repo = c.get(f"/api/v1/repos/{parsed[1]}/{parsed[2]}")
+        if repo.status_code == 200:
+            j = repo.json()
+            out.update(repo_watchers=j["stars_count"], repo_forks=j["forks_count"], repo_description=j["description"])
+            commits = c.get(f"/api/v1/repos/{parsed[1]}/{parsed[2]}/commits?limit=1")
+            newest = commits.json() if commits.status_code == 200 else []
+            out["last_updated"] = _dt(newest[0]["commit"]["committer"]["date"]) if newest else None
     name = pypi_name(record["pypi_url"])
     doc = record["documentation_url"]
     if name:
@@ -75,15 +83,18 @@ def test_crawl_reproduces_v4_records(make_simulator):
     server = make_simulator(packages=250, faults={"burst": 0})
     w = server.world
     checked = 0
+    hosts = set()
     with client(server) as c:
         url = "/api/v4/packages/?limit=250"
         records = c.get(url).json()["results"]
         for record in records:
             p = w.package(record["id"])
-            if not ("healthy" in p.traits or p.traits & {"renamed", "gitlab", "bitbucket", "empty"}):
+            if not ("healthy" in p.traits or p.traits & {"renamed", "gitlab", "bitbucket", "codeberg", "empty"}):
                 continue
             got = crawl(c, record)
             for key, value in got.items():
                 assert record[key] == value, (p.id, sorted(p.traits), key, record[key], value)
             checked += 1
+            hosts.add(p.host)
     assert checked > 180
+    assert {"github", "gitlab", "bitbucket", "codeberg"} <= hosts

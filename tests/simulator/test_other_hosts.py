@@ -1,7 +1,8 @@
-"""GitLab and Bitbucket behaviours of the simulator, over HTTP."""
+"""GitLab, Bitbucket and Codeberg behaviours of the simulator, over HTTP."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 from tests.simulator.helpers import client
@@ -55,3 +56,68 @@ def test_bitbucket_repo_and_commits(simulator):
         assert seen == [x.sha for x in history]
         missing = c.get("/2.0/repositories/nobody/nothing")
         assert missing.status_code == 404 and missing.json()["type"] == "error"
+
+
+def test_codeberg_repo_and_commits(simulator):
+    w = simulator.world
+    p = w.first("codeberg")
+    history = w.commits(p.id)
+    with client(simulator) as c:
+        r = c.get(f"/api/v1/repos/{p.full_name}")
+        assert r.status_code == 200
+        j = r.json()
+        assert j["full_name"] == p.full_name and j["default_branch"] == p.default_branch
+        assert (j["stars_count"], j["forks_count"], j["watchers_count"]) == (p.stars, p.forks, p.subscribers)
+        assert j["description"] == (p.description or "") and j["empty"] is False and j["archived"] is False
+        assert c.get(f"/api/v1/repos/{p.full_name.upper()}").json()["id"] == j["id"]  # case-insensitive
+        # ETag / 304
+        again = c.get(f"/api/v1/repos/{p.full_name}", headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        # commits: newest first, limit capped at 50, Link + x-total-count pagination
+        page = c.get(f"/api/v1/repos/{p.full_name}/commits", params={"limit": 3})
+        assert page.status_code == 200 and page.headers["x-total-count"] == str(len(history))
+        first = page.json()
+        assert [x["sha"] for x in first] == [x.sha for x in history[:3]]
+        newest = datetime.fromisoformat(first[0]["commit"]["committer"]["date"])
+        assert newest == history[0].date and first[0]["created"] == first[0]["commit"]["committer"]["date"]
+        seen = [x["sha"] for x in first]
+        while "next" in page.links:
+            page = c.get(page.links["next"]["url"])
+            seen += [x["sha"] for x in page.json()]
+        assert seen == [x.sha for x in history]
+        assert page.headers["x-hasmore"] == "false"
+        big = c.get(f"/api/v1/repos/{p.full_name}/commits", params={"limit": 500})
+        assert len(big.json()) == min(50, len(history))
+        since = history[2].date.strftime("%Y-%m-%dT%H:%M:%SZ")
+        recent = c.get(f"/api/v1/repos/{p.full_name}/commits", params={"since": since, "limit": 50}).json()
+        assert len(recent) == sum(1 for x in history[:50] if x.date >= history[2].date)
+        tagged = c.get(f"/api/v1/repos/{p.full_name}/commits", params={"sha": p.default_branch, "limit": 1})
+        assert tagged.json()[0]["sha"] == history[0].sha
+        etag = tagged.headers["etag"]
+        assert c.get(f"/api/v1/repos/{p.full_name}/commits", params={"sha": p.default_branch, "limit": 1},
+                     headers={"If-None-Match": etag}).status_code == 304
+        missing = c.get("/api/v1/repos/nobody/nothing")
+        assert missing.status_code == 404
+        assert missing.json()["message"] == "The target couldn't be found." and missing.json()["errors"] is None
+        assert c.get("/api/v1/repos/nobody/nothing/commits").status_code == 404
+        assert c.get(f"/api/v1/repos/{p.full_name}/commits", params={"sha": "no-such-branch"}).status_code == 404
+
+
+def test_codeberg_empty_repository_answers_409():
+    from simulator.core import SimState
+    from simulator.faults import Faults
+    from simulator.otherhosts import codeberg
+    from simulator.world import World
+
+    world = World(seed=1, packages=60)
+    p = world.first("codeberg")
+    state = SimState(world, Faults(), 0)
+    world.commits.cache_clear()
+    original = world.commits
+    world.commits = lambda pid: () if pid == p.id else original(pid)  # the world has no empty codeberg repo
+    try:
+        resp = codeberg(state, "http://sim", p.owner, p.name, "/commits", "")
+        assert resp.status == 409 and b"Git Repository is empty." in resp.body
+        assert codeberg(state, "http://sim", p.owner, p.name, "", "").status == 200
+    finally:
+        world.commits = original

@@ -20,7 +20,7 @@ def test_every_trait_exists_in_the_default_world(simulator):
 def test_small_worlds_still_have_the_rare_traits():
     w = World(seed=9, packages=60)
     for trait in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "contributors_too_large",
-                  "many_contributors", "gitlab", "bitbucket", "yanked_latest", "prerelease_only",
+                  "many_contributors", "gitlab", "bitbucket", "codeberg", "yanked_latest", "prerelease_only",
                   "pypi_quarantined", "pypi_archived", "not_on_pypi", "pypi_only", "repo_only"):
         assert w.select(trait, limit=1), trait
 

@@ -97,11 +97,11 @@ def test_one_off_migrations_run_once(tmp_path, monkeypatch):
 
 def test_history_is_idempotent_per_refresh(built):
     con, _core = built
-    assert snapshot_history(con, "run-1", NOW) == 7
-    assert snapshot_history(con, "run-1", NOW) == 7  # replaced, not duplicated
-    assert snapshot_history(con, "run-2", NOW.replace(day=29)) == 7
+    assert snapshot_history(con, "run-1", NOW) == 8
+    assert snapshot_history(con, "run-1", NOW) == 8  # replaced, not duplicated
+    assert snapshot_history(con, "run-2", NOW.replace(day=29)) == 8
     counts = query(con, "SELECT refresh_id, count(*) AS n FROM history.package_metrics GROUP BY 1 ORDER BY 1")
-    assert counts.rows() == [("run-1", 7), ("run-2", 7)]
+    assert counts.rows() == [("run-1", 8), ("run-2", 8)]
     alpha = query(con, "SELECT * FROM history.package_metrics WHERE refresh_id = 'run-2' AND package_id = 1")
     row = alpha.row(0, named=True)
     assert (row["stars"], row["contributors"], row["latest_release"]) == (120, 4, "2.0")
@@ -159,7 +159,7 @@ def test_reader_queries_published_copy_while_writer_writes(built, tmp_path):
         while time.monotonic() < deadline or not writes:
             reader = connect_reader(published)
             try:
-                assert reader.execute("SELECT count(*) FROM core.packages").fetchall()[0][0] == 7
+                assert reader.execute("SELECT count(*) FROM core.packages").fetchall()[0][0] == 8
                 assert reader.execute("SELECT count(*) FROM core.commit_weeks").fetchall()[0][0] == 156
             finally:
                 reader.close()

@@ -1,0 +1,115 @@
+"""Codeberg (Forgejo, Gitea-compatible API v1): repository and the default branch's commits.
+
+Forgejo answers `GET /repos/{owner}/{repo}` with the repository (`stars_count`, `forks_count`,
+`watchers_count`, `description`, `archived`, `empty`, ...) and `GET /repos/{owner}/{repo}/commits`
+with a page of commits, newest first (`commit.committer.date`, `created`), paginated by `page` and
+`limit` (at most 50 per page on Codeberg) with an RFC 8288 `Link` header, `x-total-count` and the
+older `X-HasMore`. An empty repository answers the commits request with 409 (like GitHub), archived
+as `[]`. Renamed repositories redirect (followed by `Upstream`, same host only).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from pipelines.clients.http import Fetched, Upstream, next_link
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS
+# no per-commit diff statistics, signature checks or file lists: cheaper for the server
+COMMITS_QUERY = f"limit={PAGE_SIZE}&stat=false&verification=false&files=false"
+
+
+def valid_name(owner: str, name: str) -> bool:
+    return all(NAME_RE.match(p) and p not in (".", "..") for p in (owner, name))
+
+
+def commit_date(commit: Any) -> str | None:
+    """The committer date of a Gitea commit entry (`commit.committer.date`, else `created`)."""
+    if not isinstance(commit, dict):
+        return None
+    inner = commit.get("commit")
+    committer = inner.get("committer") if isinstance(inner, dict) else None
+    date = committer.get("date") if isinstance(committer, dict) else None
+    if not isinstance(date, str):
+        date = commit.get("created")
+    return date if isinstance(date, str) else None
+
+
+class Codeberg:
+    def __init__(self, upstream: Upstream, max_pages: int = 50) -> None:
+        self.upstream = upstream
+        self.max_pages = max_pages
+
+    def _base(self, owner: str, name: str) -> str:
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    async def repository(self, owner: str, name: str, etag: str | None = None) -> Fetched:
+        fetched = await self.upstream.get(self._base(owner, name), etag=etag)
+        if fetched.ok and not isinstance(fetched.data, dict):
+            fetched.error_kind, fetched.error = "malformed", "repository body is not an object"
+        return fetched
+
+    async def commits(self, owner: str, name: str, since: datetime, etag: str | None = None) -> Fetched:
+        """Default-branch commits, newest first: pages until one reaches back past `since`.
+
+        As for GitLab: the body always holds the newest commit (last activity, even for an idle
+        repository) and every commit of the window; no `since` parameter, so the URL stays the same
+        from run to run and the ETag can answer 304. 409 (empty repository) -> `[]`.
+        """
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        path = f"{self._base(owner, name)}/commits?{COMMITS_QUERY}"
+        first = await self.upstream.get(path, etag=etag)
+        if first.status == 409:  # "Git Repository is empty." (classified as unexpected by default)
+            first.text, first.data = "[]", []
+            first.error_kind = first.error = None
+            return first
+        if not first.ok:
+            return first
+        if not isinstance(first.data, list):
+            first.error_kind, first.error = "malformed", "commits page is not a list"
+            return first
+        merged: list[Any] = list(first.data)
+        pages = 1
+        current = first
+        while current.data and _utc(commit_date(current.data[-1])) >= stamp:
+            link = next_link(current.headers.get("link"))
+            if link is None and current.headers.get("x-hasmore", "").lower() == "true":
+                link = f"{path}&page={pages + 1}"
+            if link is None:
+                break
+            pages += 1
+            if pages > self.max_pages:
+                break  # enough for 52 weeks of activity; keep what we have
+            current = await self.upstream.get(link)
+            first.attempts += current.attempts
+            if not current.ok or not isinstance(current.data, list):
+                first.status = current.status
+                first.error_kind = current.error_kind or "malformed"
+                first.error = f"page {pages}: {current.error or 'not a list'}"
+                return first
+            merged.extend(current.data)
+        if pages > 1:
+            first.data = merged
+            first.text = orjson.dumps(merged).decode()
+        first.headers.pop("link", None)
+        first.headers["x-pulse-pages"] = str(pages)
+        return first
+
+
+def _utc(stamp: str | None) -> str:
+    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); missing/unparsable -> ''."""
+    if not stamp:
+        return ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
