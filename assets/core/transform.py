@@ -909,9 +909,9 @@ def _crawl_errors(
     archive: pl.LazyFrame | None,
 ) -> pl.DataFrame:
     req = facts.requests
-    failing = req.filter(
-        pl.col("error_kind").is_not_null() | ~(pl.col("status").is_between(200, 299) | (pl.col("status") == 304))
-    )
+    # the archive's contract: the crawler classifies every failure into error_kind, so a null kind is a
+    # usable answer whatever its status (304 unchanged, 409 "empty repository")
+    failing = req.filter(pl.col("error_kind").is_not_null())
     keys = failing.select("request_key", "good_fetched_at")
     if archive is not None and not keys.is_empty():
         # the current failure streak: failed attempts since the newest good fetch
@@ -920,8 +920,7 @@ def _crawl_errors(
             .join(keys.lazy(), on="request_key", how="semi")
             .join(keys.lazy(), on="request_key", how="left")
             .filter(
-                (pl.col("error_kind").is_not_null() | ~pl.col("status").is_between(200, 299))
-                & (pl.col("status") != 304)
+                pl.col("error_kind").is_not_null()
                 & (pl.col("good_fetched_at").is_null() | (pl.col("fetched_at") > pl.col("good_fetched_at")))
             )
             .group_by("request_key")

@@ -244,3 +244,16 @@ def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
     theta = _pkg(streamed, "theta")
     assert (theta["repo_watchers"], theta["repo_description"], theta["canonical_repo"]) == (18, "", "cb/Theta2")
     assert theta["last_updated"] is None  # no commits in the newest body
+
+
+def test_an_empty_repository_is_an_answer_not_an_error(tmp_path):
+    """409 "Git Repository is empty" on commits is archived with no error kind: no crawl error."""
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    write_batch(raw, "codeberg", [
+        RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                    "/repos/cb/theta/commits", 409, "[]", fetched_at=later),
+    ], "later")
+    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    assert core["core.crawl_errors"].filter(pl.col("package_id") == 8).is_empty()

@@ -142,3 +142,20 @@ def test_query_and_export_read_the_published_snapshot(refreshed, tmp_path):
     result = run_pulse("export", "--out", str(tmp_path / "datasets"), env=refreshed.env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "datasets" / "core.packages.parquet").exists()
+
+
+def test_an_empty_repository_is_an_answer_not_an_error(refreshed):
+    empty = refreshed.sim.world.select("empty")
+    assert empty, "the world has no empty repository"
+    ids = [p.id for p in empty]
+    con = duckdb.connect(str(refreshed.home / "published.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT package_id, request_key, kind FROM core.crawl_errors WHERE source = 'github' AND package_id IN "
+            f"({','.join(map(str, ids))})").fetchall()
+    finally:
+        con.close()
+    assert rows == []
+    for pid in ids:
+        got = _export(refreshed, "packages", pid)
+        assert (got["commits_over_52"], got["participants"], got["last_updated"]) == ([], [], None)
