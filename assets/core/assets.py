@@ -63,6 +63,10 @@ def read_catalogue(con) -> dict:
     ],
     pool=WRITER_POOL,
     can_subset=False,
+    config_schema={
+        "full": dg.Field(bool, default_value=False,
+                         description="Rebuild every core table from the whole archive (`pulse refresh --replay`)."),
+    },
 )
 def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
     """Parse the newest good raw responses and join them onto the catalogue; write the core tables in
@@ -72,7 +76,8 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
     raw_dir = pulse.settings().raw_dir
     with warehouse.writer() as con:
         catalogue = read_catalogue(con)
-        mode, written = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC))
+        full = bool(context.op_execution_context.op_config["full"])
+        mode, written = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=full)
         create_raw_views(con, raw_dir)
         counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
         kinds = dict(

@@ -26,14 +26,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.core.transform import (
-    CATALOGUE_PACKAGE_COLUMNS,
-    CORE_TABLES,
-    _subject_map,
-    assemble_core,
-    build_core_from_archive,
-    parse_archive,
-)
+from assets.core.assemble import subject_map
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, cast_columns
+from assets.core.transform import CORE_KEYS, CORE_TABLES, assemble_core, build_core_from_archive, parse_archive
 from warehouse.archive import batch_files
 from warehouse.load import query, replace_rows, replace_tables
 
@@ -153,8 +148,8 @@ def refresh_core(
     if not new:
         _remember(con, fingerprint, files, "unchanged", pl.Series("package_id", [], pl.Int64))
         return "unchanged", {}
-    packages = catalogue["packages"].select([pl.col(c).cast(t) for c, t in CATALOGUE_PACKAGE_COLUMNS.items()])
-    subjects = _subject_map(packages)
+    packages = cast_columns(catalogue["packages"], CATALOGUE_PACKAGE_COLUMNS)
+    subjects = subject_map(packages)
     changed_subjects = pl.scan_parquet(new).select("subject").unique().collect()
     affected = subjects.join(changed_subjects, on="subject", how="semi")["package_id"].unique().sort()
     affected_subjects = subjects.filter(pl.col("package_id").is_in(affected.implode())).select("subject").unique()
@@ -176,6 +171,4 @@ def refresh_core(
 
 def read_core(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
     """The core tables, each ordered by its key (for comparisons and notebooks)."""
-    from assets.core.transform import CORE_KEYS
-
     return {name: query(con, f"SELECT * FROM {name} ORDER BY {', '.join(CORE_KEYS[name])}") for name in CORE_TABLES}

@@ -1,0 +1,247 @@
+"""The assemble stage: catalogue packages + parsed facts -> the core tables.
+
+Facts are keyed by subject (a repo key or "pypi:<name>"), packages by id; this is the one place that
+maps one onto the other, so packages sharing a repository each get its data, and a package is
+judged stale or broken from the requests about its own subjects only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, UTC_US, cast_columns, conform
+from assets.core.facts import Facts
+
+PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
+
+
+def parse_timestamp(expr: pl.Expr) -> pl.Expr:
+    """ISO 8601 text ("...Z", "...+01:00", with or without fractions) -> UTC datetime (null if bad)."""
+    return (
+        expr.str.replace(r"Z$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False, time_unit="us")
+    )
+
+
+def _table(catalogue: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
+    for key in (name, f"catalogue.{name}"):
+        if key in catalogue:
+            return catalogue[key]
+    raise KeyError(f"catalogue frame {name!r} missing (have {sorted(catalogue)})")
+
+
+def _repo_subjects(packages: pl.DataFrame) -> pl.DataFrame:
+    return packages.filter(pl.col("repo_key").is_not_null()).select(
+        pl.col("repo_key").alias("subject"), pl.col("id").alias("package_id")
+    )
+
+
+def _pypi_subjects(packages: pl.DataFrame) -> pl.DataFrame:
+    return packages.filter(pl.col("pypi_name").is_not_null()).select(
+        ("pypi:" + pl.col("pypi_name")).alias("subject"), pl.col("id").alias("package_id")
+    )
+
+
+def subject_map(packages: pl.DataFrame) -> pl.DataFrame:
+    """subject -> package_id (a package has a repo subject and a PyPI subject)."""
+    return pl.concat([_repo_subjects(packages), _pypi_subjects(packages)])
+
+
+def _per_package(packages: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Per-subject facts copied to every package naming that subject (releases hang off PyPI, the
+    rest off the repository)."""
+    pairs = _pypi_subjects(packages) if name == "core.releases" else _repo_subjects(packages)
+    return conform(name, pairs.join(facts, on="subject", how="inner"))
+
+
+def crawl_errors(
+    packages: pl.DataFrame,
+    facts: Facts,
+    archive: pl.LazyFrame | None,
+) -> pl.DataFrame:
+    """Why a package lacks data: classified failures (with their current streak when the archive is
+    given), bodies that did not parse, and catalogue entries whose repo URL could not be used."""
+    req = facts.requests
+    # the archive's contract: the crawler classifies every failure into error_kind, so a null kind is a
+    # usable answer whatever its status (304 unchanged, 409 "empty repository")
+    failing = req.filter(pl.col("error_kind").is_not_null())
+    keys = failing.select("request_key", "good_fetched_at")
+    if archive is not None and not keys.is_empty():
+        # the current failure streak: failed attempts since the newest good fetch
+        history = (
+            archive.select("request_key", "status", "error_kind", "attempts", "fetched_at")
+            .join(keys.lazy(), on="request_key", how="semi")
+            .join(keys.lazy(), on="request_key", how="left")
+            .filter(
+                pl.col("error_kind").is_not_null()
+                & (pl.col("good_fetched_at").is_null() | (pl.col("fetched_at") > pl.col("good_fetched_at")))
+            )
+            .group_by("request_key")
+            .agg(
+                pl.col("fetched_at").min().alias("first_seen"),
+                pl.col("fetched_at").max().alias("last_seen"),
+                pl.col("attempts").fill_null(1).sum().alias("attempts"),
+            )
+            .collect()
+        )
+    else:
+        history = failing.select(
+            "request_key",
+            pl.col("fetched_at").alias("first_seen"),
+            pl.col("fetched_at").alias("last_seen"),
+            "attempts",
+        )
+    failed = failing.join(history, on="request_key", how="left", suffix="_h").select(
+        "request_key",
+        "subject",
+        "source",
+        pl.coalesce("error_kind", pl.lit("http_error")).alias("kind"),
+        pl.col("status").alias("http_status"),
+        pl.coalesce("error", pl.format("HTTP {}", "status")).alias("message"),
+        pl.coalesce("first_seen", "fetched_at").alias("first_seen"),
+        pl.coalesce("last_seen", "fetched_at").alias("last_seen"),
+        pl.coalesce("attempts_h", "attempts").alias("attempts"),
+    )
+    malformed = facts.malformed.join(req, on="request_key", how="inner").select(
+        "request_key",
+        "subject",
+        "source",
+        pl.lit("malformed").alias("kind"),
+        pl.col("good_status").alias("http_status"),
+        pl.col("reason").alias("message"),
+        pl.col("good_fetched_at").alias("first_seen"),
+        pl.col("good_fetched_at").alias("last_seen"),
+        pl.lit(1).alias("attempts"),
+    )
+    errors = pl.concat([failed, malformed.with_columns(pl.col("attempts").cast(pl.Int32))], how="vertical_relaxed")
+    by_subject = subject_map(packages)
+    per_package = errors.join(by_subject, on="subject", how="inner").drop("subject")
+    bad_entries = packages.filter(pl.col("repo_url_problem").is_not_null()).select(
+        pl.col("id").alias("package_id"),
+        pl.lit("catalogue").alias("source"),
+        pl.format("catalogue:repo_url:{}", "id").alias("request_key"),
+        pl.lit("bad_entry").alias("kind"),
+        pl.lit(None, pl.Int32).alias("http_status"),
+        pl.col("repo_url_problem").alias("message"),
+        pl.lit(None, UTC_US).alias("first_seen"),
+        pl.lit(None, UTC_US).alias("last_seen"),
+        pl.lit(0, pl.Int32).alias("attempts"),
+    )
+    return pl.concat(
+        [conform("core.crawl_errors", per_package), conform("core.crawl_errors", bad_entries)]
+    )
+
+
+def assemble_core(
+    catalogue: Mapping[str, pl.DataFrame],
+    facts: Facts,
+    *,
+    archive: pl.LazyFrame | None = None,
+) -> dict[str, pl.DataFrame]:
+    """The assemble stage: catalogue frames + parsed facts -> core tables."""
+    categories = conform("core.categories", _table(catalogue, "categories"))
+    grids = conform("core.grids", _table(catalogue, "grids"))
+    packages = cast_columns(_table(catalogue, "packages"), CATALOGUE_PACKAGE_COLUMNS)
+    grid_packages = conform(
+        "core.grid_packages",
+        _table(catalogue, "grid_packages")
+        .join(grids.select(pl.col("id").alias("grid_id")), on="grid_id", how="semi")
+        .join(packages.select(pl.col("id").alias("package_id")), on="package_id", how="semi")
+        .unique(),
+    )
+
+    repos = facts.repos.join(facts.commits, on="subject", how="left").with_columns(
+        pl.coalesce(parse_timestamp(pl.col("last_commit_at")), parse_timestamp(pl.col("graph_commit_at")))
+        .alias("last_commit_at"),
+        parse_timestamp(pl.col("pushed_at")).alias("pushed_at"),
+    )
+    # commit dates without a repo body still count (e.g. the repo request failed, commits did not)
+    commit_only = facts.commits.join(facts.repos, on="subject", how="anti").select(
+        "subject", parse_timestamp(pl.col("last_commit_at")).alias("last_commit_at")
+    )
+    repo_keys = (
+        packages.filter(pl.col("repo_key").is_not_null())
+        .sort("id")
+        .unique("repo_key", keep="first", maintain_order=True)
+        .select("repo_key", pl.col("repo_host").alias("host"), pl.col("repo_owner").alias("owner"),
+                pl.col("repo_name").alias("name"))
+    )
+    repositories = repo_keys.join(
+        repos.rename({"subject": "repo_key", "good_fetched_at": "fetched_at"}), on="repo_key", how="left"
+    ).with_columns(
+        pl.when(
+            pl.col("full_name").is_not_null()
+            & (pl.col("full_name").str.to_lowercase() != (pl.col("owner") + "/" + pl.col("name")).str.to_lowercase())
+        )
+        .then(pl.col("full_name"))
+        .alias("canonical_repo")
+    )
+    repositories = repositories.join(
+        commit_only.rename({"subject": "repo_key", "last_commit_at": "commit_only_at"}), on="repo_key", how="left"
+    ).with_columns(pl.coalesce("last_commit_at", "commit_only_at").alias("last_commit_at"))
+    repositories = conform("core.repositories", repositories)
+
+    # freshness per subject: newest good fetch, and whether the newest attempt failed after a good one
+    req = facts.requests.with_columns(
+        (
+            (pl.col("error_kind").is_not_null() | ~(pl.col("status").is_between(200, 299) | (pl.col("status") == 304)))
+            & pl.col("good_fetched_at").is_not_null()
+        ).alias("stale")
+    )
+    subject_state = req.group_by("subject").agg(
+        pl.col("good_fetched_at").max().alias("last_fetched"), pl.col("stale").any().alias("is_stale")
+    )
+    package_state = (
+        subject_map(packages)
+        .join(subject_state, on="subject", how="inner")
+        .group_by("package_id")
+        .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
+    )
+    pypi = facts.pypi.rename({"subject": "pypi_subject"})
+    out = (
+        packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"))
+        .join(
+            repositories.select(
+                "repo_key",
+                pl.col("stars").alias("repo_watchers"),
+                pl.col("forks").alias("repo_forks"),
+                pl.col("description").alias("repo_description"),
+                pl.col("last_commit_at").alias("last_updated"),
+                pl.col("archived").alias("is_archived"),
+                "canonical_repo",
+            ),
+            on="repo_key",
+            how="left",
+        )
+        .join(pypi, on="pypi_subject", how="left")
+        .join(package_state, left_on="id", right_on="package_id", how="left")
+        .with_columns(
+            pl.col("repo_watchers").fill_null(0),
+            pl.col("repo_forks").fill_null(0),
+            pl.col("repo_description").fill_null(""),
+            pl.col("is_archived").fill_null(False),
+            pl.col("is_stale").fill_null(False),
+            pl.coalesce("docs_project_url", "docs_url", "documentation_url").alias("documentation_url"),
+        )
+    )
+    packages_out = conform("core.packages", out)
+    return {
+        "core.categories": categories,
+        "core.grids": grids,
+        "core.grid_packages": grid_packages,
+        "core.packages": packages_out,
+        "core.repositories": repositories,
+        "core.commit_weeks": _per_package(packages, facts.weeks, "core.commit_weeks"),
+        "core.participants": _per_package(packages, facts.participants, "core.participants"),
+        "core.releases": _per_package(
+            packages,
+            facts.releases.with_columns(
+                parse_timestamp(pl.col("upload_time")).alias("upload_time"),
+                pl.col("version").str.contains(PRERELEASE_RE).alias("is_prerelease"),
+            ),
+            "core.releases",
+        ),
+        "core.crawl_errors": crawl_errors(packages, facts, archive),
+    }
