@@ -73,6 +73,10 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     from pipelines.runner import run_refresh
 
     _check_home(settings)
+    if replay and not settings.warehouse_path.exists():
+        # the raw archive holds upstream answers, not the catalogue: that lives in the warehouse
+        _fail(f"refresh --replay needs the catalogue stored in {settings.warehouse_path}, which does not exist; "
+              "run `pulse refresh` once first")
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
     bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=False, disable=not console.is_terminal)

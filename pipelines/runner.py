@@ -61,10 +61,14 @@ class RefreshBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def refresh_lock(dagster_home: Path) -> Iterator[None]:
-    """Exclusive, non-blocking lock of one Dagster instance for the duration of a refresh."""
-    import fcntl
-
+def refresh_lock(dagster_home: Path) -> Iterator[bool]:
+    """Exclusive, non-blocking lock of one Dagster instance for the duration of a refresh; yields
+    whether it is really held (not on a platform without `fcntl`)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, so no recovery of killed runs either
+        yield False
+        return
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / LOCK_FILE
     handle = open(path, "a+")  # noqa: SIM115 - held for the whole refresh
@@ -79,7 +83,7 @@ def refresh_lock(dagster_home: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        yield
+        yield True
     finally:
         handle.close()  # closing the file releases the lock
 
@@ -141,7 +145,8 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
     """Materialize the whole asset graph once and say how it went (never raises on a step failure).
 
     `replay` rebuilds everything downstream of the raw archive from what is already stored, with
-    no network: the catalogue already in the warehouse and the archived responses.
+    no network: the catalogue already in the warehouse and the archived responses (a full core
+    build, never the incremental one).
     """
     from pipelines.definitions import defs
 
@@ -149,27 +154,30 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
     dagster_home = ensure_dagster_home(settings)
     started = time.perf_counter()
     try:
-        with refresh_lock(dagster_home):
+        with refresh_lock(dagster_home) as locked:
             return _run_locked(defs, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
-                               replay=replay, log_level=log_level, started=started)
+                               replay=replay, log_level=log_level, started=started, recover=locked)
     except RefreshBusy as exc:
         return RefreshOutcome(success=False, seconds=time.perf_counter() - started, failure=str(exc))
 
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
-                log_level: str, started: float) -> RefreshOutcome:
+                log_level: str, started: float, recover: bool) -> RefreshOutcome:
     job = defs.resolve_job_def("refresh")
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     selection = None
     if replay:
         graph = defs.resolve_asset_graph()
         selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in REPLAY_GROUPS]
+        # a replay rebuilds: the incremental core refresh would keep tables it believes current
+        run_config["ops"] = {"core_tables": {"config": {"full": True}}}
     else:
         run_config["ops"] = {
             "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
         }
     with dg.DagsterInstance.get() as instance:
-        _recover_dead_runs(instance)
+        if recover:
+            _recover_dead_runs(instance)
         result = job.execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
             tags={RUN_TAG: "replay" if replay else "refresh"},

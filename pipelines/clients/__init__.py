@@ -1,1 +1,1 @@
-"""HTTP clients for the upstream APIs (see http.py for the shared plumbing)."""
+"""HTTP clients for the upstream APIs; shared plumbing in http.py (re-exporting transport, quota, fetched, pages)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from pipelines.clients.http import Fetched, Upstream
+from pipelines.clients.fetched import Fetched, require_body
+from pipelines.clients.http import Upstream
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -23,13 +24,10 @@ class Bitbucket:
 
     async def repository(self, workspace: str, slug: str, etag: str | None = None) -> Fetched:
         fetched = await self.upstream.get(self._base(workspace, slug), etag=etag)
-        if fetched.ok and not isinstance(fetched.data, dict):
-            fetched.error_kind, fetched.error = "malformed", "repository body is not an object"
-        return fetched
+        return require_body(fetched, lambda data: isinstance(data, dict), "repository body is not an object")
 
     async def commits(self, workspace: str, slug: str, etag: str | None = None) -> Fetched:
         """The first page of commits (newest first)."""
         fetched = await self.upstream.get(self._base(workspace, slug) + "/commits?pagelen=30", etag=etag)
-        if fetched.ok and not (isinstance(fetched.data, dict) and isinstance(fetched.data.get("values"), list)):
-            fetched.error_kind, fetched.error = "malformed", "commits body has no 'values' list"
-        return fetched
+        return require_body(fetched, lambda data: isinstance(data, dict) and isinstance(data.get("values"), list),
+                            "commits body has no 'values' list")

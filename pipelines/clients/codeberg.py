@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
-from pipelines.clients.http import Fetched, Upstream, next_link
+from pipelines.clients.fetched import Fetched, require_body
+from pipelines.clients.http import Upstream
+from pipelines.clients.pages import merge_pages, utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS
@@ -51,9 +51,7 @@ class Codeberg:
 
     async def repository(self, owner: str, name: str, etag: str | None = None) -> Fetched:
         fetched = await self.upstream.get(self._base(owner, name), etag=etag)
-        if fetched.ok and not isinstance(fetched.data, dict):
-            fetched.error_kind, fetched.error = "malformed", "repository body is not an object"
-        return fetched
+        return require_body(fetched, lambda data: isinstance(data, dict), "repository body is not an object")
 
     async def commits(self, owner: str, name: str, since: datetime, etag: str | None = None) -> Fetched:
         """Default-branch commits, newest first: pages until one reaches back past `since`.
@@ -69,47 +67,12 @@ class Codeberg:
             first.text, first.data = "[]", []
             first.error_kind = first.error = None
             return first
-        if not first.ok:
-            return first
-        if not isinstance(first.data, list):
-            first.error_kind, first.error = "malformed", "commits page is not a list"
-            return first
-        merged: list[Any] = list(first.data)
-        pages = 1
-        current = first
-        while current.data and _utc(commit_date(current.data[-1])) >= stamp:
-            link = next_link(current.headers.get("link"))
-            if link is None and current.headers.get("x-hasmore", "").lower() == "true":
-                link = f"{path}&page={pages + 1}"
-            if link is None:
-                break
-            pages += 1
-            if pages > self.max_pages:
-                break  # enough for 52 weeks of activity; keep what we have
-            current = await self.upstream.get(link)
-            first.attempts += current.attempts
-            if not current.ok or not isinstance(current.data, list):
-                first.status = current.status
-                first.error_kind = current.error_kind or "malformed"
-                first.error = f"page {pages}: {current.error or 'not a list'}"
-                return first
-            merged.extend(current.data)
-        if pages > 1:
-            first.data = merged
-            first.text = orjson.dumps(merged).decode()
-        first.headers.pop("link", None)
-        first.headers["x-pulse-pages"] = str(pages)
-        return first
 
+        def reaches_into_window(page: list[Any]) -> bool:  # its oldest commit is still in the window
+            return bool(page) and utc_stamp(commit_date(page[-1])) >= stamp
 
-def _utc(stamp: str | None) -> str:
-    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); missing/unparsable -> ''."""
-    if not stamp:
-        return ""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        def has_more(page: Fetched, pages: int) -> str | None:
+            return f"{path}&page={pages + 1}" if page.headers.get("x-hasmore", "").lower() == "true" else None
+
+        return await merge_pages(self.upstream, first, what="commits page", max_pages=self.max_pages,
+                                 more=reaches_into_window, fallback=has_more)

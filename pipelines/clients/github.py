@@ -14,7 +14,9 @@ from urllib.parse import quote
 import orjson
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
-from pipelines.clients.http import Fetched, Upstream, next_link
+from pipelines.clients.fetched import Fetched, require_body
+from pipelines.clients.http import Upstream
+from pipelines.clients.pages import merge_pages
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -82,9 +84,7 @@ class GitHub:
     async def repo(self, full_name: str, etag: str | None = None) -> Fetched:
         """GET /repos/{o}/{r}; a 301 (rename/transfer) is followed to /repositories/{id}."""
         fetched = await self.rest.get(repo_path(full_name), etag=etag, headers=REST_HEADERS)
-        if fetched.ok and not isinstance(fetched.data, dict):
-            fetched.error_kind, fetched.error = "malformed", "repository body is not an object"
-        return fetched
+        return require_body(fetched, lambda data: isinstance(data, dict), "repository body is not an object")
 
     async def participation(self, full_name: str, etag: str | None = None) -> Fetched:
         """stats/participation; 202 = being computed: bounded polls, then error_kind `computing`.
@@ -132,34 +132,9 @@ class GitHub:
             first.error_kind = "blocked"
             first.error = "HTTP 403: contributor list too large to list via the API"
             return first
-        if not first.ok:
-            return first
-        if not isinstance(first.data, list):
-            first.error_kind, first.error = "malformed", "contributors page is not a list"
-            return first
-        merged: list[Any] = list(first.data)
-        link = next_link(first.headers.get("link"))
-        pages = 1
-        while link is not None:
-            pages += 1
-            if pages > self.max_pages:
-                first.error_kind = "malformed"
-                first.error = f"more than {self.max_pages} contributor pages; stopped"
-                return first
-            page = await self.rest.get(link, headers=REST_HEADERS)
-            first.attempts += page.attempts
-            if not page.ok or not isinstance(page.data, list):
-                first.status = page.status
-                first.error_kind = page.error_kind or "malformed"
-                first.error = f"page {pages}: {page.error or 'not a list'}"
-                return first
-            merged.extend(page.data)
-            link = next_link(page.headers.get("link"))
-        first.data = merged
-        first.text = orjson.dumps(merged).decode() if pages > 1 else first.text
-        first.headers.pop("link", None)
-        first.headers["x-pulse-pages"] = str(pages)
-        return first
+        return await merge_pages(self.rest, first, what="contributors page", max_pages=self.max_pages,
+                                 headers=REST_HEADERS,
+                                 overflow_error=f"more than {self.max_pages} contributor pages; stopped")
 
     async def newest_commit(self, full_name: str, branch: str | None, etag: str | None = None) -> Fetched:
         """The newest commit on the default branch (409 = empty repository -> [])."""
@@ -170,9 +145,8 @@ class GitHub:
         if fetched.status == 409:
             fetched.text, fetched.data = "[]", []
             fetched.error_kind = fetched.error = None
-        elif fetched.ok and not isinstance(fetched.data, list):
-            fetched.error_kind, fetched.error = "malformed", "commits body is not a list"
-        return fetched
+            return fetched
+        return require_body(fetched, lambda data: isinstance(data, list), "commits body is not a list")
 
     # GraphQL ---------------------------------------------------------------------------------
     @staticmethod

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
-from pipelines.clients.http import Fetched, Upstream, next_link
+from pipelines.clients.fetched import Fetched, require_body
+from pipelines.clients.http import Upstream
+from pipelines.clients.pages import merge_pages, utc_stamp
 
 PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
 
@@ -26,9 +26,7 @@ class GitLab:
 
     async def project(self, path: str, etag: str | None = None) -> Fetched:
         fetched = await self.upstream.get(f"/projects/{quote(path, safe='')}", etag=etag)
-        if fetched.ok and not isinstance(fetched.data, dict):
-            fetched.error_kind, fetched.error = "malformed", "project body is not an object"
-        return fetched
+        return require_body(fetched, lambda data: isinstance(data, dict), "project body is not an object")
 
     async def commits(self, project: int | str, since: datetime, etag: str | None = None) -> Fetched:
         """Default-branch commits, newest first: pages until one reaches back past `since`.
@@ -41,7 +39,7 @@ class GitLab:
 
         def more(page: list[Any]) -> bool:
             oldest = page[-1].get("committed_date") if page and isinstance(page[-1], dict) else None
-            return isinstance(oldest, str) and _utc(oldest) >= stamp
+            return isinstance(oldest, str) and utc_stamp(oldest) >= stamp
 
         return await self._pages(f"/projects/{quote(str(project), safe='')}/repository/commits?per_page=100",
                                  etag, more=more)
@@ -52,47 +50,12 @@ class GitLab:
 
     async def _pages(self, path: str, etag: str | None,
                      more: Callable[[list[Any]], bool] | None = None) -> Fetched:
+        def x_next_page(page: Fetched, _pages: int) -> str | None:
+            if not page.headers.get("x-next-page"):
+                return None
+            sep = "&" if "?" in path else "?"
+            return f"{path}{sep}page={page.headers['x-next-page']}"
+
         first = await self.upstream.get(path, etag=etag)
-        if not first.ok:
-            return first
-        if not isinstance(first.data, list):
-            first.error_kind, first.error = "malformed", "page is not a list"
-            return first
-        merged: list[Any] = list(first.data)
-        pages = 1
-        current = first
-        while more is None or more(current.data):
-            link = next_link(current.headers.get("link"))
-            if link is None and current.headers.get("x-next-page"):
-                sep = "&" if "?" in path else "?"
-                link = f"{path}{sep}page={current.headers['x-next-page']}"
-            if link is None:
-                break
-            pages += 1
-            if pages > self.max_pages:
-                break  # enough for 52 weeks of activity; keep what we have
-            current = await self.upstream.get(link)
-            first.attempts += current.attempts
-            if not current.ok or not isinstance(current.data, list):
-                first.status = current.status
-                first.error_kind = current.error_kind or "malformed"
-                first.error = f"page {pages}: {current.error or 'not a list'}"
-                return first
-            merged.extend(current.data)
-        if pages > 1:
-            first.data = merged
-            first.text = orjson.dumps(merged).decode()
-        first.headers.pop("link", None)
-        first.headers["x-pulse-pages"] = str(pages)
-        return first
-
-
-def _utc(stamp: str) -> str:
-    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); unparsable -> ''."""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return await merge_pages(self.upstream, first, what="page", max_pages=self.max_pages, more=more,
+                                 fallback=x_next_page)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from pipelines.clients.http import Fetched, Upstream
+from pipelines.clients.fetched import Fetched
+from pipelines.clients.http import Upstream
 
 # a PEP 503 normalised name
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,200}[a-z0-9])?$")

@@ -1,0 +1,104 @@
+"""Pagination: following `next` links and merging JSON list pages into one archived answer.
+
+The archive keeps one body per request key, so a paginated endpoint (contributors, a year of
+commits) is stored as all its pages merged, and a failed later page fails the whole key rather than
+leaving a silently truncated list behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from pipelines.clients.fetched import Fetched
+
+if TYPE_CHECKING:
+    from pipelines.clients.http import Upstream
+
+
+def next_link(link_header: str | None) -> str | None:
+    """The `rel="next"` target of an RFC 8288 Link header."""
+    if not link_header:
+        return None
+    for part in link_header.split(","):
+        section = part.split(";")
+        if len(section) < 2:
+            continue
+        target = section[0].strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        for param in section[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "rel" and "next" in value.strip().strip('"').split():
+                return target[1:-1]
+    return None
+
+
+def utc_stamp(stamp: str | None) -> str:
+    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); missing/unparsable -> ''."""
+    if not stamp:
+        return ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def merge_pages(
+    upstream: Upstream,
+    first: Fetched,
+    *,
+    what: str,
+    max_pages: int,
+    more: Callable[[list[Any]], bool] | None = None,
+    fallback: Callable[[Fetched, int], str | None] | None = None,
+    headers: Mapping[str, str] | None = None,
+    overflow_error: str | None = None,
+) -> Fetched:
+    """`first` with every following page merged into its body (`x-pulse-pages` says how many).
+
+    Pages are followed while `more(last page)` holds (always when None), by the Link header or else
+    by `fallback(last page, pages so far)`. Past `max_pages` the pages so far are kept, unless
+    `overflow_error` is given: then the key fails as `malformed` with that message. A first page
+    that is not a good JSON list is returned as it is (`malformed: <what> is not a list`).
+    """
+    if not first.ok:
+        return first
+    if not isinstance(first.data, list):
+        first.error_kind, first.error = "malformed", f"{what} is not a list"
+        return first
+    merged: list[Any] = list(first.data)
+    pages = 1
+    current = first
+    while more is None or more(current.data):
+        link = next_link(current.headers.get("link"))
+        if link is None and fallback is not None:
+            link = fallback(current, pages)
+        if link is None:
+            break
+        pages += 1
+        if pages > max_pages:
+            if overflow_error is None:
+                break  # enough for 52 weeks of activity; keep what we have
+            first.error_kind, first.error = "malformed", overflow_error
+            return first
+        current = await upstream.get(link, headers=headers)
+        first.attempts += current.attempts
+        if not current.ok or not isinstance(current.data, list):
+            first.status = current.status
+            first.error_kind = current.error_kind or "malformed"
+            first.error = f"page {pages}: {current.error or 'not a list'}"
+            return first
+        merged.extend(current.data)
+    if pages > 1:
+        first.data = merged
+        first.text = orjson.dumps(merged).decode()
+    first.headers.pop("link", None)
+    first.headers["x-pulse-pages"] = str(pages)
+    return first

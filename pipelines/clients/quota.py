@@ -1,0 +1,222 @@
+"""Rate limits: GitHub's primary quota per token, its secondary limit, and when to give up waiting.
+
+Hitting a limit costs more than respecting it (403s, then back-offs of a minute or more), so the
+crawl keeps its own account: requests in flight are reserved against the quota the last answer
+reported, REST requests are paced below the per-minute secondary limit, and an upstream's
+concurrency halves when a secondary limit trips anyway. Every wait is checked against the crawl's
+time budget first; a wait that would overrun it raises `BudgetExceeded` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+
+class BudgetExceeded(Exception):
+    """Waiting (for a quota reset or a secondary limit) would overrun the crawl's time budget."""
+
+
+def header_int(value: str | None) -> int | None:
+    """A rate-limit header as an int (some upstreams send `60.0`); absent or garbage -> None."""
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Primary rate limits (GitHub): one state per token and resource ("core", "graphql")
+
+
+@dataclass
+class _Quota:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None  # epoch seconds
+    in_flight: int = 0
+
+    def available(self, now: float) -> float:
+        if self.remaining is None or (self.reset_at is not None and now >= self.reset_at):
+            # unknown (or a new window): assume a full quota, so ties spread over the tokens
+            return (self.limit or 5000) - self.in_flight
+        return self.remaining - self.in_flight
+
+
+class TokenPool:
+    """Chooses a token per request by remaining quota and waits (or stops) when all are spent.
+
+    Requests in flight are reserved against `remaining`, so the crawl throttles *before* the
+    quota runs out instead of provoking 403s. `tokens` may be empty (anonymous REST).
+    """
+
+    def __init__(
+        self,
+        tokens: Sequence[SecretStr] = (),
+        *,
+        deadline: float | None = None,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        per_minute: int | None = None,
+    ) -> None:
+        self._tokens: list[SecretStr | None] = list(tokens) or [None]
+        # pacing below GitHub's secondary limit (REST: 900 points a minute per token)
+        self.per_minute = per_minute
+        self._sent: dict[int, deque[float]] = {}
+        self._paced_logged = False
+        self._quota: dict[tuple[int, str], _Quota] = {}
+        self.deadline = deadline  # monotonic
+        self.log = log or logging.getLogger(__name__)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._logged_wait: float | None = None
+        self.waits = 0
+        self.used: Counter[int] = Counter()
+
+    @property
+    def authenticated(self) -> bool:
+        return self._tokens[0] is not None
+
+    def quota(self, index: int, resource: str) -> _Quota:
+        return self._quota.setdefault((index, resource), _Quota())
+
+    def auth_header(self, index: int) -> dict[str, str]:
+        token = self._tokens[index]
+        return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+    def _pace_delay(self, index: int, now: float) -> float:
+        """Seconds until token `index` may send another REST request under `per_minute`."""
+        if not self.per_minute:
+            return 0.0
+        sent = self._sent.setdefault(index, deque())
+        while sent and now - sent[0] >= 60.0:
+            sent.popleft()
+        return 0.0 if len(sent) < self.per_minute else 60.0 - (now - sent[0])
+
+    async def acquire(self, resource: str) -> int:
+        while True:
+            now = self._clock()
+            mono = self._monotonic()
+            paced = self.per_minute and resource == "core"
+            best, best_avail, best_delay = 0, float("-inf"), float("inf")
+            for index in range(len(self._tokens)):
+                avail = self.quota(index, resource).available(now)
+                if avail <= 0:
+                    continue
+                delay = self._pace_delay(index, mono) if paced else 0.0
+                if (delay, -avail) < (best_delay, -best_avail):
+                    best, best_avail, best_delay = index, avail, delay
+            if best_avail > 0 and best_delay <= 0:
+                self.quota(best, resource).in_flight += 1
+                self.used[best] += 1
+                if paced:
+                    self._sent[best].append(mono)
+                return best
+            if best_avail > 0:  # quota left, but sending now would trip the secondary limit
+                if self.deadline is not None and mono + best_delay > self.deadline:
+                    raise BudgetExceeded("pacing below the secondary rate limit would exceed the time budget")
+                if not self._paced_logged:
+                    self._paced_logged = True
+                    self.log.info("GitHub: pacing REST requests at %d a minute per token", self.per_minute)
+                await self._sleep(best_delay + 0.01)
+                continue
+            if any(q.in_flight for (_, res), q in self._quota.items() if res == resource):
+                # the last requests are out: their answers (a free 304, a new window) may free quota
+                await self._sleep(0.05)
+                continue
+            resets = [
+                q.reset_at for (_, res), q in self._quota.items() if res == resource and q.reset_at is not None
+            ]
+            reset_at = min(resets) if resets else now + 60
+            wait = max(0.0, reset_at - now) + 1.0
+            who = (f"all {len(self._tokens)} token(s)" if self.authenticated
+                   else "anonymous access (set GITHUB_TOKEN for 5,000 requests an hour per token)")
+            await self.wait(wait, f"GitHub {resource} quota spent on {who}")
+
+    async def wait(self, seconds: float, why: str) -> None:
+        """Sleep `seconds`, or raise BudgetExceeded when that overruns the deadline."""
+        if self.deadline is not None and self._monotonic() + seconds > self.deadline:
+            raise BudgetExceeded(f"{why}; waiting {seconds:.0f} s would exceed the time budget")
+        key = round(self._clock() + seconds)
+        if self._logged_wait is None or abs(self._logged_wait - key) > 5:
+            self._logged_wait = key
+            self.log.warning("%s: waiting %.0f s for the reset", why, seconds)
+        self.waits += 1
+        await self._sleep(seconds)
+
+    def release(self, index: int, resource: str, headers: Mapping[str, str] | None) -> None:
+        quota = self.quota(index, resource)
+        quota.in_flight = max(0, quota.in_flight - 1)
+        if headers is None:
+            return
+        remaining = header_int(headers.get("x-ratelimit-remaining"))
+        reset = header_int(headers.get("x-ratelimit-reset"))
+        limit = header_int(headers.get("x-ratelimit-limit"))
+        if remaining is None:
+            return
+        if limit is not None:
+            quota.limit = limit
+        if reset is not None and (quota.reset_at is None or reset > quota.reset_at):
+            quota.reset_at, quota.remaining = float(reset), remaining  # a new window
+        elif quota.remaining is None or reset is None or reset == quota.reset_at:
+            quota.remaining = remaining if quota.remaining is None else min(quota.remaining, remaining)
+
+    def exhausted(self, index: int, resource: str, reset: int | None) -> None:
+        quota = self.quota(index, resource)
+        quota.remaining = 0
+        now = self._clock()
+        if reset is not None:
+            quota.reset_at = max(float(reset), now + 1.0)  # clock skew: never a reset in the past
+        elif quota.reset_at is None or quota.reset_at <= now:
+            quota.reset_at = now + 60
+
+    def exhausted_headers(self, resource: str, headers: Mapping[str, str]) -> None:
+        """Mark every token's `resource` quota spent (GraphQL RATE_LIMITED names no token)."""
+        reset = header_int(headers.get("x-ratelimit-reset"))
+        for index in range(len(self._tokens)):
+            quota = self.quota(index, resource)
+            if (quota.remaining is not None and quota.remaining < 5) or len(self._tokens) == 1:
+                self.exhausted(index, resource, reset)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {"token": index, "resource": res, "remaining": q.remaining, "reset_at": q.reset_at}
+            for (index, res), q in sorted(self._quota.items())
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Secondary rate limits: fewer requests in flight after each one
+
+
+class AdaptiveGate:
+    """A semaphore whose size can shrink: halved on each secondary rate limit (not below 1)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self.active -= 1
+            self._cond.notify()
+
+    def shrink(self) -> int:
+        self.limit = max(1, self.limit // 2)
+        return self.limit

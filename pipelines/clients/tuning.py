@@ -1,0 +1,40 @@
+"""The crawl's knobs in one frozen value, so a test or benchmark can change a wait without patching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs of the crawl. Defaults suit the real upstreams; tests shrink the waits."""
+
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    max_attempts: int = 4  # transient failures (5xx, timeouts, resets, malformed JSON)
+    retry_base_s: float = 0.5
+    retry_max_s: float = 8.0
+    computing_attempts: int = 4  # 202 "stats being computed": polls in total
+    computing_base_s: float = 2.0
+    computing_max_s: float = 15.0
+    secondary_base_s: float = 60.0  # secondary limit without retry-after: 60 s, 120 s, ...
+    secondary_max_hits: int = 5
+    quota_max_waits: int = 3  # primary quota exhausted: waits for reset per request
+    max_redirects: int = 3
+    max_pages: int = 50  # contributors / commits pages per request key
+    github_concurrency: int = 64  # REST + GraphQL together stay <= 100 (GitHub's concurrency limit)
+    github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
+    pypi_concurrency: int = 48
+    gitlab_concurrency: int = 16
+    bitbucket_concurrency: int = 16
+    codeberg_concurrency: int = 8  # Codeberg is a non-profit's service: be gentle
+    graphql_batch: int = 50
+    graphql_concurrency: int = 4
+    jobs_in_flight: int = 512
+    flush_interval_s: float = 2.0
+    fetch_simple: bool = True  # PyPI Simple JSON (project-status)
+    aiohttp_transport: bool = True  # httpx client API over aiohttp's faster pool (see AiohttpTransport)
+    # skip stats/participation for repositories with no push in 52 weeks + margin: the answer is
+    # known (all zeros) and archived as a derived row (`attempts` 0, header `x-pulse-derived`)
+    derive_idle_participation: bool = True
+    idle_margin_days: float = 56.0
