@@ -8,12 +8,18 @@ real limits one token allows 5,000 requests an hour: see the quota figures for t
 
 1. first crawl with a token (GraphQL + REST): `seconds`, `github_quota_per_package`;
 2. the same again, forced, nothing changed: `refresh_304_ratio`, `github_quota_per_package_refresh`;
-3. first crawl without a token (REST only): `github_quota_per_package_rest`;
-4. a plain sequential crawler (one request at a time, same endpoints, no ETags) over a sample,
-   scaled to the package count: `baseline_seconds`.
+3. first crawl without a token (REST only), on a fresh simulator: `github_quota_per_package_rest`;
+4. the first token crawl again with the idle-participation shortcut off (a repository with no push
+   for 52 weeks + `Tuning.idle_margin_days` otherwise gets a derived all-zero participation without
+   a request), fresh simulator: `github_quota_per_package_no_idle_shortcut`;
+5. a plain sequential crawler (one request at a time, same endpoints, no ETags, 202s polled like the
+   crawler polls them) on a fresh simulator, so it meets the same 202s as run 1: each host's part
+   (GitHub, PyPI, GitLab, Bitbucket, Codeberg) timed on a sample and scaled by that host's own
+   population: `baseline_seconds` (the parts in `baseline_parts`).
 
 Quota figures are per GitHub package (REST calls + GraphQL points, as the simulator charged them).
-The last line printed is one JSON object.
+The lifted limits and the shortcut are printed in words before the figures; the last line printed
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import socket
 import subprocess
@@ -28,7 +35,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import polars as pl
@@ -36,6 +45,7 @@ from pydantic import SecretStr
 
 from assets.raw.crawl import run_crawl
 from pipelines.clients.http import Tuning
+from pipelines.clients.pages import utc_stamp
 from pipelines.settings import Settings
 
 RELAXED = "quota=100000000,anon_quota=100000000,graphql_quota=100000000,burst=0"
@@ -115,35 +125,150 @@ def reset_stats(url: str) -> None:
     httpx.post(f"{url}/_sim/reset", timeout=30)
 
 
-def baseline(url: str, packages: pl.DataFrame, sample: int) -> float:
-    """A plain sequential crawler: one request at a time, no concurrency, no conditional requests."""
-    rows = packages.filter(pl.col("repo_host") == "github").head(sample).to_dicts()
-    names = packages.filter(pl.col("pypi_name").is_not_null())["pypi_name"].head(sample).to_list()
-    started = time.monotonic()
-    with httpx.Client(timeout=30, headers={"Authorization": "Bearer baseline-token"}) as client:
-        for row in rows:
-            base = f"{url}/api/v3/repos/{row['repo_owner']}/{row['repo_name']}"
-            repo = client.get(base, follow_redirects=True)
-            if repo.status_code != 200:
-                continue
-            full = repo.json()["full_name"]
-            base = f"{url}/api/v3/repos/{full}"
-            for _ in range(4):
-                if client.get(f"{base}/stats/participation").status_code != 202:
-                    break
-            page = f"{base}/contributors?per_page=100"
-            while page:
-                answer = client.get(page)
-                page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
-            client.get(f"{base}/commits?per_page=1&sha={repo.json()['default_branch']}")
-        for name in names:
-            client.get(f"{url}/pypi/{name}/json", follow_redirects=True)
-            client.get(f"{url}/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    elapsed = time.monotonic() - started
-    n_github = packages.filter(pl.col("repo_host") == "github").height
-    n_pypi = packages.filter(pl.col("pypi_name").is_not_null()).height
-    # scale each part by its own sample ratio (the sample is split roughly evenly in time)
-    return elapsed * max(n_github / max(1, len(rows)), n_pypi / max(1, len(names)))
+BASELINE_HOSTS = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
+
+
+class _Baseline:
+    """A plain sequential crawler: one request at a time, the crawler's endpoints, no ETags.
+
+    202 "statistics being computed" answers are polled like the crawler polls them (at most
+    `Tuning.computing_attempts` polls, waits drawn the same way: uniform up to base * 2**n, capped),
+    so both meet and wait for the same 202s; the time spent in those waits is reported apart.
+    """
+
+    def __init__(self, url: str, tuning: Tuning) -> None:
+        self.url = url
+        self.tuning = tuning
+        self.client = httpx.Client(timeout=30, headers={"Authorization": "Bearer baseline-token"})
+        self.rng = random.Random(0)
+        self.since = (datetime.now(UTC) - timedelta(weeks=52)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.met_202 = 0
+        self.waited_202_s = 0.0
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _in_window(self, date: object) -> bool:
+        return isinstance(date, str) and utc_stamp(date) >= self.since
+
+    def github(self, row: dict) -> None:
+        base = f"{self.url}/api/v3/repos/{row['repo_owner']}/{row['repo_name']}"
+        repo = self.client.get(base, follow_redirects=True)
+        if repo.status_code != 200:
+            return
+        data = repo.json()
+        base = f"{self.url}/api/v3/repos/{data['full_name']}"
+        for attempt in range(1, self.tuning.computing_attempts + 1):
+            if self.client.get(f"{base}/stats/participation").status_code != 202:
+                break
+            self.met_202 += 1
+            if attempt < self.tuning.computing_attempts:
+                wait = self.rng.uniform(0, min(self.tuning.computing_max_s,
+                                               self.tuning.computing_base_s * 2 ** (attempt - 1)))
+                self.waited_202_s += wait
+                time.sleep(wait)
+        page: str | None = f"{base}/contributors?per_page=100"
+        while page:
+            answer = self.client.get(page)
+            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
+        self.client.get(f"{base}/commits?per_page=1&sha={data['default_branch']}")
+
+    def pypi(self, name: str) -> None:
+        self.client.get(f"{self.url}/pypi/{name}/json", follow_redirects=True)
+        self.client.get(f"{self.url}/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+                        follow_redirects=True)
+
+    def _pages(self, page: str | None, date_of, next_of) -> None:
+        """Follow pages while the last one still reaches into the 52-week window."""
+        while page:
+            answer = self.client.get(page)
+            if answer.status_code != 200:
+                return
+            body = answer.json()
+            items = body.get("values") if isinstance(body, dict) else body
+            if not items or not self._in_window(date_of(items[-1])):
+                return
+            page = next_of(answer, body)
+
+    def gitlab(self, row: dict) -> None:
+        path = quote(f"{row['repo_owner']}/{row['repo_name']}", safe="")
+        project = self.client.get(f"{self.url}/api/v4/projects/{path}")
+        if project.status_code != 200:
+            return
+        base = f"{self.url}/api/v4/projects/{project.json()['id']}/repository"
+        self._pages(f"{base}/commits?per_page=100", lambda c: c.get("committed_date"),
+                    lambda answer, _: answer.links.get("next", {}).get("url"))
+        page: str | None = f"{base}/contributors?per_page=100"
+        while page:
+            answer = self.client.get(page)
+            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
+
+    def bitbucket(self, row: dict) -> None:
+        base = f"{self.url}/2.0/repositories/{row['repo_owner']}/{row['repo_name']}"
+        if self.client.get(base).status_code != 200:
+            return
+        self._pages(f"{base}/commits?pagelen=100", lambda c: c.get("date"), lambda _, body: body.get("next"))
+
+    def codeberg(self, row: dict) -> None:
+        base = f"{self.url}/api/v1/repos/{row['repo_owner']}/{row['repo_name']}"
+        if self.client.get(base).status_code != 200:
+            return
+        self._pages(f"{base}/commits?limit=50&stat=false&verification=false&files=false",
+                    lambda c: ((c.get("commit") or {}).get("committer") or {}).get("date") or c.get("created"),
+                    lambda answer, _: answer.links.get("next", {}).get("url"))
+
+
+def baseline(url: str, packages: pl.DataFrame, sample: int, tuning: Tuning) -> dict[str, object]:
+    """Each host's part of a sequential crawl, timed on a sample and scaled by that host's population.
+
+    Run it on a fresh simulator, so it meets the 202s the crawler met on its own fresh one.
+    """
+    crawler = _Baseline(url, tuning)
+    parts: dict[str, dict[str, float]] = {}
+    try:
+        for host in BASELINE_HOSTS:
+            if host == "pypi":
+                population = packages.filter(pl.col("pypi_name").is_not_null())["pypi_name"].unique(
+                    maintain_order=True).to_list()
+                units = population[:sample]
+                fetch = crawler.pypi
+            else:
+                population = packages.filter(pl.col("repo_host") == host).unique("repo_key", maintain_order=True
+                                                                                  ).to_dicts()
+                units = population[:sample]
+                fetch = getattr(crawler, host)
+            waited_before = crawler.waited_202_s
+            started = time.monotonic()
+            for unit in units:
+                fetch(unit)
+            elapsed = time.monotonic() - started
+            scale = len(population) / max(1, len(units))
+            parts[host] = {"sample": len(units), "population": len(population), "sample_seconds": round(elapsed, 2),
+                           "scaled_seconds": round(elapsed * scale, 1),
+                           "scaled_202_wait_seconds": round((crawler.waited_202_s - waited_before) * scale, 1)}
+    finally:
+        crawler.close()
+    seconds = sum(p["scaled_seconds"] for p in parts.values())
+    waits = sum(p["scaled_202_wait_seconds"] for p in parts.values())
+    return {"seconds": round(seconds, 1), "without_202_waits": round(seconds - waits, 1), "parts": parts,
+            "met_202": crawler.met_202}
+
+
+def lifted_limits(spec: str) -> str:
+    """The simulator limits this benchmark lifts, in words (printed next to the figures)."""
+    lifted = []
+    faults = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+    names = {"quota": "REST quota per token per hour (GitHub: 5,000)",
+             "anon_quota": "anonymous REST quota per hour (60)",
+             "graphql_quota": "GraphQL points per token per hour (5,000)"}
+    for key, what in names.items():
+        if key in faults:
+            lifted.append(f"{what} -> {faults[key]}")
+    if faults.get("burst") == "0":
+        lifted.append("REST requests per minute per token (secondary limit, 900) -> off, and the crawler's "
+                      "own pacing below it off (github_rest_per_minute=None)")
+    kept = "kept: 100 requests in flight per token, 202 'computing' answers, ETags/304s, the latency"
+    return "; ".join(lifted) + f"; {kept}"
 
 
 def main() -> None:
@@ -151,11 +276,14 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--baseline-sample", type=int, default=60)
+    parser.add_argument("--baseline-sample", type=int, default=60, help="packages per host timed sequentially")
     parser.add_argument("--faults", default=RELAXED, help="simulator fault/limit spec")
     args = parser.parse_args()
 
-    proc, url = start_simulator(args.packages, args.seed, args.latency_ms, args.faults)
+    def fresh() -> tuple[subprocess.Popen, str]:
+        return start_simulator(args.packages, args.seed, args.latency_ms, args.faults)
+
+    proc, url = fresh()
     try:
         packages = catalogue_packages(url)
         n_github = packages.filter(pl.col("repo_host") == "github").height
@@ -176,29 +304,57 @@ def main() -> None:
             refresh = run_crawl(token_settings, packages, run_id="bench-2", force=True, tuning=tuning)
             answered = sum(v for k, v in refresh.responses_by_status.items() if k)
             graphql_posts = -(-n_github // tuning.graphql_batch)
+            primes = 1  # the free GET /rate_limit per token
             out["refresh_seconds"] = round(refresh.seconds, 2)
             out["refresh_304_ratio"] = round(
-                refresh.responses_by_status.get(304, 0) / max(1, answered - graphql_posts), 3)
+                refresh.responses_by_status.get(304, 0) / max(1, answered - graphql_posts - primes), 3)
             out["github_quota_per_package_refresh"] = round((quota_spent(url) - before) / n_github, 3)
 
-            # a fresh simulator, so the REST crawl meets its own 202s ("stats being computed")
+            # each of the following on a fresh simulator, so it meets its own 202s ("being computed")
             proc.terminate()
             proc.wait(timeout=10)
-            proc, url = start_simulator(args.packages, args.seed, args.latency_ms, args.faults)
+            proc, url = fresh()
             before = quota_spent(url)
             rest = run_crawl(settings_for(url, Path(tmp) / "rest", ()), packages, run_id="bench-3",
                              tuning=tuning)
             out["rest_seconds"] = round(rest.seconds, 2)
             out["github_quota_per_package_rest"] = round((quota_spent(url) - before) / n_github, 3)
 
-        out["baseline_seconds"] = round(baseline(url, packages, args.baseline_sample), 1)
+            # the idle-participation shortcut switched off: what the quota figure owes to it
+            proc.terminate()
+            proc.wait(timeout=10)
+            proc, url = fresh()
+            before = quota_spent(url)
+            no_shortcut = Tuning(github_rest_per_minute=None, derive_idle_participation=False)
+            run_crawl(settings_for(url, Path(tmp) / "no-shortcut", ("bench-token-1",)), packages,
+                      run_id="bench-4", tuning=no_shortcut)
+            out["github_quota_per_package_no_idle_shortcut"] = round((quota_spent(url) - before) / n_github, 3)
+
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc, url = fresh()
+        sequential = baseline(url, packages, args.baseline_sample, tuning)
+        out["baseline_seconds"] = sequential["seconds"]
+        out["baseline_seconds_without_202_waits"] = sequential["without_202_waits"]
+        out["baseline_parts"] = sequential["parts"]
+        out["baseline_met_202"] = sequential["met_202"]
         out["speedup"] = round(float(out["baseline_seconds"]) / float(out["seconds"]), 1)
         out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         out["simulator_limits"] = args.faults
+        out["idle_participation_shortcut"] = (
+            f"on: repositories with no push for 52 weeks + {tuning.idle_margin_days:g} days get a derived "
+            "all-zero participation without a request")
         out["cpus"] = os.cpu_count()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    print(f"simulator limits lifted: {lifted_limits(args.faults)}")
+    print(f"idle-participation shortcut: {out['idle_participation_shortcut']}; with it off, "
+          f"github_quota_per_package = {out['github_quota_per_package_no_idle_shortcut']} "
+          f"(on: {out['github_quota_per_package']})")
+    for host, part in sequential["parts"].items():
+        print(f"baseline {host}: {part['sample']} of {part['population']} in {part['sample_seconds']} s "
+              f"-> {part['scaled_seconds']} s scaled (of which 202 waits {part['scaled_202_wait_seconds']} s)")
     print(json.dumps(out))
 
 

@@ -72,7 +72,7 @@ async def hammer(url: str, paths: list[str], seconds: float, connections: int) -
 
 
 def paths_for(url: str, packages: int) -> dict[str, list[str]]:
-    from simulator.world import World, pep503
+    from simulator.world import World
 
     w = World(1, packages)
     healthy = w.select("healthy", limit=50)
@@ -82,12 +82,13 @@ def paths_for(url: str, packages: int) -> dict[str, list[str]]:
         "v4_package_detail": [f"/api/v4/packages/{i}/" for i in range(1, 51)],
         "github_repo": [f"/api/v3/repos/{p.full_name}" for p in healthy],
         "github_participation": [f"/api/v3/repos/{p.full_name}/stats/participation" for p in healthy],
-        "pypi_json": [f"/pypi/{pep503(p.pypi_name)}/json" for p in on_pypi],
+        # the display name: what PyPI answers 200 for (other spellings get a 301 to it)
+        "pypi_json": [f"/pypi/{p.pypi_name}/json" for p in on_pypi],
     }
 
 
 def memory_100k(packages: int, touches: int) -> dict:
-    from simulator.world import World, pep503
+    from simulator.world import World
 
     t0 = time.perf_counter()
     proc, url = start_server(packages)
@@ -104,7 +105,7 @@ def memory_100k(packages: int, touches: int) -> dict:
                 paths.append(f"/api/v3/repos/{p.full_name}")
                 paths.append(f"/api/v3/repos/{p.full_name}/contributors?per_page=100")
             if p.pypi_name and p.pypi_status == "ok":
-                paths.append(f"/pypi/{pep503(p.pypi_name)}/json")
+                paths.append(f"/pypi/{p.pypi_name}/json")
         paths.append("/api/v4/packages/?limit=1000&offset=50000")
         paths.append("/api/v4/search/?q=admin")
 

@@ -1,8 +1,9 @@
 """A simulator-shaped raw archive and catalogue for N packages (for the transform benchmark).
 
 Bodies have the full upstream shape (the simulator's GitHub repo JSON with its ~50 URL fields and
-owner object, contributor user objects, commit objects, PyPI JSON with files per release), so the
-parsing cost is realistic. Every package has a GitHub repository (so 52 participation weeks each,
+owner object, contributor user objects, commit objects, PyPI JSON with files per release and trove
+classifiers, PEP 691 Simple JSON with every file and the PEP 792 project status), so the parsing
+cost is realistic. Every package has a GitHub repository (so 52 participation weeks each,
 ~5.2M commit-week rows at 100k) with 15 contributors on average (~1.5M participant rows); 80% are on
 PyPI. Deterministic for a given N and seed.
 """
@@ -87,6 +88,42 @@ def commit_json(owner: str, name: str, sha: str, date: datetime) -> dict:
     }
 
 
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+DJANGOS = ("3.2", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2")
+
+
+def classifiers(i: int) -> list[str]:
+    """Trove classifiers like real Django packages list them (a few Inactive, version ranges)."""
+    status = "Development Status :: 7 - Inactive" if i % 17 == 0 else "Development Status :: 5 - Production/Stable"
+    pythons = PYTHONS[i % 3: i % 3 + 2 + i % 3]
+    djangos = DJANGOS[i % 4: i % 4 + 1 + i % 4]
+    return sorted([
+        status, "Environment :: Web Environment", "Framework :: Django",
+        *(f"Framework :: Django :: {v}" for v in djangos), "Intended Audience :: Developers",
+        "License :: OSI Approved :: MIT License", "Operating System :: OS Independent",
+        "Programming Language :: Python", "Programming Language :: Python :: 3",
+        *(f"Programming Language :: Python :: {v}" for v in pythons),
+        "Programming Language :: Python :: 3 :: Only",
+    ])
+
+
+def pypi_simple(name: str, i: int, project: dict) -> dict:
+    """PEP 691 Simple JSON (API 1.4) for the same releases, with the PEP 792 project status."""
+    status = {"status": "active"}
+    if i % 53 == 0:
+        status = {"status": "archived", "reason": "The maintainers archived this project."}
+    elif i % 131 == 0:
+        status = {"status": "deprecated", "reason": f"Use django-pkg-{i + 1} instead."}
+    files = [
+        {"filename": f["filename"], "url": f["url"], "hashes": {"sha256": f["digests"]["sha256"]},
+         "requires-python": f["requires_python"], "core-metadata": False, "data-dist-info-metadata": False,
+         "size": f["size"], "upload-time": f["upload_time_iso_8601"], "yanked": bool(f["yanked"])}
+        for files in project["releases"].values() for f in files
+    ]
+    return {"meta": {"api-version": "1.4", "_last-serial": i}, "name": name,
+            "versions": list(project["releases"]), "files": files, "project-status": status}
+
+
 def pypi_json(name: str, i: int, releases: int) -> dict:
     rel = {}
     for k in range(releases):
@@ -109,7 +146,7 @@ def pypi_json(name: str, i: int, releases: int) -> dict:
     return {
         "info": {
             "author": "Dev", "author_email": "dev@example.org", "bugtrack_url": None,
-            "classifiers": ["Framework :: Django", "Programming Language :: Python :: 3"],
+            "classifiers": classifiers(i),
             "description": f"# {name}\n\nA Django package.\n" * 5, "description_content_type": "text/markdown",
             "docs_url": None, "home_page": f"https://github.com/o/{name}", "keywords": "django",
             "license": "MIT", "name": name, "package_url": f"https://pypi.org/project/{name}/",
@@ -204,9 +241,14 @@ def responses_for(i: int, rng: random.Random, at: datetime, generation: int = 0)
         "pypi": [],
     }
     if i % 5:
+        project = pypi_json(name, i, 1 + i % 12)
         out["pypi"].append(
             RawResponse(f"pypi:json:{name}", "pypi", "pypi_json", f"pypi:{name}", f"/pypi/{name}/json", 200,
-                        orjson.dumps(pypi_json(name, i, 1 + i % 12)).decode(), fetched_at=at)
+                        orjson.dumps(project).decode(), fetched_at=at)
+        )
+        out["pypi"].append(
+            RawResponse(f"pypi:simple:{name}", "pypi", "pypi_simple", f"pypi:{name}", f"/simple/{name}/", 200,
+                        orjson.dumps(pypi_simple(name, i, project)).decode(), fetched_at=at)
         )
     return out
 

@@ -6,10 +6,15 @@ works from any working directory with no DAGSTER_HOME set.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -51,21 +56,85 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-def _crawl_errors_summary(settings: Settings) -> list[tuple[str, str, int]]:
+@dataclass
+class _ErrorSummary:
+    failing_packages: int = 0  # distinct packages with at least one failure (severity 'error')
+    failures: list[tuple[str, str, int]] = field(default_factory=list)  # (source, kind, packages)
+    notices: list[tuple[str, int]] = field(default_factory=list)  # (kind, packages), severity 'info'
+
+
+def _crawl_errors_summary(settings: Settings) -> _ErrorSummary:
+    """What core.crawl_errors says after the run: failures and informational notices, apart."""
+    import duckdb
+
     from warehouse.db import connect_reader
 
+    summary = _ErrorSummary()
     if not settings.published_path.exists():
-        return []
+        return summary
     con = connect_reader(settings.published_path)
     try:
-        return con.execute(
-            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors "
+        summary.failures = con.execute(
+            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error' "
             "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
         ).fetchall()
-    except Exception:
-        return []
+        summary.failing_packages = con.execute(
+            "SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error'").fetchone()[0]
+        summary.notices = con.execute(
+            "SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'info' "
+            "GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall()
+    except duckdb.Error:
+        return _ErrorSummary()  # an older snapshot without the table or column: nothing to say
     finally:
         con.close()
+    return summary
+
+
+class _ConsoleNotices(logging.Handler):
+    """Prints the crawl's notices (quota waits, back-offs, stops: `pipelines.clients.quota.NOTICE`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.print(record.getMessage(), style="yellow", markup=False, highlight=False)
+        except Exception:  # pragma: no cover - a broken console must not break the crawl
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _notices_on_console() -> Iterator[None]:
+    """Show waits on the console while Dagster's own console log is silenced (no -v): one line each.
+
+    Without it a refresh waiting for a GitHub quota reset would sit silent for up to an hour, the
+    progress display being off when the output is not a terminal.
+    """
+    from pipelines.clients.quota import NOTICE
+
+    handler = _ConsoleNotices(logging.WARNING)
+    propagate = NOTICE.propagate
+    NOTICE.addHandler(handler)
+    NOTICE.propagate = False
+    try:
+        yield
+    finally:
+        NOTICE.removeHandler(handler)
+        NOTICE.propagate = propagate
+
+
+def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
+    """The closing lines about the crawl: what it asked and spent, and whether the budget stopped it."""
+    requests = crawl.get("requests_by_source") or {}
+    per_source = ", ".join(f"{source} {n}" for source, n in requests.items() if n)
+    lines = [f"crawl: {sum(requests.values())} requests ({per_source or 'none'}), "
+             f"{crawl.get('not_modified', 0)} unchanged (304); GitHub quota spent "
+             f"{crawl.get('github_quota_spent', 0):g}"
+             + (f", {crawl['github_quota_wait_s']:.0f} s waited for quota resets"
+                if crawl.get("github_quota_wait_s") else "")
+             + (f", {crawl['github_backoffs']} secondary-limit back-offs" if crawl.get("github_backoffs") else "")]
+    if crawl.get("stopped_by_budget"):
+        reason = f" ({crawl['stop_reason']})" if crawl.get("stop_reason") else ""
+        lines.append(f"stopped by the time budget: {crawl.get('left', 0)} requests left for the next run{reason}")
+    return lines
 
 
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
@@ -90,7 +159,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
 
     progress.install(listener)
     try:
-        with bars:
+        with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
             outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
                                   replay=replay, log_level="INFO" if verbose else "CRITICAL")
     finally:
@@ -101,18 +170,23 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     for step, seconds in outcome.step_seconds.items():
         table.add_row(step, f"{seconds:.1f}")
     console.print(table)
+    if outcome.crawl is not None:
+        for number, line in enumerate(_crawl_lines(outcome.crawl)):
+            console.print(line, style="yellow" if number else None, markup=False, highlight=False)
     if not outcome.success:
         _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.failure}")
-    errors = _crawl_errors_summary(settings)
-    packages_with_errors = sum(count for _, _, count in errors)
+    summary = _crawl_errors_summary(settings)
     console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.warehouse_path}; "
                   f"export {settings.export_dir / 'api' / 'v4'}")
-    if errors:
-        detail = ", ".join(f"{source}/{kind}: {count}" for source, kind, count in errors)
-        console.print(f"[yellow]{packages_with_errors} package errors recorded[/] ({detail}); "
-                      "see core.crawl_errors (`pulse query`)")
+    if summary.failures:
+        detail = ", ".join(f"{source}/{kind}: {count}" for source, kind, count in summary.failures)
+        console.print(f"[yellow]{summary.failing_packages} packages with errors recorded[/] ({detail}); "
+                      "see core.crawl_errors WHERE severity = 'error' (`pulse query`)")
     else:
         console.print("no upstream errors recorded")
+    for kind, count in summary.notices:
+        what = "catalogue URLs outdated (the repository was renamed)" if kind == "renamed" else f"{kind} notices"
+        console.print(f"{count} {what}; see core.crawl_errors WHERE severity = 'info'")
 
 
 @click.group()

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.settings import Settings
-from warehouse.db import connect_reader, connect_writer
+from warehouse.db import connect_reader, open_writer
 
 
 class PulseResource(dg.ConfigurableResource):
@@ -26,9 +26,12 @@ class PulseResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse. Steps that use `writer()` run in the `warehouse_writer` pool (size 1)."""
+    """The DuckDB warehouse. Steps that use `writer()` run in the `warehouse_writer` pool (size 1),
+    and `writer()` also holds the warehouse's exclusive file lock (`warehouse.db.open_writer`), so
+    two writers never collide even on a Dagster instance without the pool limit."""
 
     home: str | None = None
+    lock_timeout_s: float | None = None  # seconds to wait for another writer; None: PULSE_WRITER_LOCK_TIMEOUT/600
 
     def path(self) -> Path:
         home = Path(self.home).resolve() if self.home else Settings.from_env().home
@@ -36,11 +39,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect_writer(self.path())
-        try:
+        with open_writer(self.path(), lock_timeout=self.lock_timeout_s) as con:
             yield con
-        finally:
-            con.close()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -112,6 +113,19 @@ class RefreshOutcome:
     step_seconds: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
     run_id: str | None = None
+    crawl: dict[str, Any] | None = None  # `CrawlReport.summary()` of the crawl step, when it ran
+
+
+def _crawl_summary(result: dg.ExecuteInProcessResult) -> dict[str, Any] | None:
+    """The crawl's summary from the `crawl` metadata of its raw asset materializations."""
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.path[:1] != ["raw"]:
+            continue
+        data = getattr(materialization.metadata.get("crawl"), "value", None)
+        if isinstance(data, dict):
+            return data
+    return None
 
 
 _QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+(\w+: )")  # "pkg.mod.Error: x" -> "Error: x"
@@ -193,4 +207,5 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
         step_seconds=step_seconds,
         failure=None if result.success else (_first_failure(result) or "the run failed"),
         run_id=result.run_id,
+        crawl=_crawl_summary(result),
     )

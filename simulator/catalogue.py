@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 from urllib.parse import parse_qs, urlencode
 
 from simulator.core import Resp, SimState, json_resp
@@ -89,7 +91,16 @@ def _strip_prefix(text: str) -> str:
     return text
 
 
-def search(state: SimState, base: str, query: str) -> Resp:
+SEARCH_CHUNK = 10_000  # packages scanned between two yields to the event loop
+
+
+async def search(state: SimState, base: str, query: str) -> Resp:
+    """``/api/v4/search/?q=``: grids and packages whose title or slug contains q, by weight, at most 20.
+
+    Matching and ranking run on the world's compact search index (slug, title, repo_watchers), in
+    chunks that yield to the event loop, so a search on a huge world never stalls other requests;
+    full records are built only for the 20 hits served.
+    """
     q = parse_qs(query).get("q", [""])[0].strip().lower()
     if not q:
         return json_resp([], content_type="application/json")
@@ -106,12 +117,16 @@ def search(state: SimState, base: str, query: str) -> Resp:
                 "pypi_downloads": 0, "score": 0, "usage": 0, "participants": "",
                 "last_committed": None, "last_released": None,
             })
-    slugs = w._build_index()["slug"]
-    for slug, pid in slugs.items():
-        if q not in slug:
-            p = w.package(pid)
-            if q not in p.title.lower():
-                continue
+    index = w.search_index()
+    best: list[tuple[int, str, int]] = []  # (-weight, slug, id): the 20 best packages so far
+    for start in range(0, w.n, SEARCH_CHUNK):
+        stop = min(w.n, start + SEARCH_CHUNK)
+        found = [(-index.weights[pid - 1], index.slugs[pid - 1], pid) for pid in index.matches(q, start, stop)]
+        best = heapq.nsmallest(20, best + found)
+        if stop < w.n:
+            await asyncio.sleep(0)  # let other requests in between chunks
+    for _, _, pid in best:
+        await asyncio.sleep(0)  # a record can take a few ms to build (big histories): one at a time
         rec = w.v4_package(pid, base)
         p = w.package(pid)
         rels = w.releases(pid) if p.pypi_status == "ok" else ()

@@ -6,6 +6,7 @@ import hashlib
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -24,6 +25,7 @@ class Resp:
     content_type: str | None = JSON
     etag: str | None = None  # "weak" | "strong" | None: compute an ETag and honour If-None-Match
     quota: bool = True  # whether a GitHub REST response is charged against the primary quota
+    fault: str | None = None  # a per-repository fault (repo5xx, stats202forever) that produced it
 
 
 def jdump(obj: object) -> bytes:
@@ -53,19 +55,26 @@ class RateWindow:
         return max(0, self.limit - self.used)
 
 
+LOG_FIELDS = ("method", "path", "route", "status", "client", "fault", "token", "if_none_match",
+              "if_modified_since", "accept", "user_agent", "resource", "charged", "cost")
+
+
 class SimState:
     """Everything the server remembers between requests (thread-safe reads through ``lock``)."""
 
-    def __init__(self, world: World, faults: Faults, latency_ms: float) -> None:
+    def __init__(self, world: World, faults: Faults, latency_ms: float, log_cap: int = 100_000) -> None:
         self.world = world
         self.faults = faults
         self.latency_ms = latency_ms
+        self.log_cap = max(1, int(log_cap))
         self.lock = threading.Lock()
         self.windows: dict[tuple[str, str], RateWindow] = {}
         self.inflight: Counter[str] = Counter()
         self.bursts: dict[str, deque[float]] = {}
         self.stats_calls: Counter[tuple[int, str]] = Counter()
         self.seen: Counter[str] = Counter()
+        self.host_seen: Counter[str] = Counter()  # requests per upstream host (5xxburst cycles)
+        self.in_flight: Counter[str] = Counter()  # requests being answered, per route
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -76,8 +85,25 @@ class SimState:
             self.by_token: Counter[str] = Counter()
             self.by_route_status: Counter[str] = Counter()
             self.quota_spent: Counter[str] = Counter()
+            self.quota_by_resource: dict[str, Counter[str]] = {"core": Counter(), "graphql": Counter()}
             self.faults_injected: Counter[str] = Counter()
-            self.log: deque[tuple] = deque(maxlen=100_000)
+            self.log: deque[tuple] = deque(maxlen=self.log_cap)
+            self.dropped = 0
+            self.peak_in_flight = sum(self.in_flight.values())
+
+    # ------------------------------------------------------------------ in flight
+    def begin(self, route: str) -> None:
+        with self.lock:
+            self.in_flight[route] += 1
+            now = sum(self.in_flight.values())
+            if now > self.peak_in_flight:
+                self.peak_in_flight = now
+
+    def end(self, route: str) -> None:
+        with self.lock:
+            self.in_flight[route] -= 1
+            if self.in_flight[route] <= 0:
+                del self.in_flight[route]
 
     # ------------------------------------------------------------------ rate limits
     def window(self, key: str, resource: str, limit: int) -> RateWindow:
@@ -91,7 +117,13 @@ class SimState:
         return w
 
     def record(self, *, route: str, status: int, who: str, method: str, path: str,
-               quota: int = 0, fault: str | None = None) -> None:
+               quota: int = 0, fault: str | None = None, resource: str | None = None,
+               headers: Mapping[str, str] | None = None) -> None:
+        """Count one answered request and log what was asked (``who``: token fingerprint or "anonymous")."""
+        h = headers or {}
+        entry = (method, path, route, status, who, fault, who if who.startswith("tok_") else None,
+                 h.get("If-None-Match"), h.get("If-Modified-Since"), h.get("Accept"), h.get("User-Agent"),
+                 resource, quota, quota if resource == "graphql" else None)
         with self.lock:
             self.total += 1
             self.by_route[route] += 1
@@ -100,9 +132,13 @@ class SimState:
             self.by_route_status[f"{route} {status}"] += 1
             if quota:
                 self.quota_spent[who] += quota
+                self.quota_by_resource.setdefault(resource or "core", Counter())[who] += quota
             if fault:
-                self.faults_injected[fault] += 1
-            self.log.append((method, path, route, status, who, fault))
+                for name in fault.split("+"):
+                    self.faults_injected[name] += 1
+            if len(self.log) == self.log.maxlen:
+                self.dropped += 1
+            self.log.append(entry)
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -112,8 +148,15 @@ class SimState:
                 "by_status": dict(sorted(self.by_status.items())),
                 "by_token": dict(sorted(self.by_token.items())),
                 "by_route_status": dict(sorted(self.by_route_status.items())),
+                # GitHub points spent per client, REST (core) and GraphQL together ...
                 "quota_spent": dict(sorted(self.quota_spent.items())),
+                # ... and split by resource: {"core": {client: n}, "graphql": {client: points}}
+                "quota_spent_by_resource": {res: dict(sorted(c.items()))
+                                            for res, c in sorted(self.quota_by_resource.items())},
                 "faults_injected": dict(sorted(self.faults_injected.items())),
+                "in_flight": dict(sorted(self.in_flight.items())),
+                "peak_in_flight": self.peak_in_flight,
+                "log": {"kept": len(self.log), "dropped": self.dropped, "cap": self.log_cap},
                 "rate_limits": {
                     f"{k} {res}": {"limit": w.limit, "used": w.used, "remaining": w.remaining,
                                    "reset": w.reset}
@@ -124,7 +167,7 @@ class SimState:
             }
 
     def requests(self) -> list[dict]:
+        """The request log, oldest first (at most ``log_cap`` entries; see ``snapshot()["log"]``)."""
         with self.lock:
             entries = list(self.log)
-        keys = ("method", "path", "route", "status", "client", "fault")
-        return [dict(zip(keys, e, strict=True)) for e in entries]
+        return [dict(zip(LOG_FIELDS, e, strict=True)) for e in entries]

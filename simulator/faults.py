@@ -3,12 +3,13 @@
 A spec is a comma separated list of ``key=value`` items (see simulator/README.md)::
 
     5xx=0.05,timeout=0.01,reset=0.01,malformed=0.01,truncated=0.01,
-    stats202forever=0.02,slow=0.05:2000,ratelimit=exhaust
+    stats202forever=0.02,slow=0.05:2000,ratelimit=exhaust,5xxburst=200:20
 
 The same keys are accepted as a dict (``{"5xx": 0.05, "slow": "0.05:2000"}``).
 Every decision is deterministic: a hash of (fault seed, fault, method, path+query, n-th time that
 request was seen) for per-request faults, and of (fault seed, fault, repository) for per-repository
-ones, so the same crawl against the same world meets the same faults.
+ones, so the same crawl against the same world meets the same faults. 5xx bursts (``5xxburst=N:K``)
+are correlated: they follow the count of requests to a host, from a phase drawn from (seed, host).
 """
 
 from __future__ import annotations
@@ -36,6 +37,22 @@ class Faults:
     graphql_quota: int = 5000  # points per token per hour
     concurrency: int = 100  # in-flight requests per token before a secondary limit
     burst: int = 900  # REST requests per token per 60 s before a secondary limit (0: off)
+    # correlated failures ("5xxburst=N:K"): per host, after every N requests the next K answer 502/503
+    outage_every: int = 0
+    outage_length: int = 0
+
+    def outage_at(self, host: str, n: int) -> bool:
+        """Whether the ``n``-th request (0-based) to ``host`` falls into a 5xx burst.
+
+        Requests to a host run in cycles of N good then K failing; where in its cycle a host starts is
+        drawn from (fault seed, host), so hosts fail at different moments, the same way for a seed.
+        """
+        every, length = self.outage_every, self.outage_length
+        if every <= 0 or length <= 0:
+            return False
+        cycle = every + length
+        phase = int(unit_hash(self.seed, "5xxburst", host) * cycle)
+        return (n + phase) % cycle >= every
 
     def enabled(self, fault: str) -> bool:
         return self.rates.get(fault, 0.0) > 0.0
@@ -95,6 +112,14 @@ def parse_faults(spec: str | dict | Faults | None) -> Faults:
                 setattr(faults, f"{key}_ms", float(ms))
             else:
                 faults.rates[key] = _float(key, value)
+        elif key == "5xxburst":
+            every, sep, length = value.partition(":")
+            try:
+                faults.outage_every, faults.outage_length = int(every), int(length) if sep else 1
+            except ValueError:
+                raise ValueError("5xxburst must be N:K (after every N requests to a host, K fail)") from None
+            if faults.outage_every < 1 or faults.outage_length < 0:
+                raise ValueError("5xxburst: N must be >= 1 and K >= 0")
         elif key == "ratelimit":
             if value not in ("exhaust", "exhaust429", ""):
                 raise ValueError("ratelimit must be exhaust or exhaust429")

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode
 
 from simulator.core import Resp, SimState, json_resp
-from simulator.world import Package, gh_time, sha1
+from simulator.world import Package, gh_time, is_org, sha1
 
 DOCS = "https://docs.github.com/rest"
 
@@ -50,18 +50,25 @@ def pushed_at(state: SimState, p: Package) -> datetime:
     return p.repo_created + timedelta(minutes=3)
 
 
-def repo_json(state: SimState, p: Package, api: str) -> dict:
+def updated_at(state: SimState, p: Package) -> datetime:
+    """Repository ``updated_at`` (any change: push, stars, settings); its REST ``Last-Modified``."""
+    pushed = pushed_at(state, p)
+    return max(pushed, state.world.now - timedelta(days=(p.id * 7919) % 200 + 1)).replace(microsecond=0)
+
+
+def repo_json(state: SimState, p: Package, api: str, token: bool = True) -> dict:
+    """``GET /repos/{owner}/{repo}``; ``token``: the request was authenticated (adds ``permissions``)."""
     full = p.full_name
     r = f"{api}/repos/{full}"
     pushed = pushed_at(state, p)
-    updated = max(pushed, state.world.now - timedelta(days=(p.id * 7919) % 200 + 1)).replace(microsecond=0)
+    updated = updated_at(state, p)
     lic = None
     if p.license:
         lic = {"key": p.license[0], "name": p.license[1], "spdx_id": p.license[2],
                "url": None if p.license[0] == "other" else f"{api}/licenses/{p.license[0]}",
                "node_id": node_id("07:License", p.license[0].__len__())}
-    owner_kind = "Organization" if p.owner.endswith("-org") or (p.owner.islower() and len(p.owner) < 12) \
-        else "User"
+    org = is_org(p.owner)
+    owner_kind = "Organization" if org else "User"
     out = {
         "id": p.repo_id, "node_id": node_id("010:Repository", p.repo_id), "name": p.name,
         "full_name": full, "private": False,
@@ -99,12 +106,25 @@ def repo_json(state: SimState, p: Package, api: str) -> dict:
         "open_issues_count": p.open_issues, "license": lic, "allow_forking": True,
         "is_template": False, "web_commit_signoff_required": False, "topics": list(p.topics),
         "visibility": "public", "forks": p.forks, "open_issues": p.open_issues, "watchers": p.stars,
-        "default_branch": p.default_branch, "temp_clone_token": None,
-        "network_count": p.forks, "subscribers_count": p.subscribers,
+        "default_branch": p.default_branch,
     }
+    # as recorded: an authenticated read of someone else's public repository carries `permissions`
+    # (pull only) and `temp_clone_token: ""`; anonymous reads have no `permissions` and a null token;
+    # repositories of organizations add `custom_properties` and `organization`
+    if token:
+        out["permissions"] = {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True}
+        out["temp_clone_token"] = ""
+    else:
+        out["temp_clone_token"] = None
+    if org:
+        out["custom_properties"] = {}
+        out["organization"] = user_json(api, p.owner, owner_id(p.owner), "Organization")
+    out["network_count"] = p.forks
+    out["subscribers_count"] = p.subscribers
     if p.fork:
         parent_owner = "upstream-" + p.owner.lower()
-        parent = {k: v for k, v in out.items() if k not in ("network_count", "subscribers_count")}
+        parent = {k: v for k, v in out.items() if k not in (
+            "network_count", "subscribers_count", "permissions", "custom_properties", "organization")}
         parent.update({"id": p.repo_id + 1, "full_name": f"{parent_owner}/{p.name}", "fork": False,
                        "owner": user_json(api, parent_owner, owner_id(parent_owner)),
                        "html_url": f"https://github.com/{parent_owner}/{p.name}",
@@ -179,9 +199,9 @@ def link_header(base: str, p: Package, endpoint: str, q: dict, page: int, last: 
     return ", ".join(parts)
 
 
-def repo(state: SimState, base: str, p: Package, q: dict) -> Resp:
-    resp = json_resp(repo_json(state, p, f"{base}/api/v3"), etag="weak")
-    resp.headers["Last-Modified"] = http_date(pushed_at(state, p))
+def repo(state: SimState, base: str, p: Package, q: dict, token: bool = True) -> Resp:
+    resp = json_resp(repo_json(state, p, f"{base}/api/v3", token), etag="weak")
+    resp.headers["Last-Modified"] = http_date(updated_at(state, p))  # like the recordings: updated_at
     return resp
 
 
@@ -189,16 +209,24 @@ def _stats_gate(state: SimState, p: Package, endpoint: str) -> Resp | None:
     if p.status == "empty":
         return Resp(204, b"", {}, None)
     f = state.faults
-    if f.roll("stats202forever", "repo", p.full_name.lower()):
-        with state.lock:
-            state.faults_injected["stats202forever"] += 1
-        return json_resp({}, 202)
+    if f.roll("stats202forever", "repo", p.full_name.lower()) and f.applies_to("github"):
+        resp = computing(p, endpoint)
+        resp.fault = "stats202forever"
+        return resp
     key = (p.id, endpoint)
     n = state.stats_calls[key]
     state.stats_calls[key] = n + 1
     if n < p.stats_202:
-        return json_resp({}, 202)
+        return computing(p, endpoint)
     return None
+
+
+def computing(p: Package, endpoint: str) -> Resp:
+    """202 Accepted "statistics are being computed", as GitHub sends it: body ``{}`` (JSON), an ETag,
+    the usual rate-limit headers; charged like any answer. Never turned into a 304."""
+    resp = json_resp({}, 202)
+    resp.headers["ETag"] = f'"{sha1("computing", p.repo_id, endpoint)[:32]}"'
+    return resp
 
 
 def participation(state: SimState, base: str, p: Package, q: dict) -> Resp:
@@ -253,6 +281,7 @@ def contributors(state: SimState, base: str, p: Package, q: dict) -> Resp:
             u["contributions"] = c["contributions"]
             out.append(u)
     resp = json_resp(out, etag="weak")
+    resp.headers["Last-Modified"] = http_date(updated_at(state, p))  # recorded: the repository's
     link = link_header(base, p, "contributors", q, page, last)
     if link:
         resp.headers["Link"] = link
@@ -274,13 +303,19 @@ def commit_json(api: str, p: Package, c, parent: str | None) -> dict:
         kind = "Bot" if c.author.endswith("[bot]") else "User"
         author_user = user_json(api, c.author, owner_id(c.author), kind)
     email = f"{c.author or 'anon'}@users.noreply.github.com"
-    date = gh_time(c.date)
     tree = sha1("tree", c.sha)
+    if c.committer:  # rebased / applied by a maintainer: a person, later than the author date
+        committer = {"name": c.committer, "email": f"{c.committer}@users.noreply.github.com",
+                     "date": gh_time(c.date)}
+        committer_user = user_json(api, c.committer, owner_id(c.committer))
+    else:  # merged or committed through the web UI
+        committer = {"name": "GitHub", "email": "noreply@github.com", "date": gh_time(c.date)}
+        committer_user = user_json(api, "web-flow", 19864447)
     return {
         "sha": c.sha, "node_id": node_id("06:Commit", int(c.sha[:8], 16)),
         "commit": {
-            "author": {"name": c.author_name, "email": email, "date": date},
-            "committer": {"name": "GitHub", "email": "noreply@github.com", "date": date},
+            "author": {"name": c.author_name, "email": email, "date": gh_time(c.authored)},
+            "committer": committer,
             "message": c.message, "tree": {"sha": tree, "url": f"{r}/git/trees/{tree}"},
             "url": f"{r}/git/commits/{c.sha}", "comment_count": 0,
             "verification": {"verified": False, "reason": "unsigned", "signature": None,
@@ -288,7 +323,7 @@ def commit_json(api: str, p: Package, c, parent: str | None) -> dict:
         },
         "url": f"{r}/commits/{c.sha}", "html_url": f"https://github.com/{p.full_name}/commit/{c.sha}",
         "comments_url": f"{r}/commits/{c.sha}/comments", "author": author_user,
-        "committer": user_json(api, "web-flow", 19864447),
+        "committer": committer_user,
         "parents": [] if parent is None else [
             {"sha": parent, "url": f"{r}/commits/{parent}",
              "html_url": f"https://github.com/{p.full_name}/commit/{parent}"}],
@@ -384,7 +419,8 @@ def route_name(rest: str) -> str | None:
     return hit[0] if hit else None
 
 
-def handle(state: SimState, base: str, kind: str, ident: str, rest: str, query: str) -> Resp:
+def handle(state: SimState, base: str, kind: str, ident: str, rest: str, query: str,
+           token: bool = True) -> Resp:
     hit = ENDPOINTS.get(rest)
     if hit is None:
         return not_found("")
@@ -393,10 +429,11 @@ def handle(state: SimState, base: str, kind: str, ident: str, rest: str, query: 
         return err
     assert p is not None
     if state.faults.roll("repo5xx", "repo", p.full_name.lower()) and state.faults.applies_to("github"):
-        with state.lock:
-            state.faults_injected["repo5xx"] += 1
-        return Resp(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {}, "text/html", quota=False)
+        return Resp(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {}, "text/html", quota=False,
+                    fault="repo5xx")
     q = parse_qs(query, keep_blank_values=True)
+    if hit[1] is repo:
+        return repo(state, base, p, q, token)
     return hit[1](state, base, p, q)
 
 

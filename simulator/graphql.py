@@ -520,7 +520,7 @@ def resolve(ctx: Ctx, obj: Obj, f: Field) -> Any:
                                              "startCursor": f"{c.sha} 0" if n else None})})
         return {
             "oid": c.sha, "abbreviatedOid": c.sha[:7], "committedDate": gh_time(c.date),
-            "authoredDate": gh_time(c.date), "pushedDate": None, "message": c.message,
+            "authoredDate": gh_time(c.authored), "pushedDate": None, "message": c.message,
             "messageHeadline": c.message, "url": f"https://github.com/{p.full_name}/commit/{c.sha}",
         }[f.name]
     if t == "CommitHistoryConnection":
@@ -556,7 +556,7 @@ def _repo_field(ctx: Ctx, p: Package, f: Field, args: dict) -> Any:
     if n == "createdAt":
         return gh_time(p.repo_created)
     if n == "updatedAt":
-        return github.repo_json(ctx.state, p, f"{ctx.base}/api/v3")["updated_at"]
+        return gh_time(github.updated_at(ctx.state, p))
     if n == "archivedAt":
         return gh_time(github.pushed_at(ctx.state, p)) if p.archived else None
     if n == "owner":

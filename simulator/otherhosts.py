@@ -87,12 +87,15 @@ def gitlab(state: SimState, base: str, ident: str, sub: str, query: str) -> Resp
     items = []
     for c in history[(page - 1) * per_page: page * per_page]:
         date = c.date.strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
+        authored = c.authored.strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
         email = f"{(c.author or 'anon').replace('[bot]', '')}@example.org"
+        committer = c.committer or c.author_name
         items.append({
             "id": c.sha, "short_id": c.sha[:8], "created_at": date, "parent_ids": [],
             "title": c.message, "message": c.message + "\n", "author_name": c.author_name,
-            "author_email": email, "authored_date": date, "committer_name": c.author_name,
-            "committer_email": email, "committed_date": date, "trailers": {}, "extended_trailers": {},
+            "author_email": email, "authored_date": authored, "committer_name": committer,
+            "committer_email": f"{committer.lower()}@example.org" if c.committer else email,
+            "committed_date": date, "trailers": {}, "extended_trailers": {},
             "web_url": f"https://gitlab.com/{p.full_name}/-/commit/{c.sha}",
         })
     return _gitlab_page(base, p, sub, q, items, page, per_page, total=len(history), sliced=True)
@@ -260,12 +263,15 @@ def _codeberg_commit(base: str, p: Package, c, parent: str | None) -> dict:
     api = f"{base}/api/v1/repos/{p.full_name}"
     when = _rfc3339(c.date, p.id % 5 - 2)  # the committer's time zone: -02:00 .. +02:00
     email = f"{c.author_name.lower().replace(' ', '.')}@example.org"
-    person = {"name": c.author_name, "email": email, "date": when}
+    person = {"name": c.author_name, "email": email, "date": _rfc3339(c.authored, p.id % 5 - 2)}
+    committer = dict(person, date=when)
+    if c.committer:
+        committer.update(name=c.committer, email=f"{c.committer.lower()}@example.org")
     user = _codeberg_user(base, c.author) if c.author and not c.author.endswith("[bot]") else None
     return {
         "url": f"{api}/git/commits/{c.sha}", "sha": c.sha, "created": when,
         "html_url": f"https://codeberg.org/{p.full_name}/commit/{c.sha}",
-        "commit": {"url": f"{api}/git/commits/{c.sha}", "author": person, "committer": dict(person),
+        "commit": {"url": f"{api}/git/commits/{c.sha}", "author": person, "committer": committer,
                    "message": c.message + "\n", "tree": {"url": f"{api}/git/trees/{sha1('t', c.sha)}",
                                                          "sha": sha1("t", c.sha), "created": when},
                    "verification": {"verified": False, "reason": "gpg.error.not_signed_commit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 
 from simulator.core import Resp, SimState, json_resp
 from simulator.world import Package, pep503, sha1
@@ -97,18 +98,40 @@ def project_json(state: SimState, p: Package) -> dict:
             "urls": releases[latest.version], "vulnerabilities": vulns}
 
 
-def pypi_json(state: SimState, base: str, name: str) -> Resp:
-    norm = pep503(name)
+# Warehouse's _CORS_HEADERS (legacy/api/json.py), on every JSON API answer, redirects included
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Content-Type, If-Match, If-Modified-Since, If-None-Match, "
+                                    "If-Unmodified-Since",
+    "Access-Control-Allow-Methods": "GET",
+    "Access-Control-Max-Age": "86400",
+    "Access-Control-Expose-Headers": "X-PyPI-Last-Serial",
+}
+
+
+def display_name(p: Package) -> str:
+    """The project's name as registered (``info.name``), e.g. ``Django``, ``django_foo``, ``zope.interface``."""
+    return p.pypi_name or p.slug
+
+
+def pypi_json(state: SimState, base: str, name: str, slash: bool = False) -> Resp:
+    """``/pypi/<name>/json`` like Warehouse's ``json_project``.
+
+    The project is found by its PEP 503 normalised name; a request that does not spell the project's
+    display name exactly (``/pypi/django/json`` for ``Django``), or ends with a slash, gets a 301 to
+    ``/pypi/<display name>/json`` (a path, as ``request.current_route_path`` gives). The exact display
+    name answers 200.
+    """
     p = state.world.find_pypi(name)
     if p is None or p.pypi_status != "ok":
         return not_found()
-    if name != norm:
-        loc = f"{base}/pypi/{norm}/json"
-        return Resp(301, b"", {"Location": loc}, None)
+    shown = display_name(p)
+    if name != shown or slash:
+        return Resp(301, b"", {"Location": f"/pypi/{quote(shown, safe='')}/json", **CORS}, None)
     resp = json_resp(project_json(state, p), etag="strong", content_type="application/json")
     resp.headers["X-PyPI-Last-Serial"] = str(_serial(p))
     resp.headers["Cache-Control"] = "max-age=900, public"
-    resp.headers["Access-Control-Allow-Origin"] = "*"
+    resp.headers.update(CORS)
     return resp
 
 

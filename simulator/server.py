@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -59,11 +60,24 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+def _not_modified_since(ims: str | None, last_modified: str | None) -> bool:
+    if not ims or not last_modified:
+        return False
+    try:
+        since = parsedate_to_datetime(ims)
+        modified = parsedate_to_datetime(last_modified)
+    except (TypeError, ValueError, IndexError):
+        return False  # an unparsable date is ignored, as HTTP says
+    if since.tzinfo is None or modified.tzinfo is None:
+        return False
+    return modified <= since
+
+
 class Simulator:
     """The aiohttp application and its request pipeline."""
 
-    def __init__(self, world: World, faults: Faults, latency_ms: float = 0.0) -> None:
-        self.state = SimState(world, faults, latency_ms)
+    def __init__(self, world: World, faults: Faults, latency_ms: float = 0.0, log_cap: int = 100_000) -> None:
+        self.state = SimState(world, faults, latency_ms, log_cap)
         self.faults = faults
         self.world = world
         self._rid = 0
@@ -87,17 +101,18 @@ class Simulator:
         if path.startswith("/api/v3/"):
             if method not in ("GET", "HEAD"):
                 return "github.other", "github", lambda: github.not_found("")
+            authed = _token(request) is not None
             m = _GH_REPOS.match(path)
             if m:
                 rest = m.group(3) or ""
                 name = github.route_name(rest) or "github.other"
                 ident = f"{unquote(m.group(1))}/{unquote(m.group(2))}"
-                return name, "github", lambda: github.handle(s, base, "name", ident, rest, query)
+                return name, "github", lambda: github.handle(s, base, "name", ident, rest, query, authed)
             m = _GH_IDS.match(path)
             if m:
                 rest = m.group(2) or ""
                 name = github.route_name(rest) or "github.other"
-                return name, "github", lambda: github.handle(s, base, "id", m.group(1), rest, query)
+                return name, "github", lambda: github.handle(s, base, "id", m.group(1), rest, query, authed)
             if path == "/api/v3/rate_limit":
                 return "github.rate_limit", "github", lambda: Resp(200)
             return "github.other", "github", lambda: github.not_found("")
@@ -132,7 +147,8 @@ class Simulator:
         if path.startswith("/pypi/"):
             m = _PYPI_JSON.match(path)
             if m and method in ("GET", "HEAD"):
-                return "pypi.json", "pypi", lambda: pypi.pypi_json(s, base, unquote(m.group(1)))
+                slash = path.endswith("/")
+                return "pypi.json", "pypi", lambda: pypi.pypi_json(s, base, unquote(m.group(1)), slash)
             return "pypi.other", "pypi", lambda: pypi.not_found()
         if path.startswith("/simple/"):
             m = _SIMPLE.match(path)
@@ -167,74 +183,98 @@ class Simulator:
         token = _token(request)
         who = fingerprint(token) if token else "anonymous"
         s = self.state
+        seen = {"method": request.method, "path": raw, "who": who, "headers": request.headers}
         if route == "unknown":
             resp = Resp(404, b"404: Not Found", {}, "text/plain")
-            s.record(route=route, status=404, who=who, method=request.method, path=raw)
+            s.record(route=route, status=404, **seen)
             return self._build(request, resp)
-        fault = None
+        resource = ("graphql" if route == "github.graphql" else "core") if host == "github" else None
+        faults: list[str] = []
+        s.begin(route)
         try:
-            if host == "github":
-                resp, quota, fault = await self._github(request, route, producer, token, raw)
-            else:
-                quota = 0
-                resp, fault = await self._common_faults(request, host, raw)
-                if resp is None:
-                    made = producer()
-                    resp = await made if asyncio.iscoroutine(made) else made
-                    self._conditional(request, resp)
-        except _Abort as exc:
-            # the transport is already aborted: the client sees a reset / a dropped connection
-            s.record(route=route, status=0, who=who, method=request.method, path=raw, fault=exc.fault)
-            return web.Response(status=500)
-        if fault is None and resp.status == 200 and self.faults.applies_to(host):
-            key = (request.method, raw, s.seen[raw])
-            if self.faults.roll("malformed", *key):
-                fault = "malformed"
-                resp.body = resp.body[: max(1, len(resp.body) // 3)] + b'",,}'
-                resp.etag = None
-            elif self.faults.roll("truncated", *key):
-                fault = "truncated"
-        s.record(route=route, status=resp.status, who=who, method=request.method, path=raw,
-                 quota=quota, fault=fault)
-        if fault == "truncated":
-            return await self._truncate(request, resp)
-        return self._build(request, resp)
+            try:
+                if host == "github":
+                    resp, quota = await self._github(request, route, producer, token, raw, faults)
+                else:
+                    quota = 0
+                    resp = await self._common_faults(request, host, raw, faults)
+                    if resp is None:
+                        made = producer()
+                        resp = await made if asyncio.iscoroutine(made) else made
+                        self._conditional(request, resp)
+            except _Abort:
+                # the transport is already aborted: the client sees a reset / a dropped connection
+                s.record(route=route, status=0, fault="+".join(faults), resource=resource, **seen)
+                return web.Response(status=500)
+            if resp.fault:
+                faults.append(resp.fault)
+            if resp.status == 200 and self.faults.applies_to(host) and not any(
+                    f not in ("slow",) for f in faults):
+                key = (request.method, raw, s.seen[raw])
+                if self.faults.roll("malformed", *key):
+                    faults.append("malformed")
+                    resp.body = resp.body[: max(1, len(resp.body) // 3)] + b'",,}'
+                    resp.etag = None
+                elif self.faults.roll("truncated", *key):
+                    faults.append("truncated")
+            s.record(route=route, status=resp.status, quota=quota, fault="+".join(faults) or None,
+                     resource=resource, **seen)
+            if "truncated" in faults:
+                return await self._truncate(request, resp)
+            return self._build(request, resp)
+        finally:
+            s.end(route)
 
     # ------------------------------------------------------------------ pipeline pieces
-    async def _common_faults(self, request: web.Request, host: str, raw: str
-                             ) -> tuple[Resp | None, str | None]:
-        """Latency and per-request faults shared by every upstream."""
+    async def _common_faults(self, request: web.Request, host: str, raw: str, faults: list[str]
+                             ) -> Resp | None:
+        """Latency and per-request faults shared by every upstream (names of those met: ``faults``)."""
         s = self.state
         f = self.faults
         if s.latency_ms > 0:
             await asyncio.sleep(s.latency_ms / 1000)
-        if not f.rates or not f.applies_to(host):
-            return None, None
+        if not (f.rates or f.outage_every) or not f.applies_to(host):
+            return None
         n = s.seen[raw]
         s.seen[raw] = n + 1
         key = (request.method, raw, n)
         if f.roll("slow", *key):
+            faults.append("slow")
             await asyncio.sleep(f.slow_ms / 1000)
         if f.roll("timeout", *key):
+            faults.append("timeout")
             await asyncio.sleep(f.timeout_ms / 1000)
             raise _Abort("timeout", request)
         if f.roll("reset", *key):
+            faults.append("reset")
             raise _Abort("reset", request)
-        for code in ("5xx", "500", "502", "503"):
-            if f.roll(code, *key):
-                status = int(code) if code != "5xx" else (500, 502, 503)[int(unit_hash(*key) * 3)]
-                if host == "github":
-                    body = (json_resp({"message": "Server Error"}, status) if status == 500 else
-                            Resp(status, b"<html><body><h1>%d Server Error</h1></body></html>" % status,
-                                 {}, "text/html"))
-                else:
-                    body = Resp(status, b"%d Service Unavailable" % status, {}, "text/plain")
-                body.quota = False
-                return body, code
-        return None, None
+        status = 0
+        if f.outage_every:
+            h = s.host_seen[host]
+            s.host_seen[host] = h + 1
+            if f.outage_at(host, h):
+                faults.append("5xxburst")
+                status = (502, 503)[int(unit_hash(f.seed, "5xxburst", host, h) * 2)]
+        if not status:
+            for code in ("5xx", "500", "502", "503"):
+                if f.roll(code, *key):
+                    faults.append(code)
+                    status = int(code) if code != "5xx" else (500, 502, 503)[int(unit_hash(*key) * 3)]
+                    break
+        if not status:
+            return None
+        if host == "github":
+            body = (json_resp({"message": "Server Error"}, status) if status == 500 else
+                    Resp(status, b"<html><body><h1>%d Server Error</h1></body></html>" % status,
+                         {}, "text/html"))
+        else:
+            body = Resp(status, b"%d Service Unavailable" % status, {}, "text/plain")
+        body.quota = False
+        return body
 
-    async def _github(self, request: web.Request, route: str, producer, token: str | None, raw: str
-                      ) -> tuple[Resp, int, str | None]:
+    async def _github(self, request: web.Request, route: str, producer, token: str | None, raw: str,
+                      faults: list[str]) -> tuple[Resp, int]:
+        """GitHub's pipeline: credentials, secondary and primary limits, faults, the answer, charging."""
         s = self.state
         f = self.faults
         client = f"tok:{fingerprint(token)}" if token else f"anon:{request.remote}"
@@ -243,7 +283,7 @@ class Simulator:
             resp = json_resp({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
                               "status": "401"}, 401)
             resp.headers["X-GitHub-Request-Id"] = rid
-            return resp, 0, None
+            return resp, 0
         is_graphql = route == "github.graphql"
         resource = "graphql" if is_graphql else "core"
         limit = f.graphql_quota if is_graphql else f.quota if token else f.anon_quota
@@ -255,7 +295,7 @@ class Simulator:
                                   "rate-limits-for-the-rest-api#about-secondary-rate-limits",
                                   "status": "403"}, 403, {"Retry-After": "60"})
                 self._gh_headers(resp, s.window(client, resource, limit), resource, token, rid)
-                return resp, 0, None
+                return resp, 0
             if f.burst and not is_graphql and route != "github.rate_limit":
                 now = time.monotonic()
                 dq = s.bursts.setdefault(client, deque())
@@ -267,21 +307,21 @@ class Simulator:
                                       "rate-limits-for-the-rest-api#about-secondary-rate-limits",
                                       "status": "403"}, 403)
                     self._gh_headers(resp, s.window(client, resource, limit), resource, token, rid)
-                    return resp, 0, None
+                    return resp, 0
                 dq.append(now)
-            fault_resp, fault = await self._common_faults(request, "github", raw)
+            fault_resp = await self._common_faults(request, "github", raw, faults)
             window = s.window(client, resource, limit)
             if fault_resp is not None:
                 self._gh_headers(fault_resp, window, resource, token, rid)
-                return fault_resp, 0, fault
+                return fault_resp, 0
             if is_graphql:
                 resp, cost = await graphql.handle(s, request, token, window, f"{request.scheme}://{request.host}")
                 self._gh_headers(resp, window, resource, token, rid)
-                return resp, cost, None
+                return resp, cost
             if route == "github.rate_limit":
                 resp = self._rate_limit_resp(client, token)
                 self._gh_headers(resp, window, resource, token, rid)
-                return resp, 0, None
+                return resp, 0
             if window.remaining <= 0:
                 who = "user ID 1" if token else str(request.remote)
                 msg = f"API rate limit exceeded for {who}."
@@ -294,7 +334,7 @@ class Simulator:
                                   "documentation_url": "https://docs.github.com/rest/overview/"
                                   "rate-limits-for-the-rest-api", "status": str(status)}, status)
                 self._gh_headers(resp, window, resource, token, rid)
-                return resp, 0, None
+                return resp, 0
             made = producer()
             resp = await made if asyncio.iscoroutine(made) else made
             self._conditional(request, resp)
@@ -303,7 +343,7 @@ class Simulator:
                 window.used += 1
                 charged = 1
             self._gh_headers(resp, window, resource, token, rid)
-            return resp, charged, None
+            return resp, charged
         finally:
             s.inflight[client] -= 1
 
@@ -341,14 +381,24 @@ class Simulator:
 
     @staticmethod
     def _conditional(request: web.Request, resp: Resp) -> None:
-        """Add an ETag to a 200 and turn it into a 304 when If-None-Match matches."""
+        """Add an ETag to a 200 and turn it into a 304 when the request's validators match.
+
+        If-None-Match wins when present (RFC 9110 13.2.2); otherwise If-Modified-Since is compared
+        with the answer's Last-Modified (only answers that carry one: GitHub repository, contributors
+        and commits), 304 when not modified since.
+        """
         if resp.status != 200 or not resp.etag:
             return
         digest = hashlib.sha256(resp.body).hexdigest()
         tag = f'W/"{digest}"' if resp.etag == "weak" else f'"{digest[:32]}"'
         resp.headers["ETag"] = tag
         inm = request.headers.get("If-None-Match")
-        if inm and _etag_matches(inm, tag):
+        if inm:
+            not_modified = _etag_matches(inm, tag)
+        else:
+            not_modified = _not_modified_since(request.headers.get("If-Modified-Since"),
+                                               resp.headers.get("Last-Modified"))
+        if not_modified:
             resp.status = 304
             resp.body = b""
 
@@ -375,7 +425,11 @@ class Simulator:
         if path == "/_sim/stats":
             return web.Response(body=orjson.dumps(self.state.snapshot()), content_type="application/json")
         if path == "/_sim/requests":
-            return web.Response(body=orjson.dumps(self.state.requests()), content_type="application/json")
+            entries = self.state.requests()
+            with self.state.lock:
+                dropped = self.state.dropped
+            return web.Response(body=orjson.dumps(entries), content_type="application/json",
+                                headers={"X-Sim-Dropped": str(dropped), "X-Sim-Kept": str(len(entries))})
         if path == "/_sim/reset":
             self.state.reset_stats()
             return web.Response(body=b"{}", content_type="application/json")
@@ -430,7 +484,9 @@ class SimServer:
         return self.sim.state.snapshot()
 
     def requests(self) -> list[dict]:
-        """Every request seen since the last reset: method, path, route, status, client, fault."""
+        """The requests seen since the last reset, oldest first (``simulator.core.LOG_FIELDS``):
+        method, path (+query), route, status, client, fault, token (fingerprint or None),
+        if_none_match, if_modified_since, accept, user_agent, resource, charged, cost (GraphQL)."""
         return self.sim.state.requests()
 
     def reset_stats(self) -> None:
@@ -465,7 +521,7 @@ class SimServer:
             loop.close()
 
     async def _start(self) -> None:
-        self.sim.world._build_index()
+        self.sim.world.warm()
         self._runner = web.AppRunner(self.sim.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=0.5)
         await self._runner.setup()
@@ -497,15 +553,20 @@ class SimServer:
 
 
 def make_simulator(packages: int = 250, seed: int = 1, latency_ms: float = 0,
-                   faults: str | dict | Faults | None = None, now: datetime | None = None) -> Simulator:
-    return Simulator(World(seed=seed, packages=packages, now=now), parse_faults(faults), latency_ms)
+                   faults: str | dict | Faults | None = None, now: datetime | None = None,
+                   log_cap: int = 100_000) -> Simulator:
+    return Simulator(World(seed=seed, packages=packages, now=now), parse_faults(faults), latency_ms, log_cap)
 
 
 def start_in_thread(packages: int = 250, seed: int = 1, latency_ms: float = 0,
                     faults: str | dict | None = None, port: int = 0, *, host: str = "127.0.0.1",
-                    now: datetime | None = None) -> SimServer:
-    """Start a simulator on ``host:port`` (0: a free port) in a daemon thread and return it."""
-    sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now)
+                    now: datetime | None = None, log_cap: int = 100_000) -> SimServer:
+    """Start a simulator on ``host:port`` (0: a free port) in a daemon thread and return it.
+
+    ``log_cap``: how many requests the request log keeps (older ones are counted as dropped).
+    """
+    sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now,
+                         log_cap=log_cap)
     return SimServer(sim, host=host, port=port).start()
 
 
@@ -516,7 +577,7 @@ def serve_forever(packages: int = 250, seed: int = 1, latency_ms: float = 0, fau
     sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now)
 
     async def main() -> None:
-        sim.world._build_index()
+        sim.world.warm()
         runner = web.AppRunner(sim.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import random
 import re
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,6 +21,7 @@ DEFAULT_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")
 REPO_ID_BASE = 20_000_000
 REPO_ID_STEP = 13
+REBASED_SHARE = 0.3  # commits whose committer date is later than their author date
 
 CATEGORIES = [
     # id, title, slug, title_plural, show_pypi, description
@@ -66,6 +68,7 @@ _ORGS = [
     "jazzband", "encode", "wagtail", "django-commons", "pinax", "divio", "torchbox", "mozilla",
     "evansd", "etianen", "aaugustin", "fabiocaccamo", "matthewwithanm", "carltongibson", "adamchainz"
 ]
+_ORG_LOGINS = frozenset(o.lower() for o in _ORGS)
 _BOTS = ("dependabot[bot]", "pre-commit-ci[bot]", "github-actions[bot]", "renovate[bot]")
 _LICENSES = (
     ("mit", "MIT License", "MIT"),
@@ -124,6 +127,11 @@ def pep503(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def is_org(login: str) -> bool:
+    """Whether a repository owner is an organization (GitHub ``owner.type``, ``organization``)."""
+    return login.lower() in _ORG_LOGINS or login.endswith("-org")
+
+
 def drf_datetime(value: datetime | None) -> str | None:
     """Render as Django REST framework does, in America/New_York like djangopackages.org."""
     if value is None:
@@ -143,10 +151,12 @@ def gh_time(value: datetime | None) -> str | None:
 @dataclass(slots=True)
 class Commit:
     sha: str
-    date: datetime
+    date: datetime  # committer date (what the default branch is ordered by, and `last_updated`)
     author: str | None  # GitHub login (None: no linked account)
     author_name: str
     message: str
+    authored: datetime  # author date: earlier than ``date`` for rebased / cherry-picked / merged commits
+    committer: str | None = None  # committer login when it differs from the author (None: GitHub web-flow)
 
 
 @dataclass(slots=True)
@@ -219,6 +229,26 @@ class Package:
         return "healthy" in self.traits
 
 
+@dataclass(slots=True)
+class SearchIndex:
+    """What the catalogue search needs per package, precomputed once: about 20 bytes a package."""
+
+    slugs: list[str]  # slugs[i] is package id i + 1
+    titles: dict[int, str]  # package id -> lower-cased title, only where it differs from the slug
+    weights: array  # weights[i]: repo_watchers of package id i + 1 (the search ranking)
+
+    def matches(self, q: str, start: int, stop: int) -> list[int]:
+        """Package ids in [start + 1, stop] whose slug or title contains ``q`` (lower-cased)."""
+        slugs, titles = self.slugs, self.titles
+        out = [i + 1 for i in range(start, stop) if q in slugs[i]]
+        if titles:
+            extra = [pid for pid, t in titles.items() if start < pid <= stop and q in t
+                     and q not in slugs[pid - 1]]
+            if extra:
+                out = sorted(out + extra)
+        return out
+
+
 def _lognormal_int(rng: random.Random, median: float, sigma: float, cap: int) -> int:
     return min(cap, int(median * math.exp(rng.gauss(0.0, sigma))))
 
@@ -241,6 +271,7 @@ class World:
         self._name_step = step
         self._name_offset = rng.randrange(self._combos)
         self._index: dict[str, dict[str, int]] | None = None
+        self._search: SearchIndex | None = None
         self._grids: list[tuple[int, str, str, str, bool, bool, datetime, datetime, tuple[int, ...]]] | None
         self._grids = None
         self._package_grids: dict[int, list[int]] | None = None
@@ -613,9 +644,18 @@ class World:
             cb: dict[str, int] = {}
             pypi: dict[str, int] = {}
             slugs: dict[str, int] = {}
+            # the search index: what /api/v4/search/ matches and ranks by, without building packages
+            haystack: list[str] = []  # slug of package id i + 1
+            titles: dict[int, str] = {}  # lower-cased title where it is not the slug
+            weights = array("q")  # v4 repo_watchers of package id i + 1
             for pid in self.ids():
                 p = self._make_package(pid)
                 slugs[p.slug] = pid
+                haystack.append(p.slug)
+                title = p.title.lower()
+                if title != p.slug:
+                    titles[pid] = title
+                weights.append(self.repo_watchers(p))
                 if p.host == "github":
                     gh[f"{p.url_owner}/{p.url_name}".lower()] = pid
                     gh[p.full_name.lower()] = pid
@@ -627,9 +667,21 @@ class World:
                     cb[p.full_name.lower()] = pid
                 if p.pypi_name and p.pypi_status != "missing":
                     pypi[pep503(p.pypi_name)] = pid
+            self._search = SearchIndex(haystack, titles, weights)
             self._index = {"github": gh, "gitlab": gl, "bitbucket": bb, "codeberg": cb, "pypi": pypi,
                            "slug": slugs}
         return self._index
+
+    def warm(self) -> None:
+        """Build everything a server would otherwise build on its first requests (indexes, grids)."""
+        self._build_index()
+        self.package_grids(1)
+
+    def search_index(self) -> SearchIndex:
+        """The compact package search index (slugs, titles that differ, repo_watchers), built with the others."""
+        self._build_index()
+        assert self._search is not None
+        return self._search
 
     def find_github(self, owner: str, name: str) -> Package | None:
         pid = self._build_index()["github"].get(f"{owner}/{name}".lower())
@@ -722,6 +774,11 @@ class World:
                 break
             dates.append(t.replace(microsecond=0))
         humans = self._human_logins(p)
+        # author vs committer: a share of commits were rebased, cherry-picked or applied by a
+        # maintainer later than they were written (committer date > author date), like real history.
+        # Own RNG, so the rest of the history does not depend on it.
+        arng = random.Random(_seed_int(self.seed, "authored", pid))
+        maintainer = humans[0] if humans else None
         out = []
         for j, d in enumerate(dates):
             r = rng.random()
@@ -734,9 +791,13 @@ class World:
             verb = rng.choice(("Fix", "Add", "Update", "Refactor", "Bump", "Document", "Test"))
             noun = rng.choice(("docs", "tests", "CI config", "admin view", "migrations", "README",
                                "dependencies", "settings", "templates", "typing"))
+            authored, committer = d, None
+            if arng.random() < REBASED_SHARE:
+                authored = d - timedelta(seconds=arng.randrange(90, 40 * 86400))
+                committer = maintainer
             out.append(Commit(sha=sha1(self.seed, pid, "c", j), date=d, author=author,
                               author_name=(author or "Anonymous Contributor").replace("[bot]", ""),
-                              message=f"{verb} {noun}"))
+                              message=f"{verb} {noun}", authored=authored, committer=committer))
         return tuple(out)
 
     def participation(self, pid: int) -> list[int]:
@@ -878,6 +939,13 @@ class World:
                 return p.docs_url
         return p.catalogue_documentation_url
 
+    @staticmethod
+    def repo_watchers(p: Package) -> int:
+        """The v4 ``repo_watchers`` of a package: stars of a crawlable GitHub/GitLab/Codeberg repo, else 0."""
+        if "crawlable" in p.traits and p.host in ("github", "gitlab", "codeberg"):
+            return p.stars
+        return 0
+
     def v4_package(self, pid: int, base: str) -> dict:
         """The djangopackages API v4 record, computed with the export semantics."""
         p = self.package(pid)
@@ -889,16 +957,17 @@ class World:
         crawlable = "crawlable" in p.traits
         if crawlable:
             commits = self.commits(pid)
-            last_updated = commits[0].date if commits else None
+            last_updated = commits[0].date if commits else None  # the committer date, never `authored`
             description = p.description or ""
+            watchers = self.repo_watchers(p)
             if p.host == "github":
-                watchers, forks = p.stars, p.forks
+                forks = p.forks
                 if p.status != "empty":
                     commits_over_52 = self.participation(pid)
                 if not p.contributors_too_large:
                     participants = [c["login"] for c in self.contributors(pid) if c["type"] != "Anonymous"]
             elif p.host in ("gitlab", "codeberg"):
-                watchers, forks = p.stars, p.forks
+                forks = p.forks
         latest = self.pypi_latest(pid) if p.pypi_status == "ok" else None
         return {
             "category": f"{base}/api/v4/categories/{p.category_id}/",

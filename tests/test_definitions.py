@@ -53,3 +53,32 @@ def test_dagster_validates_the_workspace():
         cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_instance_limits_the_writer_pool_to_one(tmp_path):
+    """`pulse` writes this dagster.yaml when DAGSTER_HOME is unset: the writer pool gets limit 1
+    (the warehouse's file lock, warehouse.db.open_writer, guards any other instance)."""
+    import yaml
+
+    from pipelines.resources import WRITER_POOL
+    from pipelines.runner import INSTANCE_YAML
+
+    assert yaml.safe_load(INSTANCE_YAML)["concurrency"]["pools"]["default_limit"] == 1
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        instance.event_log_storage.initialize_concurrency_limit_to_default(WRITER_POOL)
+        assert instance.event_log_storage.get_concurrency_info(WRITER_POOL).slot_count == 1
+    finally:
+        instance.dispose()
+
+
+def test_every_step_that_opens_the_warehouse_for_writing_is_in_the_writer_pool():
+    graph = defs.resolve_asset_graph()
+    readers = {"exports/api_v4"}  # reads the published snapshot only
+    for key in graph.get_all_asset_keys():
+        if key.to_user_string() not in readers:
+            assert graph.get(key).pools == {"warehouse_writer"}, key
+    for check in defs.asset_checks or []:
+        assert check.node_def.pool == "warehouse_writer", check

@@ -11,7 +11,6 @@ Layout: ``PULSE_HOME/raw/<source>/<batch_id>.parquet``; see ``RAW_SCHEMA`` for t
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -100,43 +99,22 @@ def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
+    _fsync_dir(folder)
     return final
 
 
-class ArchiveWriter:
-    """Buffers responses and flushes them as durable batches of `batch_size` (thread-safe)."""
-
-    def __init__(self, raw_dir: Path, run_id: str, batch_size: int = 500) -> None:
-        self.raw_dir = raw_dir
-        self.run_id = run_id
-        self.batch_size = batch_size
-        self._buffers: dict[str, list[RawResponse]] = {}
-        self._lock = threading.Lock()
-        self.written = 0
-
-    def add(self, response: RawResponse) -> None:
-        with self._lock:
-            buffer = self._buffers.setdefault(response.source, [])
-            buffer.append(response)
-            if len(buffer) >= self.batch_size:
-                self._flush_source(response.source)
-
-    def _flush_source(self, source: str) -> None:
-        rows = self._buffers.pop(source, [])
-        if rows:
-            write_batch(self.raw_dir, source, rows, self.run_id)
-            self.written += len(rows)
-
-    def flush(self) -> None:
-        with self._lock:
-            for source in list(self._buffers):
-                self._flush_source(source)
-
-    def __enter__(self) -> ArchiveWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.flush()
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable too (POSIX: the directory entry lives in the folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def batch_files(raw_dir: Path, sources: Iterable[str] = SOURCES) -> list[Path]:

@@ -44,6 +44,21 @@ class TableSpec:
 class ViewSpec:
     name: str
     sql: str
+    key: tuple[str, ...] = ()
+
+
+# Keys of the relations whose shape is defined in code rather than in the SQL files: the raw views
+# (`create_raw_views`) and the catalogue tables (`assets.catalogue.transform`). Documented in
+# warehouse/README.md like the declared ones; `()` = no key.
+CODE_KEYS: dict[str, tuple[str, ...]] = {
+    "raw.responses": (),
+    "raw.latest_attempts": ("request_key",),
+    "catalogue.categories": ("id",),
+    "catalogue.grids": ("id",),
+    "catalogue.grid_packages": ("grid_id", "package_id"),
+    "catalogue.packages": ("id",),
+    "catalogue.rejects": (),
+}
 
 
 def _statements(text: str) -> list[str]:
@@ -65,10 +80,10 @@ def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
             scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for file in SQL_FILES:
             for stmt in _statements((SCHEMA_DIR / file).read_text()):
+                key_line = re.search(r"--\s*key:\s*(.+)", stmt)
+                key = tuple(k.strip() for k in key_line.group(1).split(",")) if key_line else ()
                 if match := _CREATE_TABLE.search(stmt):
                     name = match.group(1)
-                    key_line = re.search(r"--\s*key:\s*(.+)", stmt)
-                    key = tuple(k.strip() for k in key_line.group(1).split(",")) if key_line else ()
                     scratch.execute(stmt)
                     schema, table = name.split(".")
                     cols = scratch.execute(
@@ -78,7 +93,7 @@ def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
                     ).fetchall()
                     tables[name] = TableSpec(name, key, tuple((c, t) for c, t in cols), stmt)
                 elif match := _CREATE_VIEW.search(stmt):
-                    views[match.group(1)] = ViewSpec(match.group(1), stmt)
+                    views[match.group(1)] = ViewSpec(match.group(1), stmt, key)
     finally:
         scratch.close()
     return tables, views
@@ -86,6 +101,12 @@ def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
 
 def table_spec(name: str) -> TableSpec | None:
     return declared()[0].get(name)
+
+
+def relation_keys() -> dict[str, tuple[str, ...]]:
+    """Every relation's key: declared tables and views (SQL files) and the code-defined ones."""
+    tables, views = declared()
+    return {**{n: t.key for n, t in tables.items()}, **{n: v.key for n, v in views.items()}, **CODE_KEYS}
 
 
 def existing_columns(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:

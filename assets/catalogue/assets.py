@@ -23,7 +23,7 @@ _DESCRIPTIONS = {
     "grids": "Comparison grids of the catalogue.",
     "grid_packages": "Grid memberships between known grids and packages.",
     "packages": "Catalogue packages with the parsed repository (host/owner/name/key) and PyPI name; "
-                "`repo_url_problem` says why a repository is not crawled.",
+                "`repo_url_problem` / `pypi_url_problem` say why a repository / PyPI project is not crawled.",
     "rejects": "Catalogue rows that could not be used, with the reason and the record as JSON.",
 }
 
@@ -53,6 +53,7 @@ def catalogue_metadata(frames: CatalogueFrames, source: str, source_kind: str,
         "seconds": round(seconds, 3),
         "repo_hosts": dg.MetadataValue.json({str(h): int(n) for h, n in hosts.iter_rows()}),
         "repo_url_problems": dg.MetadataValue.json(repo_problem_codes(packages)),
+        "pypi_url_problems": dg.MetadataValue.json(repo_problem_codes(packages, "pypi_url_problem")),
         "with_pypi_name": packages.get_column("pypi_name").is_not_null().sum(),
         "notes": dg.MetadataValue.json(frames.notes),
     })

@@ -14,7 +14,9 @@ Row rules:
 - The same `slug` twice: the row with the lowest id is kept, the others are rejected
   (`duplicate_slug`).
 - A package whose repo URL is unusable is *kept*, with `repo_url_problem` set and no repo_key (it is
-  simply not crawled). Its `pypi_name` comes from `urls.parse_pypi_name(pypi_url, fallback_slug=slug)`.
+  simply not crawled). Its `pypi_name` comes from `urls.parse_pypi(pypi_url, fallback_slug=slug)`; a
+  `pypi_url` that names no usable project leaves `pypi_name` null and says why in `pypi_url_problem`
+  (the package goes on, its repository is still crawled).
 - Grid memberships come from both sides (package `grids` and grid `packages`, URLs or ids) and are
   deduplicated; one that points at a package or grid not in the catalogue is rejected (kind
   `grid_package`). Memberships of rejected packages/grids are dropped with them (no second reject).
@@ -38,7 +40,7 @@ import orjson
 import polars as pl
 
 from assets.catalogue.readers import CatalogueRecords
-from assets.catalogue.urls import RepoProblem, parse_pypi_name, parse_repo_url
+from assets.catalogue.urls import RepoProblem, parse_pypi, parse_repo_url
 from pipelines.clients.djangopackages import id_from_url
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -57,7 +59,7 @@ PACKAGE_SCHEMA = pl.Schema({
     "repo_url": pl.String, "pypi_url": pl.String, "documentation_url": pl.String,
     "created": UTC_DATETIME, "modified": UTC_DATETIME,
     "repo_host": pl.String, "repo_owner": pl.String, "repo_name": pl.String, "repo_key": pl.String,
-    "pypi_name": pl.String, "repo_url_problem": pl.String,
+    "pypi_name": pl.String, "repo_url_problem": pl.String, "pypi_url_problem": pl.String,
 })
 REJECT_SCHEMA = pl.Schema({
     "kind": pl.String, "source_id": pl.Int64, "slug": pl.String, "reason": pl.String, "record": pl.String,
@@ -265,6 +267,7 @@ def _package_row(record: dict[str, Any]) -> dict[str, Any]:
     repo_url = _text(record, "repo_url", required=False) or ""
     pypi_url = _text(record, "pypi_url", required=False, default=None)
     repo = parse_repo_url(repo_url)
+    pypi_name, pypi_problem = parse_pypi(pypi_url, fallback_slug=slug)
     row = {
         "id": _id_of(record), "title": _text(record, "title", required=True), "slug": slug,
         "category_id": _ref_id(record.get("category")),
@@ -272,8 +275,9 @@ def _package_row(record: dict[str, Any]) -> dict[str, Any]:
         "documentation_url": _text(record, "documentation_url", required=False, default=None),
         "created": created, "modified": modified,
         "repo_host": None, "repo_owner": None, "repo_name": None, "repo_key": None,
-        "pypi_name": parse_pypi_name(pypi_url, fallback_slug=slug),
+        "pypi_name": pypi_name,
         "repo_url_problem": None,
+        "pypi_url_problem": None if pypi_problem is None else str(pypi_problem),
     }
     if isinstance(repo, RepoProblem):
         row["repo_url_problem"] = str(repo)
@@ -384,9 +388,9 @@ def reject_codes(rejects: pl.DataFrame) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in counted.iter_rows()}
 
 
-def repo_problem_codes(packages: pl.DataFrame) -> dict[str, int]:
-    """Packages whose repo is not crawled, counted by problem code."""
-    problems = packages.get_column("repo_url_problem").drop_nulls()
+def repo_problem_codes(packages: pl.DataFrame, column: str = "repo_url_problem") -> dict[str, int]:
+    """Packages whose repo (or, with `column="pypi_url_problem"`, PyPI project) is not crawled, by problem code."""
+    problems = packages.get_column(column).drop_nulls()
     if problems.is_empty():
         return {}
     counted = problems.str.split(":").list.first().value_counts(sort=True)

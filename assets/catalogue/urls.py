@@ -304,65 +304,90 @@ def _valid_name(name: str | None) -> str | None:
     return None
 
 
-_NO_NAME = object()  # a PyPI URL that names no project
+class _NoName:
+    """A PyPI URL that names no project (`http://pypi.python.org/pypi/`): the slug may stand in."""
 
 
-def _name_from_pypi_url(value: str) -> str | object | None:
+_NO_NAME = _NoName()
+
+
+def _name_from_pypi_url(value: str) -> str | _NoName | RepoProblem:
     if "://" not in value:
         value = "https://" + value
     try:
         parts = urlsplit(value)
         port = parts.port
-    except ValueError:
-        return None
+    except ValueError as exc:
+        return _problem("malformed", f"not parseable as a URL ({exc})")
     host = (parts.hostname or "").lower().rstrip(".")
-    if parts.scheme.lower() not in ("http", "https") or host not in _PYPI_HOSTS or parts.username:
-        return None
+    if parts.scheme.lower() not in ("http", "https"):
+        return _problem("unsupported_scheme", f"scheme {parts.scheme!r} is not http or https")
+    if host not in _PYPI_HOSTS:
+        return _problem("not_pypi_host", f"{host or 'no host'} is not PyPI (pypi.org, pypi.python.org)")
+    if parts.username:
+        return _problem("userinfo", "credentials in the URL")
     if port not in (None, 80, 443):
-        return None
+        return _problem("port", f"explicit port {port}")
     segments = [unquote(s) for s in parts.path.split("/") if s]
     if not segments or segments[0] not in _PYPI_ROUTES:
         # legacy pypi.python.org/<name> links
         if len(segments) == 1:
-            return _valid_name(segments[0])
-        return None if segments else _NO_NAME
+            return _checked_name(segments[0])
+        if not segments:
+            return _NO_NAME
+        return _problem("not_a_project_page", f"path {parts.path!r} names no PyPI project")
     if len(segments) == 1:
         # /pypi?:action=display&name=X (the 2010 PyPI UI)
         names = parse_qs(parts.query).get("name")
         if segments[0] == "pypi" and names:
-            return _valid_name(names[0].strip())
+            return _checked_name(names[0].strip())
         return _NO_NAME
-    return _valid_name(segments[1])
+    return _checked_name(segments[1])
 
 
-def parse_pypi_name(pypi_url: str | None, fallback_slug: str | None = None) -> str | None:
-    """The PEP 503-normalised PyPI project name a catalogue `pypi_url` designates, or None.
+def _checked_name(name: str | None) -> str | RepoProblem:
+    valid = _valid_name(name)
+    if valid is None:
+        return _problem("invalid_name", f"{name!r} is not a valid PyPI project name (PEP 508)")
+    return valid
+
+
+def parse_pypi(pypi_url: str | None, fallback_slug: str | None = None) -> tuple[str | None, RepoProblem | None]:
+    """(the PEP 503-normalised PyPI project name a catalogue `pypi_url` designates, why it is unusable).
 
     Forms (API_V4.md, plus what the 2011 site held): a bare name (`django-foo`), `pypi.python.org/pypi/X`
     with an optional `/version`, `pypi.org/project/X/`, `pypi.org/simple/X/`, `pypi.python.org/X`,
     `pypi.python.org/pypi?:action=display&name=X`, with or without scheme.
 
-    Fallback rule (documented decision): `""` means "not on PyPI" and gives None, whatever
+    Fallback rule (documented decision): `""` means "not on PyPI" and gives (None, None), whatever
     `fallback_slug` is. `fallback_slug` is used only when the source says nothing about PyPI
     (`pypi_url is None`, e.g. a CSV catalogue without the column) or when `pypi_url` is a PyPI URL
     that names no project (`http://pypi.python.org/pypi/`). A non-PyPI URL or an invalid name gives
-    None without fallback: it was a statement, just not a usable one.
+    no name and a problem (codes as for repo URLs, plus `not_pypi_host`, `not_a_project_page`): it was
+    a statement, just not a usable one, and the catalogue's maintainers should hear about it.
     """
     if pypi_url is None:
-        return _valid_name(fallback_slug)
+        return _valid_name(fallback_slug), None
     if not isinstance(pypi_url, str):
-        return None
+        return None, _problem("malformed", f"pypi_url is a {type(pypi_url).__name__}, not text")
     value = pypi_url.strip()
     if not value:
-        return None
+        return None, None
     if _FORBIDDEN_CHARS.search(value):
-        return None
+        return None, _problem("malformed", "whitespace, control character or backslash inside the pypi_url")
     if "/" not in value and ":" not in value and "?" not in value:
-        return _valid_name(value)
-    fast = _FAST_PYPI.match(value)
-    if fast:
-        return _valid_name(fast["name"])
-    name = _name_from_pypi_url(value)
-    if name is _NO_NAME:
-        return _valid_name(fallback_slug)
-    return name  # type: ignore[return-value]
+        found: str | _NoName | RepoProblem = _checked_name(value)
+    elif fast := _FAST_PYPI.match(value):
+        found = _checked_name(fast["name"])
+    else:
+        found = _name_from_pypi_url(value)
+    if isinstance(found, _NoName):
+        return _valid_name(fallback_slug), None
+    if isinstance(found, RepoProblem):
+        return None, found
+    return found, None
+
+
+def parse_pypi_name(pypi_url: str | None, fallback_slug: str | None = None) -> str | None:
+    """The name part of `parse_pypi()`: None when the catalogue's pypi_url names no usable project."""
+    return parse_pypi(pypi_url, fallback_slug)[0]

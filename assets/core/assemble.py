@@ -11,10 +11,15 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, UTC_US, cast_columns, conform
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, UTC_US, cast_columns, conform
 from assets.core.facts import Facts
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
+ERROR, INFO = "error", "info"  # core.crawl_errors.severity: a failure, or a notice (data is fine)
+INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
+PYTHON_VERSION_RE = r"^Programming Language :: Python :: (\d+\.\d+)$"
+DJANGO_VERSION_RE = r"^Framework :: Django :: (\d+(?:\.\d+)?)$"
+DEPRECATED_STATUSES = ("archived", "deprecated")  # PEP 792 statuses that retire a project
 
 
 def parse_timestamp(expr: pl.Expr) -> pl.Expr:
@@ -23,6 +28,29 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
         expr.str.replace(r"Z$", "+00:00")
         .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False, time_unit="us")
     )
+
+
+def _versions(classifiers: pl.Expr, pattern: str) -> pl.Expr:
+    """The versions named by classifiers matching `pattern`, unique, in numeric order ("3.9" < "3.10")."""
+    found = classifiers.list.eval(pl.element().str.extract(pattern, 1).drop_nulls().unique())
+    return found.list.eval(
+        pl.element().sort_by(
+            pl.element().str.extract(r"^(\d+)", 1).cast(pl.Int64),
+            pl.element().str.extract(r"^\d+\.(\d+)", 1).cast(pl.Int64),
+            nulls_last=False,
+        )
+    )
+
+
+def classifier_columns(classifiers: pl.Expr) -> list[pl.Expr]:
+    """Trove classifiers -> `pypi_inactive` (Development Status :: 7 - Inactive), `python_versions`
+    (Programming Language :: Python :: X.Y) and `django_versions` (Framework :: Django :: X[.Y]);
+    null lists when the package is not on PyPI."""
+    return [
+        classifiers.list.contains(INACTIVE_CLASSIFIER).fill_null(False).alias("pypi_inactive"),
+        _versions(classifiers, PYTHON_VERSION_RE).alias("python_versions"),
+        _versions(classifiers, DJANGO_VERSION_RE).alias("django_versions"),
+    ]
 
 
 def _table(catalogue: Mapping[str, pl.DataFrame], name: str) -> pl.DataFrame:
@@ -56,13 +84,63 @@ def _per_package(packages: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.D
     return conform(name, pairs.join(facts, on="subject", how="inner"))
 
 
+def renamed_notices(packages: pl.DataFrame, repositories: pl.DataFrame) -> pl.DataFrame:
+    """`renamed` rows (severity `info`): the host answered for the catalogue's repository under
+    another owner/name (a followed 301, or GraphQL's nameWithOwner), so the catalogue URL is outdated.
+    The data is fine; the row tells the catalogue's maintainers what to fix."""
+    return (
+        packages.filter(pl.col("repo_key").is_not_null())
+        .join(repositories.filter(pl.col("canonical_repo").is_not_null())
+              .select("repo_key", "canonical_repo", "fetched_at"), on="repo_key", how="inner")
+        .select(
+            pl.col("id").alias("package_id"),
+            pl.col("repo_host").alias("source"),
+            pl.format("catalogue:repo_url:{}", "id").alias("request_key"),
+            pl.lit("renamed").alias("kind"),
+            pl.lit(None, pl.Int32).alias("http_status"),
+            pl.format("catalogue URL points at {}/{}; the repository is now {}", "repo_owner", "repo_name",
+                      "canonical_repo").alias("message"),
+            pl.col("fetched_at").alias("first_seen"),
+            pl.col("fetched_at").alias("last_seen"),
+            pl.lit(0, pl.Int32).alias("attempts"),
+            pl.lit(INFO).alias("severity"),
+        )
+    )
+
+
+def bad_entries(packages: pl.DataFrame) -> pl.DataFrame:
+    """`bad_entry` rows for catalogue URLs that are not crawled: `repo_url_problem` (request key
+    `catalogue:repo_url:<id>`) and, when the catalogue has the column, `pypi_url_problem`
+    (`catalogue:pypi_url:<id>`)."""
+    frames = []
+    for column, what in (("repo_url_problem", "repo_url"), ("pypi_url_problem", "pypi_url")):
+        if column not in packages.columns:
+            continue
+        frames.append(packages.filter(pl.col(column).is_not_null()).select(
+            pl.col("id").cast(pl.Int64).alias("package_id"),
+            pl.lit("catalogue").alias("source"),
+            pl.format(f"catalogue:{what}:{{}}", "id").alias("request_key"),
+            pl.lit("bad_entry").alias("kind"),
+            pl.lit(None, pl.Int32).alias("http_status"),
+            pl.col(column).cast(pl.String).alias("message"),
+            pl.lit(None, UTC_US).alias("first_seen"),
+            pl.lit(None, UTC_US).alias("last_seen"),
+            pl.lit(0, pl.Int32).alias("attempts"),
+        ))
+    return pl.concat(frames)
+
+
 def crawl_errors(
     packages: pl.DataFrame,
     facts: Facts,
     archive: pl.LazyFrame | None,
+    repositories: pl.DataFrame | None = None,
+    catalogue_packages: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Why a package lacks data: classified failures (with their current streak when the archive is
-    given), bodies that did not parse, and catalogue entries whose repo URL could not be used."""
+    given), bodies that did not parse, and catalogue entries whose repo or PyPI URL could not be used
+    (`catalogue_packages`: the catalogue frame as given, default `packages`; all severity `error`);
+    plus informational `renamed` notices when `repositories` is given."""
     req = facts.requests
     # the archive's contract: the crawler classifies every failure into error_kind, so a null kind is a
     # usable answer whatever its status (304 unchanged, 409 "empty repository")
@@ -118,20 +196,14 @@ def crawl_errors(
     errors = pl.concat([failed, malformed.with_columns(pl.col("attempts").cast(pl.Int32))], how="vertical_relaxed")
     by_subject = subject_map(packages)
     per_package = errors.join(by_subject, on="subject", how="inner").drop("subject")
-    bad_entries = packages.filter(pl.col("repo_url_problem").is_not_null()).select(
-        pl.col("id").alias("package_id"),
-        pl.lit("catalogue").alias("source"),
-        pl.format("catalogue:repo_url:{}", "id").alias("request_key"),
-        pl.lit("bad_entry").alias("kind"),
-        pl.lit(None, pl.Int32).alias("http_status"),
-        pl.col("repo_url_problem").alias("message"),
-        pl.lit(None, UTC_US).alias("first_seen"),
-        pl.lit(None, UTC_US).alias("last_seen"),
-        pl.lit(0, pl.Int32).alias("attempts"),
-    )
+    frames = [per_package, bad_entries(packages if catalogue_packages is None else catalogue_packages)]
+    if repositories is not None:
+        frames.append(renamed_notices(packages, repositories))
     return pl.concat(
-        [conform("core.crawl_errors", per_package), conform("core.crawl_errors", bad_entries)]
-    )
+        [conform("core.crawl_errors", f.with_columns(pl.col("severity") if "severity" in f.columns
+                                                     else pl.lit(ERROR).alias("severity")))
+         for f in frames]
+    ).sort(list(CORE_KEYS["core.crawl_errors"]), nulls_last=True)
 
 
 def assemble_core(
@@ -199,7 +271,9 @@ def assemble_core(
         .group_by("package_id")
         .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
     )
-    pypi = facts.pypi.rename({"subject": "pypi_subject"})
+    pypi = facts.pypi.rename({"subject": "pypi_subject", "requires_python": "pypi_requires_python",
+                              "classifiers": "pypi_classifiers"})
+    simple = facts.simple.rename({"subject": "pypi_subject"})
     out = (
         packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"))
         .join(
@@ -216,6 +290,7 @@ def assemble_core(
             how="left",
         )
         .join(pypi, on="pypi_subject", how="left")
+        .join(simple, on="pypi_subject", how="left")
         .join(package_state, left_on="id", right_on="package_id", how="left")
         .with_columns(
             pl.col("repo_watchers").fill_null(0),
@@ -224,6 +299,11 @@ def assemble_core(
             pl.col("is_archived").fill_null(False),
             pl.col("is_stale").fill_null(False),
             pl.coalesce("docs_project_url", "docs_url", "documentation_url").alias("documentation_url"),
+            *classifier_columns(pl.col("pypi_classifiers")),
+        )
+        .with_columns(
+            (pl.col("is_archived") | pl.col("pypi_status").is_in(DEPRECATED_STATUSES).fill_null(False)
+             | pl.col("pypi_inactive")).alias("is_deprecated")
         )
     )
     packages_out = conform("core.packages", out)
@@ -243,5 +323,5 @@ def assemble_core(
             ),
             "core.releases",
         ),
-        "core.crawl_errors": crawl_errors(packages, facts, archive),
+        "core.crawl_errors": crawl_errors(packages, facts, archive, repositories, _table(catalogue, "packages")),
     }

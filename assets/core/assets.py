@@ -25,7 +25,8 @@ DESCRIPTIONS = {
     "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
     "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
     "core.releases": "PyPI releases per package.",
-    "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts.",
+    "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts; "
+                         "plus informational notices (severity `info`, e.g. `renamed`).",
 }
 
 
@@ -81,7 +82,12 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
         create_raw_views(con, raw_dir)
         counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
         kinds = dict(
-            con.execute("SELECT kind, count(*) FROM core.crawl_errors GROUP BY kind ORDER BY kind").fetchall()
+            con.execute("SELECT kind, count(*) FROM core.crawl_errors WHERE severity = 'error' "
+                        "GROUP BY kind ORDER BY kind").fetchall()
+        )
+        notices = dict(
+            con.execute("SELECT kind, count(*) FROM core.crawl_errors WHERE severity <> 'error' "
+                        "GROUP BY kind ORDER BY kind").fetchall()
         )
         stale = con.execute("SELECT count(*) FROM core.packages WHERE is_stale").fetchall()[0][0]
     for name in CORE_TABLES:
@@ -91,7 +97,9 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
             "refresh_mode": mode,
         }
         if name == "core.crawl_errors":
-            metadata["by_kind"] = dg.MetadataValue.json(kinds)
+            metadata["by_kind"] = dg.MetadataValue.json(kinds)  # failures only (severity `error`)
+            metadata["errors"] = int(sum(kinds.values()))
+            metadata["notices"] = dg.MetadataValue.json(notices)  # e.g. `renamed` (severity `info`)
         if name == "core.packages":
             metadata["stale_packages"] = int(stale)
         yield dg.MaterializeResult(asset_key=core_key(name), metadata=metadata)

@@ -22,6 +22,7 @@ from assets.core.facts import (
     PYPI_FACTS,
     RELEASE_FACTS,
     REPO_FACTS,
+    SIMPLE_FACTS,
     WEEK_FACTS,
 )
 
@@ -214,6 +215,10 @@ def pypi(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
         "subject",
         info.field("version").alias("pypi_version"),
         pl.when(info.field("docs_url") != "").then(info.field("docs_url")).alias("docs_url"),
+        pl.when(info.field("requires_python").str.strip_chars() != "")
+        .then(info.field("requires_python").str.strip_chars()).alias("requires_python"),
+        info.field("classifiers").list.eval(pl.element().drop_nulls().str.strip_chars())
+        .fill_null(pl.lit([], pl.List(pl.String))).alias("classifiers"),
     ).join(urls, on="subject", how="left")
     releases = (
         ok.select("subject", pl.col("doc").struct.field("releases").alias("r"))
@@ -239,6 +244,24 @@ def pypi(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
         cast_columns(releases, RELEASE_FACTS),
         malformed(bad, "PyPI JSON has no 'info' object"),
     )
+
+
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")  # PEP 792
+
+
+def pypi_simple(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """PEP 691 Simple JSON -> the PEP 792 project status. No `project-status` (an index before API
+    1.4) means `active`, as PEP 792 says; the reason is kept only when given."""
+    has_name = pl.col("doc").struct.field("name").is_not_null()
+    ok, bad = frame.filter(has_name), frame.filter(~has_name)
+    status = pl.col("doc").struct.field("project-status").struct
+    reason = status.field("reason").str.strip_chars()
+    simple = ok.select(
+        "subject",
+        status.field("status").str.strip_chars().str.to_lowercase().fill_null("active").alias("pypi_status"),
+        pl.when(reason != "").then(reason).alias("pypi_status_reason"),
+    )
+    return cast_columns(simple, SIMPLE_FACTS), malformed(bad, "PyPI Simple JSON has no 'name'")
 
 
 # --- GitLab, Bitbucket, Codeberg (row by row) -----------------------------------------------------

@@ -69,6 +69,41 @@ SELECT package_id, count(*) AS weeks, min(week_index) AS lo, max(week_index) AS 
 FROM core.commit_weeks GROUP BY package_id
 HAVING count(*) <> 52 OR min(week_index) <> 0 OR max(week_index) <> 51
 """
+# Starting from the archive, not from the week rows: every package whose repository has a good
+# participation answer with data (the newest 2xx body; 204 = empty repository, no statistics) must
+# have weeks 0..51, and so must every package that has week rows at all. A body the core could not
+# parse is already a `malformed` crawl error, so it does not count as an answer here. Only the small
+# columns of the archive are read (no bodies).
+ANSWERED_WEEKS_SQL = """
+WITH good AS (
+    SELECT request_key, subject, arg_max(status, fetched_at) AS status
+    FROM raw.responses
+    WHERE source = 'github' AND endpoint = 'participation' AND error_kind IS NULL
+      AND status BETWEEN 200 AND 299
+    GROUP BY request_key, subject
+), answered AS (
+    SELECT DISTINCT p.id AS package_id
+    FROM core.packages p JOIN good g ON g.subject = p.repo_key
+    WHERE g.status <> 204
+      AND NOT EXISTS (SELECT 1 FROM core.crawl_errors e
+                      WHERE e.package_id = p.id AND e.request_key = g.request_key AND e.kind = 'malformed')
+), weeks AS (
+    SELECT package_id, count(*) AS weeks, min(week_index) AS lo, max(week_index) AS hi
+    FROM core.commit_weeks GROUP BY package_id
+)
+SELECT package_id, coalesce(w.weeks, 0) AS weeks, w.lo, w.hi, a.package_id IS NOT NULL AS answered
+FROM answered a FULL OUTER JOIN weeks w USING (package_id)
+WHERE coalesce(w.weeks, 0) <> 52 OR w.lo <> 0 OR w.hi <> 51
+ORDER BY package_id
+"""
+
+
+def weeks_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The fifty-two-weeks check's query: from the archive's answers when the raw views exist."""
+    have_raw = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = 'responses'"
+    ).fetchall()[0][0]
+    return ANSWERED_WEEKS_SQL if have_raw else WEEKS_SQL
 GRID_REFS_SQL = """
 SELECT gp.grid_id, gp.package_id FROM core.grid_packages gp
 LEFT JOIN core.grids g ON g.id = gp.grid_id
@@ -90,7 +125,8 @@ TABLES_WITH_COUNTS = [t for t in CORE_TABLES if negative_counts_sql(t) is not No
 CORE_CHECK_SPECS = [
     *[_spec("unique_key", t, f"{t}: no two rows share the declared key") for t in CORE_TABLES],
     *[_spec("non_negative_counts", t, f"{t}: count columns are >= 0") for t in TABLES_WITH_COUNTS],
-    _spec("fifty_two_weeks", "core.commit_weeks", "every package with participation has weeks 0..51"),
+    _spec("fifty_two_weeks", "core.commit_weeks",
+          "every package with a good participation answer (and every package with week rows) has weeks 0..51"),
     _spec("memberships_resolve", "core.grid_packages", "every membership points at a known grid and package"),
     _spec(
         "crawl_freshness",
@@ -106,7 +142,7 @@ def run_core_checks(con: duckdb.DuckDBPyConnection, *, now: datetime | None = No
         yield _result(table, "unique_key", *_count_and_sample(con, unique_key_sql(table)))
     for table in TABLES_WITH_COUNTS:
         yield _result(table, "non_negative_counts", *_count_and_sample(con, negative_counts_sql(table)))
-    yield _result("core.commit_weeks", "fifty_two_weeks", *_count_and_sample(con, WEEKS_SQL))
+    yield _result("core.commit_weeks", "fifty_two_weeks", *_count_and_sample(con, weeks_sql(con)))
     yield _result("core.grid_packages", "memberships_resolve", *_count_and_sample(con, GRID_REFS_SQL))
     newest = con.execute("SELECT max(last_fetched) FROM core.packages").fetchall()[0][0]
     now = now or datetime.now(UTC)

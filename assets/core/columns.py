@@ -66,6 +66,14 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "is_archived": pl.Boolean(),
         "is_stale": pl.Boolean(),
         "canonical_repo": pl.String(),
+        "pypi_status": pl.String(),
+        "pypi_status_reason": pl.String(),
+        "pypi_requires_python": pl.String(),
+        "pypi_classifiers": pl.List(pl.String()),
+        "pypi_inactive": pl.Boolean(),
+        "python_versions": pl.List(pl.String()),
+        "django_versions": pl.List(pl.String()),
+        "is_deprecated": pl.Boolean(),
     },
     "core.repositories": {
         "repo_key": pl.String(),
@@ -120,6 +128,7 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "first_seen": UTC_US,
         "last_seen": UTC_US,
         "attempts": pl.Int32(),
+        "severity": pl.String(),
     },
 }
 

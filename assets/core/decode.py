@@ -58,11 +58,14 @@ COMMITS_DTYPE = pl.List(pl.Struct({"commit": pl.Struct({"committer": pl.Struct({
 # written in DuckDB terms: `releases` is keyed by version and `project_urls` by label, which only a
 # MAP can express (a polars dtype cannot)
 PYPI_STRUCTURE = (
-    '{"info": {"version": "VARCHAR", "docs_url": "VARCHAR", "project_urls": "MAP(VARCHAR, VARCHAR)"}, '
+    '{"info": {"version": "VARCHAR", "docs_url": "VARCHAR", "project_urls": "MAP(VARCHAR, VARCHAR)", '
+    '"requires_python": "VARCHAR", "classifiers": ["VARCHAR"]}, '
     '"releases": "MAP(VARCHAR, STRUCT(upload_time_iso_8601 VARCHAR, yanked BOOLEAN, requires_python VARCHAR)[])"}'
 )
-OBJECT_ENDPOINTS = ("repo", "graphql_repo", "participation", "pypi_json", "gitlab_project", "bitbucket_repo",
-                    "codeberg_repo")
+# PEP 691 Simple JSON: only the name (the shape check) and the PEP 792 project status are read
+PYPI_SIMPLE_DTYPE = pl.Struct({"name": _S, "project-status": pl.Struct({"status": _S, "reason": _S})})
+OBJECT_ENDPOINTS = ("repo", "graphql_repo", "participation", "pypi_json", "pypi_simple", "gitlab_project",
+                    "bitbucket_repo", "codeberg_repo")
 LIST_ENDPOINTS = ("contributors", "commits", "gitlab_commits", "codeberg_commits")
 OTHER_SOURCES = ("gitlab", "bitbucket", "codeberg")  # decoded row by row (`bodies.other_host_facts`)
 
@@ -89,14 +92,18 @@ STRUCTURES: dict[str, str] = {
     "contributors": _json(CONTRIBUTORS_DTYPE),
     "commits": _json(COMMITS_DTYPE),
     "pypi_json": PYPI_STRUCTURE,
+    "pypi_simple": _json(PYPI_SIMPLE_DTYPE),
 }
+PYPI_ENDPOINTS = ("pypi_json", "pypi_simple")
 
 
 def _transform(endpoint: str, structure: str) -> str:
+    # TRY: a body that is not JSON decodes to NULL (and is then reported by `problem`) instead of
+    # failing the whole query; parsing once here is what makes a separate json_valid pass unneeded
     quoted = structure.replace("'", "''")
     return (
-        f"CASE WHEN valid AND source = '{'pypi' if endpoint == 'pypi_json' else 'github'}' "
-        f"AND endpoint = '{endpoint}' THEN json_transform(body, '{quoted}') END AS d_{endpoint}"
+        f"CASE WHEN source = '{'pypi' if endpoint in PYPI_ENDPOINTS else 'github'}' "
+        f"AND endpoint = '{endpoint}' THEN TRY(json_transform(body, '{quoted}')) END AS d_{endpoint}"
     )
 
 
@@ -107,28 +114,36 @@ def decode_sql(src: str) -> str:
     objects = ", ".join(f"'{e}'" for e in OBJECT_ENDPOINTS)
     lists = ", ".join(f"'{e}'" for e in LIST_ENDPOINTS)
     columns = [_transform(endpoint, structure) for endpoint, structure in STRUCTURES.items()]
+    decoded = " OR ".join(f"d_{endpoint} IS NOT NULL" for endpoint in STRUCTURES)
     return f"""
     SELECT * REPLACE (
         CASE WHEN d_pypi_json IS NOT NULL THEN struct_pack(
             info := CASE WHEN d_pypi_json.info IS NOT NULL THEN struct_pack(
                 version := d_pypi_json.info.version,
                 docs_url := d_pypi_json.info.docs_url,
-                project_urls := map_entries(d_pypi_json.info.project_urls)
+                project_urls := map_entries(d_pypi_json.info.project_urls),
+                requires_python := d_pypi_json.info.requires_python,
+                classifiers := d_pypi_json.info.classifiers
             ) END,
             releases := map_entries(d_pypi_json.releases)
         ) END AS d_pypi_json
     ) FROM (
-    WITH v AS (
+    WITH t AS (
         SELECT request_key, source, endpoint, subject, good_fetched_at, good_status, body,
-               coalesce(json_valid(body), FALSE) AS valid, left(ltrim(body), 1) AS head
+               left(ltrim(body), 1) AS head,
+               {", ".join(columns)}
         FROM ({src})
+    ), v AS (
+        -- a decoded body is valid JSON; only the others are parsed again to tell why (CASE evaluates
+        -- json_valid for those rows only)
+        SELECT *, CASE WHEN {decoded} THEN TRUE ELSE coalesce(json_valid(body), FALSE) END AS valid FROM t
     )
     SELECT request_key, source, endpoint, subject, good_fetched_at, good_status,
            CASE WHEN NOT valid THEN 'body is not valid JSON'
                 WHEN endpoint IN ({objects}) AND head <> '{{' THEN 'body is not a JSON object'
                 WHEN endpoint IN ({lists}) AND head <> '[' THEN 'body is not a JSON list'
            END AS problem,
-           {", ".join(columns)},
+           {", ".join(f"d_{endpoint}" for endpoint in STRUCTURES)},
            CASE WHEN valid AND source IN ({", ".join(f"'{s}'" for s in OTHER_SOURCES)}) THEN body END AS other_body
     FROM v
     )

@@ -52,6 +52,14 @@ PYPI_FACTS: dict[str, pl.DataType] = {
     "pypi_version": pl.String(),
     "docs_project_url": pl.String(),
     "docs_url": pl.String(),
+    "requires_python": pl.String(),
+    "classifiers": pl.List(pl.String()),
+}
+# PEP 792 project status from the Simple API (PEP 691 JSON `project-status`)
+SIMPLE_FACTS: dict[str, pl.DataType] = {
+    "subject": pl.String(),
+    "pypi_status": pl.String(),
+    "pypi_status_reason": pl.String(),
 }
 RELEASE_FACTS: dict[str, pl.DataType] = {
     "subject": pl.String(),
@@ -75,5 +83,6 @@ class Facts:
     releases: pl.DataFrame
     malformed: pl.DataFrame  # request_key, reason
     requests: pl.DataFrame = field(default_factory=pl.DataFrame)  # responses without bodies
+    simple: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SIMPLE_FACTS))
 
-    TABLES = ("repos", "commits", "weeks", "participants", "pypi", "releases", "malformed", "requests")
+    TABLES = ("repos", "commits", "weeks", "participants", "pypi", "releases", "malformed", "requests", "simple")

@@ -46,6 +46,7 @@ def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
     people = bodies.github_contributors(endpoint_docs(decoded, "github", "contributors"))
     commits = bodies.github_commits(endpoint_docs(decoded, "github", "commits"))
     pypi, releases, bad_pypi = bodies.pypi(endpoint_docs(decoded, "pypi", "pypi_json"))
+    simple, bad_simple = bodies.pypi_simple(endpoint_docs(decoded, "pypi", "pypi_simple"))
     others = decoded.filter(pl.col("other_body").is_not_null() & pl.col("problem").is_null()).select(
         "request_key", "endpoint", "subject", "good_fetched_at", pl.col("other_body").alias("body")
     )
@@ -61,7 +62,7 @@ def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
         .unique("subject", keep="last", maintain_order=True)
         .drop("priority")
     )
-    malformed = pl.concat([problems, bad_weeks, bad_pypi, bad_other])
+    malformed = pl.concat([problems, bad_weeks, bad_pypi, bad_simple, bad_other])
     return Facts(
         repos=repos,
         commits=pl.concat([commits, other_commits]).unique("subject", keep="first", maintain_order=True),
@@ -71,6 +72,7 @@ def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
         releases=releases,
         malformed=malformed.sort("request_key"),
         requests=requests.sort("request_key"),
+        simple=simple,
     )
 
 

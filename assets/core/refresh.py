@@ -156,6 +156,7 @@ def refresh_core(
     facts, attempts = parse_archive(raw_dir, only_subjects=affected_subjects)
     subset = dict(catalogue)
     subset["packages"] = catalogue["packages"].filter(pl.col("id").is_in(affected.implode()))
+    subset["grid_packages"] = catalogue["grid_packages"].clear()  # unchanged: not rewritten
     tables = assemble_core(subset, facts, archive=attempts)
     repo_keys = subset["packages"]["repo_key"].drop_nulls().unique()
     writes = {name: tables[name] for name in ("core.packages", "core.repositories", *PER_PACKAGE)}

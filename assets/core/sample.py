@@ -5,14 +5,17 @@ the archive batches, `sample_catalogue()` gives the catalogue frames as `build_c
 
 Packages:
  1 alpha   github:acme/alpha   pypi alpha   healthy; a bot and an anonymous contributor; docs from
-                                             project_urls "Documentation"
+                                             project_urls "Documentation"; classifiers; Simple JSON
+                                             without project-status (= active)
  2 beta    github:acme/alpha   (no pypi)    shares alpha's repository
  3 gamma   github:old/gamma    pypi gamma   renamed to new/gamma-ng (REST full_name); repo request
                                              failed after a good fetch -> stale; pypi_version null
-                                             (not on PyPI: 404)
- 4 delta   gitlab:grp/delta    pypi delta   GitLab project + commits; docs from info.docs_url
+                                             (PyPI JSON 404: quarantined per the Simple API)
+ 4 delta   gitlab:grp/delta    pypi delta   GitLab project + commits; docs from info.docs_url;
+                                             "Development Status :: 7 - Inactive"
  5 eps     bitbucket:ws/eps    (no pypi)    Bitbucket repository + commits
  6 zeta    github:z/zeta       pypi zeta    malformed participation body; GraphQL repo node; archived
+                                             (repository and PyPI project-status)
  7 eta     (bad repo url)      (no pypi)    repo_url_problem set; not crawled
  8 theta   codeberg:cb/theta   (no pypi)    Codeberg (Forgejo) repository + commits (committer date +01:00)
 """
@@ -156,6 +159,15 @@ def _gh(endpoint: str, repo: str, body: object, *, at: datetime = T0, status: in
     )
 
 
+def _simple(name: str, status: dict | None, files: list[dict] | None = None) -> RawResponse:
+    body: dict[str, object] = {"meta": {"api-version": "1.4" if status else "1.1", "_last-serial": 1},
+                               "name": name, "versions": [], "files": files or []}
+    if status is not None:
+        body["project-status"] = status
+    return RawResponse(f"pypi:simple:{name}", "pypi", "pypi_simple", f"pypi:{name}", f"/simple/{name}/", 200,
+                       _j(body), fetched_at=T0)
+
+
 def sample_responses() -> dict[str, list[RawResponse]]:
     commit = [{"sha": "abc", "commit": {"committer": {"date": "2026-11-18T09:30:00Z", "name": "x"}}}]
     github = [
@@ -210,6 +222,15 @@ def sample_responses() -> dict[str, list[RawResponse]]:
             "project_urls": {"Homepage": "https://x", "documentation": "https://alpha.readthedocs.io"},
             "docs_url": None,
             "requires_python": ">=3.10",
+            "classifiers": [
+                "Development Status :: 5 - Production/Stable",
+                "Framework :: Django",
+                "Framework :: Django :: 5.0",
+                "Framework :: Django :: 4.2",
+                "Programming Language :: Python :: 3",
+                "Programming Language :: Python :: 3.12",
+                "Programming Language :: Python :: 3.10",
+            ],
         },
         "releases": {
             "1.0": [{"upload_time_iso_8601": "2025-01-01T00:00:00.000000Z", "yanked": False,
@@ -223,7 +244,8 @@ def sample_responses() -> dict[str, list[RawResponse]]:
             "0.1": [],
         },
     }
-    pypi_delta = {"info": {"version": "0.3", "project_urls": None, "docs_url": "https://delta.docs"},
+    pypi_delta = {"info": {"version": "0.3", "project_urls": None, "docs_url": "https://delta.docs",
+                           "classifiers": ["Development Status :: 7 - Inactive", "Framework :: Django :: 1.11"]},
                   "releases": {"0.3": []}}
     pypi_zeta = {"info": {"version": "1.0", "project_urls": {"Docs": "https://zeta.docs"}}, "releases": {}}
     pypi = [
@@ -235,6 +257,13 @@ def sample_responses() -> dict[str, list[RawResponse]]:
                     fetched_at=T0),
         RawResponse("pypi:json:zeta", "pypi", "pypi_json", "pypi:zeta", "/pypi/zeta/json", 200, _j(pypi_zeta),
                     fetched_at=T0),
+        # PEP 691 Simple JSON with the PEP 792 project status (alpha: an index without the key = active)
+        _simple("alpha", None, files=[{"filename": "alpha-2.0.tar.gz", "url": "https://files/alpha-2.0.tar.gz",
+                                       "hashes": {"sha256": "0" * 64}, "requires-python": ">=3.10",
+                                       "upload-time": "2026-02-01T00:00:00Z", "yanked": False}]),
+        _simple("gamma", {"status": "quarantined", "reason": "Quarantined by PyPI administrators pending review."}),
+        _simple("delta", {"status": "active"}),
+        _simple("zeta", {"status": "archived", "reason": "The maintainers archived this project."}),
     ]
     gitlab = [
         RawResponse("gitlab:gitlab_project:grp/delta", "gitlab", "gitlab_project", "gitlab:grp/delta",

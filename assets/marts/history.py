@@ -1,4 +1,12 @@
-"""History snapshot: one row per package per refresh, written in SQL straight from the core tables."""
+"""History snapshot: one row per package per refresh, written in SQL straight from the core tables.
+
+Incremental snapshots rest on one invariant: the newest refresh in `history.refreshes` describes
+the core tables as they were when it was taken, except for the packages an incremental core refresh
+has rebuilt since (`assets.core.refresh.pending_changes`). So a snapshot recomputes those packages
+(an `INSERT ... SELECT` limited to them, aggregates included) and copies everything else from the
+newest refresh. Re-running the newest refresh id keeps that refresh's own rows as the base (they are
+updated in place, never deleted first), so a re-run can never fall back to an older snapshot.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,19 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from warehouse.load import query
+
+# `{only}` limits every aggregate to the recomputed packages (empty for a full snapshot): DuckDB
+# would otherwise aggregate all of core.commit_weeks before joining
 SNAPSHOT_SQL = """
 INSERT INTO history.package_metrics BY NAME
 WITH weeks AS (
-    SELECT package_id, sum(commits)::BIGINT AS commits_52w FROM core.commit_weeks GROUP BY package_id
+    SELECT package_id, sum(commits)::BIGINT AS commits_52w FROM core.commit_weeks {only} GROUP BY package_id
 ), people AS (
-    SELECT package_id, count(*)::INTEGER AS contributors FROM core.participants GROUP BY package_id
+    SELECT package_id, count(*)::INTEGER AS contributors FROM core.participants {only} GROUP BY package_id
 ), latest AS (
     SELECT package_id, arg_max(version, upload_time) AS latest_release, max(upload_time) AS latest_release_at
-    FROM core.releases WHERE NOT yanked AND upload_time IS NOT NULL GROUP BY package_id
+    FROM core.releases WHERE NOT yanked AND upload_time IS NOT NULL {and_only} GROUP BY package_id
 )
 SELECT $refresh_id AS refresh_id,
        $snapshot_at::TIMESTAMPTZ AS snapshot_at,
@@ -31,6 +43,8 @@ SELECT $refresh_id AS refresh_id,
        coalesce(p.pypi_version, l.latest_release) AS latest_release,
        l.latest_release_at,
        p.is_archived AS archived,
+       p.is_deprecated AS deprecated,
+       p.pypi_status,
        NULL::DOUBLE AS health_score
 FROM core.packages p
 LEFT JOIN core.repositories r ON r.repo_key = p.repo_key
@@ -40,14 +54,36 @@ LEFT JOIN latest l ON l.package_id = p.id
 {where}
 """
 
+CHANGED = "(SELECT package_id FROM __changed)"
+
+# (ANTI/SEMI joins rather than NOT IN / IN: no NULL semantics to honour, measurably cheaper)
 CARRY_SQL = """
 INSERT INTO history.package_metrics BY NAME
-SELECT * REPLACE ($refresh_id AS refresh_id, $snapshot_at::TIMESTAMPTZ AS snapshot_at)
-FROM history.package_metrics
-WHERE refresh_id = $base
-  AND package_id NOT IN (SELECT package_id FROM __changed)
-  AND package_id IN (SELECT id FROM core.packages)
+SELECT m.* REPLACE ($refresh_id AS refresh_id, $snapshot_at::TIMESTAMPTZ AS snapshot_at)
+FROM history.package_metrics m
+ANTI JOIN __changed c ON c.package_id = m.package_id
+SEMI JOIN core.packages p ON p.id = m.package_id
+WHERE m.refresh_id = $base
+  AND m.snapshot_at = $base_at  -- rows are appended in time order: lets DuckDB skip older row groups
 """
+
+
+def _snapshot_sql(only_changed: bool) -> str:
+    if not only_changed:
+        return SNAPSHOT_SQL.format(only="", and_only="", where="")
+    return SNAPSHOT_SQL.format(
+        only=f"WHERE package_id IN {CHANGED}",
+        and_only=f"AND package_id IN {CHANGED}",
+        where=f"WHERE p.id IN {CHANGED}",
+    )
+
+
+def latest_refresh(con: duckdb.DuckDBPyConnection) -> tuple[str, datetime] | None:
+    """(refresh_id, snapshot_at) of the newest refresh, if any."""
+    rows = con.execute(
+        "SELECT refresh_id, snapshot_at FROM history.refreshes ORDER BY snapshot_at DESC, refresh_id DESC LIMIT 1"
+    ).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def snapshot_history(
@@ -59,30 +95,44 @@ def snapshot_history(
 ) -> int:
     """Append (idempotently: the refresh id's rows are replaced) this refresh's package metrics.
 
-    With `changed` (the package ids an incremental core refresh rebuilt), only those packages are
-    recomputed; the others carry their metrics over from the latest earlier refresh. Without an
-    earlier refresh, every package is computed.
+    With `changed` (the package ids incremental core refreshes rebuilt since the newest snapshot),
+    only those packages are recomputed; the others carry their metrics over from the newest
+    refresh, which may be `refresh_id` itself (a re-run). Without an earlier refresh, or with
+    `changed=None`, every package is computed. Either way the rows equal a full snapshot.
     """
+    params = {"refresh_id": refresh_id, "snapshot_at": snapshot_at}
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM history.package_metrics WHERE refresh_id = ?", [refresh_id])
-        con.execute("DELETE FROM history.refreshes WHERE refresh_id = ?", [refresh_id])
-        base = con.execute(
-            "SELECT refresh_id FROM history.refreshes ORDER BY snapshot_at DESC, refresh_id DESC LIMIT 1"
-        ).fetchall()
-        params = {"refresh_id": refresh_id, "snapshot_at": snapshot_at}
-        if changed is not None and base:
-            con.register("__changed", pl.DataFrame({"package_id": list(changed)}, schema={"package_id": pl.Int64}))
-            try:
-                con.execute(CARRY_SQL, {**params, "base": base[0][0]})
-                con.execute(SNAPSHOT_SQL.format(where="WHERE p.id IN (SELECT package_id FROM __changed)"), params)
-            finally:
-                con.unregister("__changed")
+        latest = latest_refresh(con)
+        if changed is not None and latest is not None:
+            base, base_at = latest
+            # (a temp table made in the transaction: a rollback drops it too)
+            con.execute("CREATE OR REPLACE TEMP TABLE __changed AS SELECT unnest(?::BIGINT[]) AS package_id",
+                        [[int(i) for i in changed]])
+            if base == refresh_id:
+                # a re-run of the newest refresh: its unchanged rows are the base; keep them
+                con.execute(
+                    f"DELETE FROM history.package_metrics WHERE refresh_id = $refresh_id AND "
+                    f"(package_id IN {CHANGED} OR package_id NOT IN (SELECT id FROM core.packages))",
+                    {"refresh_id": refresh_id},
+                )
+                con.execute(
+                    "UPDATE history.package_metrics SET snapshot_at = $snapshot_at::TIMESTAMPTZ "
+                    "WHERE refresh_id = $refresh_id",
+                    params,
+                )
+            else:
+                con.execute("DELETE FROM history.package_metrics WHERE refresh_id = ?", [refresh_id])
+                con.execute(CARRY_SQL, {**params, "base": base, "base_at": base_at})
+            con.execute(_snapshot_sql(only_changed=True), params)
+            con.execute("DROP TABLE __changed")
         else:
-            con.execute(SNAPSHOT_SQL.format(where=""), params)
+            con.execute("DELETE FROM history.package_metrics WHERE refresh_id = ?", [refresh_id])
+            con.execute(_snapshot_sql(only_changed=False), params)
         count = con.execute(
             "SELECT count(*) FROM history.package_metrics WHERE refresh_id = ?", [refresh_id]
         ).fetchall()[0][0]
+        con.execute("DELETE FROM history.refreshes WHERE refresh_id = ?", [refresh_id])
         con.execute(
             "INSERT INTO history.refreshes (refresh_id, snapshot_at, packages) VALUES (?, ?, ?)",
             [refresh_id, snapshot_at, count],
@@ -92,3 +142,13 @@ def snapshot_history(
         con.execute("ROLLBACK")
         raise
     return int(count)
+
+
+def history_rows(con: duckdb.DuckDBPyConnection, refresh_id: str) -> pl.DataFrame:
+    """One refresh's metrics without its id and time, ordered by package (to compare snapshots)."""
+    return query(
+        con,
+        "SELECT * EXCLUDE (refresh_id, snapshot_at) FROM history.package_metrics WHERE refresh_id = ? "
+        "ORDER BY package_id",
+        [refresh_id],
+    )

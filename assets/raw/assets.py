@@ -58,12 +58,14 @@ def crawl(context: dg.AssetExecutionContext, pulse: PulseResource, warehouse: Wa
     errors_by_kind = Counter(error[2] for error in report.errors)
     if report.stopped_by_budget:
         context.log.warning("crawl stopped at its time budget; the next refresh continues where it stopped")
+    summary = dg.MetadataValue.json(report.summary())  # the whole crawl (`pulse refresh` prints it)
     for source, key in RAW_KEYS.items():
         metadata = {
             "requests": report.requests_by_source.get(source, 0),
             "errors": errors_by_source.get(source, 0),
             "stopped_by_budget": report.stopped_by_budget,
             "seconds": round(report.seconds, 2),
+            "crawl": summary,
         }
         if source == "github":
             metadata["github_quota_spent"] = report.github_quota_spent

@@ -9,7 +9,9 @@
 2. runs the jobs concurrently (bounded per upstream), sending `If-None-Match` with the newest good
    ETag of each key (a 304 is archived with a null body: the previous good body stays current);
 3. appends every answer, good or failed (classified in `error_kind`), to the raw archive as it
-   arrives, in durable batches, so a killed crawl resumes where it stopped.
+   arrives, in durable batches, so a killed crawl resumes where it stopped. Batches are written by
+   a worker thread (`_ArchiveBuffer`: temporary file, fsync, rename, fsync of the folder), never on
+   the event loop, so requests keep flowing while Parquet is written.
 
 Without a GitHub token, repositories go through REST (repo, participation, contributors, newest
 commit). With one, repository metadata (and the newest commit: `defaultBranchRef.target`) come in
@@ -23,7 +25,8 @@ participation of 52 zeros; that row is archived without a request (status 200, `
 Failures never raise: each answer is archived with its `error_kind`, and the run goes on. When a
 quota reset (or a secondary-limit back-off) cannot be waited for within `time_budget_s`, that source
 stops taking new work, the archive is flushed and `CrawlReport.stopped_by_budget` is set; the next
-run skips what was archived (staleness policy) and continues.
+run skips what was archived (staleness policy) and continues. Waits and stops are announced on the
+`pulse.notice` logger too (`pipelines.clients.quota.notify`), which `pulse refresh` prints.
 
 The planning names (`request_key`, `KeyState`, `Job`, `Plan`, `load_state`, `plan_crawl`, ...) are
 re-exported here, where callers have always imported them from.
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
 from collections import Counter
@@ -72,8 +76,9 @@ from pipelines.clients import github as github_mod
 from pipelines.clients import gitlab as gitlab_mod
 from pipelines.clients import pypi as pypi_mod
 from pipelines.clients.http import BudgetExceeded, Fetched, Tuning
+from pipelines.clients.quota import notify
 from pipelines.settings import Settings
-from warehouse.archive import ArchiveWriter, RawResponse
+from warehouse.archive import RawResponse, write_batch
 
 __all__ = [
     "BITBUCKET_ENDPOINTS",
@@ -124,10 +129,101 @@ class CrawlReport:
     skipped_unsupported: int = 0  # repos on hosts we have no client for
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
+    github_quota_wait_s: float = 0.0  # seconds spent waiting for GitHub quota resets
+    github_backoffs: list[float] = field(default_factory=list)  # secondary-limit back-offs (s)
 
     @property
     def error_count(self) -> int:
         return len(self.errors)
+
+    @property
+    def left(self) -> int:
+        """Request keys that were due but not archived (a stopped crawl): the next run's work."""
+        return max(0, self.planned - self.archived)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run asked, spent and left, for asset metadata and the CLI's closing lines."""
+        return {
+            "planned": self.planned,
+            "archived": self.archived,
+            "not_modified": self.not_modified,
+            "left": self.left,
+            "requests_by_source": dict(self.requests_by_source),
+            "errors": len(self.errors),
+            "github_quota_spent": round(self.github_quota_spent, 1),
+            "github_quota_wait_s": round(self.github_quota_wait_s, 1),
+            "github_backoffs": len(self.github_backoffs),
+            "stopped_by_budget": self.stopped_by_budget,
+            "stop_reason": self.stop_reason,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# archive
+
+
+class _ArchiveBuffer:
+    """Raw responses buffered on the event loop and written as durable batches by a worker thread.
+
+    `add` only appends (no lock, no I/O): a full buffer is handed to the writer thread whole, so
+    the crawl goes on while Parquet is encoded and fsynced. One writer thread keeps batches in
+    order and the disk's fsyncs from competing. What is buffered when the loop ends (a stopped or
+    cancelled crawl) is written by `close`, synchronously.
+    """
+
+    def __init__(self, raw_dir: Any, run_id: str, batch_size: int = 500) -> None:
+        self.raw_dir = raw_dir
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.written = 0
+        self._rows: dict[str, list[RawResponse]] = {}
+        self._pending: set[asyncio.Future[None]] = set()
+        self._errors: list[BaseException] = []
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-archive")
+
+    def add(self, row: RawResponse) -> None:
+        buffer = self._rows.setdefault(row.source, [])
+        buffer.append(row)
+        if len(buffer) >= self.batch_size:
+            self._hand_over(row.source)
+
+    def _hand_over(self, source: str) -> None:
+        rows = self._rows.pop(source, [])
+        if not rows:
+            return
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, write_batch, self.raw_dir, source, rows, self.run_id)
+        self._pending.add(future)
+        future.add_done_callback(functools.partial(self._done, rows=len(rows)))
+
+    def _done(self, future: asyncio.Future[None], *, rows: int) -> None:
+        self._pending.discard(future)
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            self._errors.append(future.exception())
+        else:
+            self.written += rows
+
+    async def flush(self) -> None:
+        """Hand every buffer to the writer and wait until all batches so far are durable."""
+        for source in list(self._rows):
+            self._hand_over(source)
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        if self._errors:
+            raise self._errors[0]
+
+    def close(self) -> None:
+        """After the loop: wait for the writer, then write what is still buffered (synchronously)."""
+        self._executor.shutdown(wait=True)
+        for source in list(self._rows):
+            rows = self._rows.pop(source)
+            write_batch(self.raw_dir, source, rows, self.run_id)
+            self.written += len(rows)
+        if self._errors:
+            raise self._errors[0]
 
 
 
@@ -140,7 +236,7 @@ class _Crawler:
         self,
         settings: Settings,
         plan: Plan,
-        writer: ArchiveWriter,
+        writer: _ArchiveBuffer,
         *,
         tuning: Tuning,
         deadline: float | None,
@@ -204,14 +300,15 @@ class _Crawler:
     def stopped(self, source: str) -> bool:
         if self._stop_reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
             self._stop_reason = "time budget reached"
-            self.log.warning("crawl stopping: time budget reached (the next run continues from here)")
+            notify(self.log, "crawl stopping: time budget reached (the next run continues from here)")
         return self._stop_reason is not None or source in self._source_stop
 
     def stop(self, source: str, reason: str) -> None:
         """Stop one source (its quota cannot be waited for within the budget); others go on."""
+        reason = reason.removeprefix(f"{source}: ")
         if source not in self._source_stop:
             self._source_stop[source] = reason
-            self.log.warning("crawl of %s stopping: %s (the next run continues from here)", source, reason)
+            notify(self.log, f"{source}: stopping at the time budget: {reason} (the next run continues from here)")
 
     async def _guard(self, source: str, job_count: int, unit: Any, handle: Callable[[Any], Awaitable[None]],
                      size: int) -> None:
@@ -258,6 +355,8 @@ class _Crawler:
         flusher = asyncio.create_task(self._flush_periodically())
         try:
             jobs = self.plan.jobs
+            if jobs["github"]:
+                await self.github.prime_quota()  # free: what every token has left, before spending
             if self.settings.github_tokens:
                 github_units = self._github_token_units(jobs["github"])
                 github_handle = self._github_unit
@@ -271,6 +370,7 @@ class _Crawler:
                 self.drive("bitbucket", [(job, 1) for job in jobs["bitbucket"]], self._bitbucket),
                 self.drive("codeberg", [(job, 1) for job in jobs["codeberg"]], self._codeberg),
             )
+            await self.writer.flush()
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
@@ -284,11 +384,13 @@ class _Crawler:
         report.requests_by_source = upstreams.requests_by_source()
         report.responses_by_status = upstreams.responses_by_status()
         report.github_quota_spent = upstreams.github_quota_spent()
+        report.github_quota_wait_s = upstreams.pool.waited_s
+        report.github_backoffs = upstreams.github_backoffs()
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.tuning.flush_interval_s)
-            await asyncio.to_thread(self.writer.flush)
+            await self.writer.flush()
 
     # GitHub --------------------------------------------------------------------------------
     def _github_token_units(self, jobs: list[Job]) -> list[tuple[Any, int]]:
@@ -386,7 +488,8 @@ class _Crawler:
             return
         tasks = []
         if "pypi_json" in job.due:
-            tasks.append(self._one(job, "pypi_json", self.pypi.project_json(job.ident, job.etag("pypi_json"))))
+            tasks.append(self._one(job, "pypi_json",
+                                   self.pypi.project_json(job.ident, job.etag("pypi_json"), job.path)))
         if "pypi_simple" in job.due:
             tasks.append(self._one(job, "pypi_simple", self.pypi.simple(job.ident, job.etag("pypi_simple"))))
         await asyncio.gather(*tasks)
@@ -422,7 +525,7 @@ class _Crawler:
         await self._repository_then_commits(
             job,
             lambda etag: self.bitbucket.repository(workspace, slug, etag),
-            lambda etag: self.bitbucket.commits(workspace, slug, etag),
+            lambda etag: self.bitbucket.commits(workspace, slug, self.window_since, etag),
         )
 
     # Codeberg ------------------------------------------------------------------------------
@@ -511,11 +614,14 @@ def run_crawl(
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    writer = _ArchiveBuffer(settings.raw_dir, run_id)
     try:
-        with ArchiveWriter(settings.raw_dir, run_id) as writer:
-            crawler = _Crawler(settings, plan, writer, tuning=tuning, deadline=deadline, progress=progress,
-                               log=log, transport=transport)
+        crawler = _Crawler(settings, plan, writer, tuning=tuning, deadline=deadline, progress=progress,
+                           log=log, transport=transport)
+        try:
             _run_loop(crawler.run)
+        finally:
+            writer.close()
     finally:
         for logger, level in zip(quiet, levels, strict=True):
             logger.setLevel(level)
@@ -526,4 +632,6 @@ def run_crawl(
         report.seconds, report.archived, report.not_modified, len(report.errors), report.github_quota_spent,
         f"; stopped early: {report.stop_reason}" if report.stopped_by_budget else "",
     )
+    if report.stopped_by_budget:  # `pulse refresh` prints this in its closing summary
+        log.warning("crawl stopped by the time budget: %d requests left for the next run", report.left)
     return report

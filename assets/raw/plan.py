@@ -44,6 +44,7 @@ class Job:
     last_activity: str | None = None  # newest push / commit (ISO), from repository metadata
     nonempty: bool | None = None  # the repository is known to have commits
     project_id: int | None = None
+    path: str | None = None  # PyPI: where the last answer's redirect led (/pypi/<display name>/json)
 
     def key(self, endpoint: str) -> str:
         return request_key(self.source, endpoint, self.ident)
@@ -145,7 +146,8 @@ def plan_crawl(
             endpoints = ("pypi_json", "pypi_simple") if fetch_simple else ("pypi_json",)
             due = due_endpoints("pypi", name, endpoints)
             if due:
-                jobs["pypi"].append(Job("pypi", subject, name, due, order(due)))
+                fact = facts.get(request_key("pypi", "pypi_json", name)) or {}
+                jobs["pypi"].append(Job("pypi", subject, name, due, order(due), path=fact.get("path")))
     for source_jobs in jobs.values():
         source_jobs.sort(key=lambda j: j.order)
     return Plan(jobs, skipped_fresh, skipped_unsupported, skipped_problem)

@@ -2,12 +2,13 @@
 
 The crawl is incremental: a key fetched recently is skipped, a stale one is asked with its newest
 good ETag (a 304 costs no GitHub quota), and facts from stored repository bodies (canonical name
-after a rename, default branch, last push) steer the next requests. Reading only the columns this
-needs keeps planning cheap on a big archive.
+after a rename, default branch, last push) and PyPI redirects (the display name's path) steer the
+next requests. Reading only the columns this needs keeps planning cheap on a big archive.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ import orjson
 import polars as pl
 
 from warehouse.archive import scan_archive
+
+PYPI_JSON_PATH = re.compile(r"^/pypi/[A-Za-z0-9._%-]+/json$")  # where a PyPI 301 may lead us next time
 
 
 @dataclass
@@ -72,6 +75,24 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
                           "last_activity": graphql_last_activity(data), "nonempty": graphql_nonempty(data)}
         else:
             facts[key] = {"project_id": data.get("id")}
+    # PyPI answers /pypi/<normalised name>/json with a 301 to the project's display name
+    # (/pypi/Django/json): remember where it led, so the next run asks there at once
+    moved = (
+        scan.filter((pl.col("endpoint") == "pypi_json") & pl.col("error_kind").is_null()
+                    & pl.col("status").is_in([200, 304]) & pl.col("headers").str.contains('"location"', literal=True))
+        .select("request_key", "headers", "fetched_at")
+        .sort("fetched_at")
+        .group_by("request_key")
+        .agg(pl.col("headers").last())
+        .collect()
+    )
+    for key, headers in moved.iter_rows():
+        try:
+            location = orjson.loads(headers).get("location")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(location, str) and PYPI_JSON_PATH.match(location):
+            facts[key] = {"path": location}
     return states, facts
 
 

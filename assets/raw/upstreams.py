@@ -33,6 +33,7 @@ class Upstreams:
     bitbucket: Bitbucket
     codeberg: Codeberg
     clients: dict[str, httpx.AsyncClient]  # by network location; closed by `aclose`
+    pool: TokenPool  # GitHub's tokens (or anonymous access) and their quota
 
     @classmethod
     def connect(
@@ -48,7 +49,7 @@ class Upstreams:
         allowed = settings.allowed_hosts()
         tokens = settings.github_tokens
         concurrency: Counter[str] = Counter()
-        for url, size in ((settings.github_api_url, tuning.github_concurrency),
+        for url, size in ((settings.github_api_url, min(tuning.github_concurrency, GITHUB_MAX_CONCURRENCY)),
                           (settings.github_graphql_url, tuning.graphql_concurrency if tokens else 0),
                           (settings.pypi_url, tuning.pypi_concurrency),
                           (settings.gitlab_api_url, tuning.gitlab_concurrency),
@@ -64,11 +65,12 @@ class Upstreams:
             return Upstream(name, url, clients[netloc(url)], allowed=allowed, tuning=tuning,
                             concurrency=size, log=log, deadline=deadline, **kw)
 
-        graphql_size = tuning.graphql_concurrency if tokens else 0
+        # REST + GraphQL in flight together never exceed GitHub's 100, whatever the tuning says
+        graphql_size = max(1, min(tuning.graphql_concurrency, GITHUB_MAX_CONCURRENCY // 2)) if tokens else 0
         gh_rest = upstream("github", settings.github_api_url,
                            max(1, min(tuning.github_concurrency, GITHUB_MAX_CONCURRENCY - graphql_size)),
                            pool=pool, resource="core")
-        gh_graphql = (upstream("github-graphql", settings.github_graphql_url, tuning.graphql_concurrency,
+        gh_graphql = (upstream("github-graphql", settings.github_graphql_url, graphql_size,
                                pool=pool, resource="graphql") if tokens else None)
         return cls(
             github=GitHub(gh_rest, gh_graphql, computing_attempts=tuning.computing_attempts,
@@ -77,10 +79,12 @@ class Upstreams:
             pypi=PyPI(upstream("pypi", settings.pypi_url, tuning.pypi_concurrency)),
             gitlab=GitLab(upstream("gitlab", settings.gitlab_api_url, tuning.gitlab_concurrency),
                           max_pages=tuning.max_pages),
-            bitbucket=Bitbucket(upstream("bitbucket", settings.bitbucket_api_url, tuning.bitbucket_concurrency)),
+            bitbucket=Bitbucket(upstream("bitbucket", settings.bitbucket_api_url, tuning.bitbucket_concurrency),
+                                max_pages=tuning.max_pages),
             codeberg=Codeberg(upstream("codeberg", settings.codeberg_api_url, tuning.codeberg_concurrency),
                               max_pages=tuning.max_pages),
             clients=clients,
+            pool=pool,
         )
 
     async def aclose(self) -> None:
@@ -104,6 +108,11 @@ class Upstreams:
             if up is not None:
                 statuses.update(up.stats.statuses)
         return dict(sorted(statuses.items()))
+
+    def github_backoffs(self) -> list[float]:
+        """Seconds of every secondary-limit back-off of GitHub REST and GraphQL, in order."""
+        graphql = self.github.graphql
+        return list(self.github.rest.backoffs) + (list(graphql.backoffs) if graphql else [])
 
     def github_quota_spent(self) -> float:
         """REST requests that cost quota plus GraphQL points, as GitHub would count them."""

@@ -1,23 +1,42 @@
-"""Bitbucket Cloud 2.0: repository and the newest commits."""
+"""Bitbucket Cloud 2.0: repository and the default branch's commits of the last 52 weeks.
+
+Bitbucket pages its lists inside the body (`{"values": [...], "pagelen": n, "next": <absolute URL>}`)
+rather than in a Link header, so commits are paged here: newest first, following `next` until a page
+reaches back past the window start (like GitLab and Codeberg), at most `max_pages` pages. The
+archived body keeps Bitbucket's shape: one page object whose `values` are all the pages' commits
+(`next` dropped, `x-pulse-pages` header says how many were merged).
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from pipelines.clients.fetched import Fetched, require_body
 from pipelines.clients.http import Upstream
+from pipelines.clients.pages import utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)
 
 
 def valid_name(workspace: str, slug: str) -> bool:
     return all(NAME_RE.match(p) and p not in (".", "..") for p in (workspace, slug))
 
 
+def _is_page(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("values"), list)
+
+
 class Bitbucket:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, max_pages: int = 50, page_len: int = PAGE_LEN) -> None:
         self.upstream = upstream
+        self.max_pages = max_pages
+        self.page_len = page_len
 
     def _base(self, workspace: str, slug: str) -> str:
         return f"/repositories/{quote(workspace, safe='')}/{quote(slug, safe='')}"
@@ -26,8 +45,42 @@ class Bitbucket:
         fetched = await self.upstream.get(self._base(workspace, slug), etag=etag)
         return require_body(fetched, lambda data: isinstance(data, dict), "repository body is not an object")
 
-    async def commits(self, workspace: str, slug: str, etag: str | None = None) -> Fetched:
-        """The first page of commits (newest first)."""
-        fetched = await self.upstream.get(self._base(workspace, slug) + "/commits?pagelen=30", etag=etag)
-        return require_body(fetched, lambda data: isinstance(data, dict) and isinstance(data.get("values"), list),
-                            "commits body has no 'values' list")
+    async def commits(self, workspace: str, slug: str, since: datetime | None = None,
+                      etag: str | None = None) -> Fetched:
+        """Commits newest first, pages merged until one reaches back past `since` (None: page 1 only).
+
+        The body always holds the newest commit (last activity, even for an idle repository) and
+        every commit of the window; the URL has no date in it, so the ETag of page 1 can answer 304
+        from run to run. A failed later page fails the key (the previous good body stays).
+        """
+        path = f"{self._base(workspace, slug)}/commits?pagelen={self.page_len}"
+        first = await self.upstream.get(path, etag=etag)
+        first = require_body(first, _is_page, "commits body has no 'values' list")
+        if not first.ok:
+            return first
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since is not None else None
+        merged: list[Any] = list(first.data["values"])
+        page, pages = first.data, 1
+        while stamp is not None and page.get("next") and page["values"]:
+            oldest = page["values"][-1].get("date") if isinstance(page["values"][-1], dict) else None
+            if not (isinstance(oldest, str) and utc_stamp(oldest) >= stamp):
+                break  # this page already reaches back past the window
+            if pages >= self.max_pages:
+                break  # enough for 52 weeks of any real project; keep what we have
+            current = await self.upstream.get(str(page["next"]))
+            first.attempts += current.attempts
+            pages += 1
+            if not current.ok or not _is_page(current.data):
+                first.status = current.status
+                first.error_kind = current.error_kind or "malformed"
+                first.error = f"page {pages}: {current.error or 'no values list'}"
+                return first
+            page = current.data
+            merged.extend(page["values"])
+        if pages > 1:
+            body = {k: v for k, v in first.data.items() if k not in ("next", "values")}
+            body["values"] = merged
+            first.data = body
+            first.text = orjson.dumps(body).decode()
+        first.headers["x-pulse-pages"] = str(pages)
+        return first

@@ -58,6 +58,7 @@ class Fetched:
     error_kind: str | None = None
     error: str | None = None
     final_url: str | None = None  # where redirects led, when they did
+    next_url: str | None = None  # the Link header's rel="next" target (httpx's parser), when there is one
 
     @property
     def ok(self) -> bool:

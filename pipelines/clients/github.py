@@ -6,11 +6,13 @@ text GitHub sent (contributors: all pages merged into one JSON list, in GitHub's
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
@@ -80,6 +82,40 @@ class GitHub:
         self.computing_max_s = computing_max_s
         self.max_pages = max_pages
         self.graphql_cost = 0.0
+
+    async def prime_quota(self) -> None:
+        """Ask `GET /rate_limit` once per token, so rotation starts from what each token has left.
+
+        GitHub does not charge that request against any limit, and it tells the REST (`core`) and
+        GraphQL quota of the token: a token a previous run spent this hour is then passed over from
+        the first request instead of answering a 403. Failures (a GitHub Enterprise with rate
+        limiting off answers 404) leave the quota unknown, as before.
+        """
+        pool, rest = self.rest.pool, self.rest
+        if pool is None:
+            return
+        url = rest.absolute("/rate_limit")
+
+        async def one(index: int) -> None:
+            try:
+                async with rest.semaphore:
+                    rest.stats.requests += 1
+                    response = await rest.client.get(url, headers={**rest.headers, **REST_HEADERS,
+                                                                   **pool.auth_header(index)})
+            except httpx.HTTPError:
+                rest.stats.statuses[0] += 1
+                return
+            rest.stats.statuses[response.status_code] += 1
+            try:
+                resources = orjson.loads(response.content).get("resources") if response.status_code == 200 else None
+            except (orjson.JSONDecodeError, AttributeError):
+                return
+            for name in ("core", "graphql"):
+                entry = resources.get(name) if isinstance(resources, dict) else None
+                if isinstance(entry, dict):
+                    pool.observe(index, name, entry.get("limit"), entry.get("remaining"), entry.get("reset"))
+
+        await asyncio.gather(*(one(index) for index in range(pool.size)))
 
     async def repo(self, full_name: str, etag: str | None = None) -> Fetched:
         """GET /repos/{o}/{r}; a 301 (rename/transfer) is followed to /repositories/{id}."""
@@ -151,7 +187,17 @@ class GitHub:
     # GraphQL ---------------------------------------------------------------------------------
     @staticmethod
     def graphql_query(repos: list[tuple[str, str]]) -> str:
-        """One query with an alias per repository (names are validated and JSON-quoted)."""
+        """One query with an alias per repository (names are validated and JSON-quoted).
+
+        Batch size (`Tuning.graphql_batch`, 100): GitHub charges a query the number of connection
+        requests it needs divided by 100, rounded, at least 1 point, and refuses one of more than
+        500,000 nodes. Each repository here asks for one connection (`repositoryTopics(first: 20)`;
+        `watchers` and `issues` ask only `totalCount`, with no `first`, which the documented
+        calculation does not count), so 100 repositories cost 1 point and at most 2,000 nodes: half
+        the points per repository of batches of 50, with an answer of ~90 KB. Past 149 repositories
+        the rounding makes it 2 points, so 100 is the sweet spot; larger batches would also make
+        each query a bigger share of GitHub's 10 s query timeout and one failed query lose more.
+        """
         parts = ["query {", "  rateLimit { cost remaining resetAt }"]
         for i, (owner, name) in enumerate(repos):
             parts.append(

@@ -36,7 +36,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from pipelines.clients.fetched import ERROR_KINDS, KEEP_HEADERS, Fetched, classify_status, keep_headers
 from pipelines.clients.pages import next_link
-from pipelines.clients.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int
+from pipelines.clients.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int, notify
 from pipelines.clients.transport import USER_AGENT, AiohttpTransport, make_clients
 from pipelines.clients.tuning import Tuning
 from pipelines.settings import netloc
@@ -106,6 +106,7 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         log: logging.Logger | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         deadline: float | None = None,
     ) -> None:
         self.name = name
@@ -113,14 +114,16 @@ class Upstream:
         self.client = client
         self.allowed = frozenset(allowed)
         self.tuning = tuning
-        self.semaphore = AdaptiveGate(concurrency)
+        self.semaphore = AdaptiveGate(concurrency, regrow_after=tuning.concurrency_regrow_after)
         self.pool = pool
         self.resource = resource
         self.headers = dict(headers or {})
         self.log = log or logging.getLogger(__name__)
         self._sleep = sleep
+        self._clock = clock  # monotonic; injectable with `sleep` so tests need not wait
         self.deadline = deadline  # monotonic; None = no time budget
         self.stats = UpstreamStats()
+        self.backoffs: list[float] = []  # seconds of each secondary-limit back-off episode
         self._paused_until = 0.0  # monotonic; a secondary rate limit pauses the whole upstream
         check_url(self.base_url, self.allowed)
         # an upstream only ever talks to its own host: redirects and Link pages included
@@ -194,7 +197,7 @@ class Upstream:
 
     async def _wait_paused(self) -> None:
         while True:
-            delay = self._paused_until - time.monotonic()
+            delay = self._paused_until - self._clock()
             if delay <= 0:
                 return
             await self._sleep(delay)
@@ -269,13 +272,14 @@ class Upstream:
                         return Fetched(url=url, status=status, headers=kept, text=text,
                                        error_kind="rate_limited",
                                        error=f"HTTP {status}: secondary rate limit persisted")
-                    delay = (
-                        float(retry_after)
-                        if retry_after is not None
-                        else self.tuning.secondary_base_s * 2 ** (secondary_hits - 1)
-                    )
-                    await self._pause(delay, f"{self.name}: secondary rate limit (HTTP {status})")
+                    if retry_after is not None:  # honoured as given
+                        delay, how = float(retry_after), "as retry-after asks"
+                    else:  # GitHub: wait at least a minute, then exponentially longer
+                        delay = self.tuning.secondary_base_s * 2 ** (secondary_hits - 1)
+                        how = "no retry-after: exponential back-off"
+                    await self._pause(delay, f"{self.name}: secondary rate limit (HTTP {status})", how)
                     continue
+            self.semaphore.success()
             # an authorised 304 costs no quota; everything else that got past the limits does
             if self.pool is not None and self.resource != "graphql" and (
                 status != 304 or not self.pool.authenticated
@@ -324,16 +328,23 @@ class Upstream:
                                      error_kind="malformed", error=f"HTTP {status}: empty body",
                                      final_url=final_url))
             kind, message = classify_status(status, text)
+            next_url = (response.links.get("next") or {}).get("url") if "link" in rheaders else None
             return Fetched(url=url, status=status, headers=kept, text=text, data=data, etag=etag_out,
-                           error_kind=kind, error=message, final_url=final_url)
+                           error_kind=kind, error=message, final_url=final_url, next_url=next_url)
 
-    async def _pause(self, delay: float, why: str) -> None:
-        now = time.monotonic()
+    async def _pause(self, delay: float, why: str, how: str = "") -> None:
+        """Pause the whole upstream `delay` s (the answers of one burst extend one episode).
+
+        A new episode halves the concurrency and says so on the console (`notify`).
+        """
+        now = self._clock()
         until = now + delay
         if self.deadline is not None and until > self.deadline:
             raise BudgetExceeded(f"{why}; waiting {delay:.0f} s would exceed the time budget")
         if self._paused_until <= now:  # a new episode (not one more answer from the same burst)
             limit = self.semaphore.shrink()
-            self.log.warning("%s: backing off %.1f s; concurrency now %d", why, delay, limit)
+            self.backoffs.append(delay)
+            notify(self.log, f"{why} — backing off {delay:.0f} s{f' ({how})' if how else ''}; "
+                             f"concurrency now {limit}")
         self._paused_until = max(self._paused_until, until)
         await self._wait_paused()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import orjson
 
 from pipelines.clients.fetched import Fetched
@@ -20,21 +21,16 @@ if TYPE_CHECKING:
 
 
 def next_link(link_header: str | None) -> str | None:
-    """The `rel="next"` target of an RFC 8288 Link header."""
+    """The `rel="next"` target of an RFC 8288 Link header, by httpx's own parser.
+
+    `Upstream` reads it from the response (`httpx.Response.links`, kept as `Fetched.next_url`);
+    this is for a Link header held as text. httpx keys links by their `rel` value, which is all
+    the upstreams here send (GitHub, GitLab, Codeberg: one relation per link).
+    """
     if not link_header:
         return None
-    for part in link_header.split(","):
-        section = part.split(";")
-        if len(section) < 2:
-            continue
-        target = section[0].strip()
-        if not (target.startswith("<") and target.endswith(">")):
-            continue
-        for param in section[1:]:
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "rel" and "next" in value.strip().strip('"').split():
-                return target[1:-1]
-    return None
+    links = httpx.Response(200, headers={"link": link_header}).links
+    return (links.get("next") or {}).get("url")
 
 
 def utc_stamp(stamp: str | None) -> str:
@@ -77,7 +73,7 @@ async def merge_pages(
     pages = 1
     current = first
     while more is None or more(current.data):
-        link = next_link(current.headers.get("link"))
+        link = current.next_url or next_link(current.headers.get("link"))
         if link is None and fallback is not None:
             link = fallback(current, pages)
         if link is None:

@@ -22,9 +22,19 @@ class PyPI:
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
 
-    async def project_json(self, name: str, etag: str | None = None) -> Fetched:
-        """/pypi/<name>/json (a 301 to the canonical name is followed; 404 = not on PyPI)."""
-        fetched = await self.upstream.get(f"/pypi/{quote(name, safe='')}/json", etag=etag,
+    async def project_json(self, name: str, etag: str | None = None, path: str | None = None) -> Fetched:
+        """/pypi/<name>/json (a 301 to the display name is followed; 404 = not on PyPI).
+
+        PyPI redirects every spelling but the project's display name (`/pypi/django/json` ->
+        `/pypi/Django/json`); `path` is where the previous answer's redirect led, asked directly so
+        an unchanged project costs one 304 instead of a 301 and a 304.
+
+        `X-PyPI-Last-Serial` is archived but not otherwise used: PyPI's JSON answers carry an ETag
+        and answer `If-None-Match` with 304 (through its CDN), which already says "unchanged since
+        the last good fetch" for the one URL we ask, and the serial of an answer is only known once
+        it has been sent, so it cannot save a request the ETag does not already save.
+        """
+        fetched = await self.upstream.get(path or f"/pypi/{quote(name, safe='')}/json", etag=etag,
                                           headers={"Accept": "application/json"})
         return _refine(fetched, "info")
 

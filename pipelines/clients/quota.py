@@ -15,9 +15,28 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
+
+# Waits a user should see even when step logs are hidden (`pulse refresh` without -v shows this
+# logger's records on the console): a quota reset being waited for, a secondary-limit back-off, a
+# source stopped by the time budget. Never a token: messages name tokens by count only.
+NOTICE = logging.getLogger("pulse.notice")
+NOTICE.addHandler(logging.NullHandler())  # nobody listening (Dagster UI, tests): no stderr fallback
+
+
+def notify(log: logging.Logger | logging.LoggerAdapter | Any, message: str) -> None:
+    """`message` as a warning on the crawl's own log (Dagster's step log) and on `NOTICE`."""
+    log.warning(message)
+    if log is not NOTICE:
+        NOTICE.warning(message)
+
+
+def utc_clock(epoch: float) -> str:
+    """An epoch time as `HH:MM:SS UTC` (when a reset happens, for the wait messages)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
 
 
 class BudgetExceeded(Exception):
@@ -80,12 +99,25 @@ class TokenPool:
         self._monotonic = monotonic
         self._sleep = sleep
         self._logged_wait: float | None = None
-        self.waits = 0
+        self.waits = 0  # waits for a reset (one per waiting request)
+        self.waited_s = 0.0  # seconds of distinct reset waits (not multiplied by the waiting requests)
         self.used: Counter[int] = Counter()
 
     @property
     def authenticated(self) -> bool:
         return self._tokens[0] is not None
+
+    @property
+    def size(self) -> int:
+        """How many identities requests rotate over (1 for anonymous access)."""
+        return len(self._tokens)
+
+    def observe(self, index: int, resource: str, limit: Any, remaining: Any, reset: Any) -> None:
+        """What GitHub says a token has left (`GET /rate_limit`), before any request spends it."""
+        if not all(isinstance(v, int | float) for v in (limit, remaining, reset)):
+            return
+        quota = self.quota(index, resource)
+        quota.limit, quota.remaining, quota.reset_at = int(limit), int(remaining), float(reset)
 
     def quota(self, index: int, resource: str) -> _Quota:
         return self._quota.setdefault((index, resource), _Quota())
@@ -141,16 +173,25 @@ class TokenPool:
             wait = max(0.0, reset_at - now) + 1.0
             who = (f"all {len(self._tokens)} token(s)" if self.authenticated
                    else "anonymous access (set GITHUB_TOKEN for 5,000 requests an hour per token)")
-            await self.wait(wait, f"GitHub {resource} quota spent on {who}")
+            name = "REST" if resource == "core" else "GraphQL" if resource == "graphql" else resource
+            await self.wait(wait, f"github: {name} quota spent on {who}")
 
     async def wait(self, seconds: float, why: str) -> None:
-        """Sleep `seconds`, or raise BudgetExceeded when that overruns the deadline."""
+        """Sleep `seconds`, or raise BudgetExceeded when that overruns the deadline.
+
+        The first request to wait for a given reset says so (`notify`: visible in `pulse refresh`
+        without -v); the others waiting for the same reset wait silently.
+        """
         if self.deadline is not None and self._monotonic() + seconds > self.deadline:
             raise BudgetExceeded(f"{why}; waiting {seconds:.0f} s would exceed the time budget")
-        key = round(self._clock() + seconds)
-        if self._logged_wait is None or abs(self._logged_wait - key) > 5:
+        until = self._clock() + seconds
+        key = round(until)
+        if self._logged_wait is None or abs(self._logged_wait - key) > 1:
             self._logged_wait = key
-            self.log.warning("%s: waiting %.0f s for the reset", why, seconds)
+            self.waited_s += seconds
+            hint = ("within the time budget" if self.deadline is not None
+                    else "use --time-budget to stop instead")
+            notify(self.log, f"{why} — waiting {seconds:.0f} s until {utc_clock(until)} for the reset; {hint}")
         self.waits += 1
         await self._sleep(seconds)
 
@@ -200,23 +241,46 @@ class TokenPool:
 
 
 class AdaptiveGate:
-    """A semaphore whose size can shrink: halved on each secondary rate limit (not below 1)."""
+    """A semaphore that backs off and recovers (AIMD, like TCP's congestion window).
 
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
+    Halved on each secondary rate limit (not below 1); grown back by one after every
+    `regrow_after` answers in a row that were not rate limited, up to the configured `limit`, so
+    one burst of 403s does not slow the rest of a long crawl for good.
+    """
+
+    def __init__(self, limit: int, regrow_after: int = 50) -> None:
+        self.max_limit = max(1, limit)
+        self.limit = self.max_limit
+        self.regrow_after = max(1, regrow_after)
         self.active = 0
+        self.peak = 0  # most requests ever in flight at once (tests, diagnostics)
+        self._successes = 0
+        self._grown = 0  # slots added since the last release: wake that many more waiters
         self._cond = asyncio.Condition()
 
     async def __aenter__(self) -> None:
         async with self._cond:
             await self._cond.wait_for(lambda: self.active < self.limit)
             self.active += 1
+            self.peak = max(self.peak, self.active)
 
     async def __aexit__(self, *exc: object) -> None:
         async with self._cond:
             self.active -= 1
-            self._cond.notify()
+            self._cond.notify(1 + self._grown)
+            self._grown = 0
 
     def shrink(self) -> int:
         self.limit = max(1, self.limit // 2)
+        self._successes = 0
+        return self.limit
+
+    def success(self) -> int:
+        """One answer that was not rate limited; returns the (possibly grown) limit."""
+        if self.limit < self.max_limit:
+            self._successes += 1
+            if self._successes >= self.regrow_after:
+                self._successes = 0
+                self.limit += 1
+                self._grown += 1
         return self.limit

@@ -19,6 +19,7 @@ class Tuning:
     computing_max_s: float = 15.0
     secondary_base_s: float = 60.0  # secondary limit without retry-after: 60 s, 120 s, ...
     secondary_max_hits: int = 5
+    concurrency_regrow_after: int = 50  # answers without a limit before a halved cap grows back by one
     quota_max_waits: int = 3  # primary quota exhausted: waits for reset per request
     max_redirects: int = 3
     max_pages: int = 50  # contributors / commits pages per request key
@@ -28,7 +29,12 @@ class Tuning:
     gitlab_concurrency: int = 16
     bitbucket_concurrency: int = 16
     codeberg_concurrency: int = 8  # Codeberg is a non-profit's service: be gentle
-    graphql_batch: int = 50
+    # repositories per GraphQL query. GitHub's cost: the connections a query asks for (here one per
+    # repository: `repositoryTopics(first: 20)`; `totalCount`-only connections are not counted) / 100, rounded, at
+    # least 1 point, and at most 500,000 nodes per query. 100 repositories = 100 connections, 2,000
+    # topic nodes: 1 point, the same as 50, so twice the repositories per point, with answers of
+    # ~90 KB (see `GitHub.graphql_query`).
+    graphql_batch: int = 100
     graphql_concurrency: int = 4
     jobs_in_flight: int = 512
     flush_interval_s: float = 2.0

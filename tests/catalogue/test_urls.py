@@ -9,7 +9,14 @@ from collections import Counter
 
 import pytest
 
-from assets.catalogue.urls import RepoProblem, RepoRef, normalize_pypi_name, parse_pypi_name, parse_repo_url
+from assets.catalogue.urls import (
+    RepoProblem,
+    RepoRef,
+    normalize_pypi_name,
+    parse_pypi,
+    parse_pypi_name,
+    parse_repo_url,
+)
 
 ACCEPTED = [
     ("https://github.com/mgrouchy/django-stronghold", "github", "mgrouchy", "django-stronghold"),
@@ -265,6 +272,36 @@ def test_pypi_fallback_rules():
     assert parse_pypi_name("http://pypi.python.org/pypi/", fallback_slug=None) is None
     assert parse_pypi_name("https://example.com/x", fallback_slug="foo") is None
     assert parse_pypi_name("https://pypi.org/project/-bad-/", fallback_slug="foo") is None
+
+
+PYPI_PROBLEMS = [
+    ("http://pypi.python.org/pypi/Sphene%20Community%20Tools", "invalid_name"),
+    ("https://pypi.org/project/-bad-/", "invalid_name"),
+    ("not a name", "malformed"),
+    ("https://example.com/project/x/", "not_pypi_host"),
+    ("https://pypi.org.evil.io/project/x/", "not_pypi_host"),
+    ("http://127.0.0.1:8000/pypi/x/json", "not_pypi_host"),
+    ("https://user@pypi.org/project/x/", "userinfo"),
+    ("https://pypi.org:8443/project/x/", "port"),
+    ("file:///pypi/x", "unsupported_scheme"),
+    ("https://github.com/o/r", "not_pypi_host"),
+    ("https://pypi.org/project/../../x/", "invalid_name"),
+    ("https://pypi.org/help/faq/", "not_a_project_page"),
+]
+
+
+@pytest.mark.parametrize(("value", "code"), PYPI_PROBLEMS, ids=[p[0] for p in PYPI_PROBLEMS])
+def test_an_unusable_pypi_url_says_why(value, code):
+    name, problem = parse_pypi(value, fallback_slug="the-slug")
+    assert name is None
+    assert problem is not None and problem.code == code, problem
+    assert str(problem).startswith(f"{code}: ") and "\n" not in str(problem)
+
+
+@pytest.mark.parametrize("value", ["", None, "django-foo", "https://pypi.org/project/django-foo/",
+                                   "http://pypi.python.org/pypi/"])
+def test_a_usable_or_absent_pypi_url_has_no_problem(value):
+    assert parse_pypi(value, fallback_slug="django-foo") == ((None if value == "" else "django-foo"), None)
 
 
 def test_pep503_normalisation():

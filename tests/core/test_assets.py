@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
+import duckdb
 import pytest
 
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
-from assets.core.sample import sample_catalogue, write_sample
+from assets.core.sample import T0, sample_catalogue, write_sample
 from assets.marts.assets import marts_assets
 from pipelines.resources import PulseResource, WarehouseResource
+from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_reader, connect_writer
 from warehouse.load import replace_tables
 from warehouse.publish import publish
@@ -88,3 +92,70 @@ def test_core_asset_fails_clearly_without_catalogue(tmp_path):
     write_sample(tmp_path / "raw")
     with pytest.raises(dg.Failure, match="catalogue tables missing"):
         dg.materialize(core_assets, resources=_resources(tmp_path))
+
+
+def test_a_failing_blocking_check_stops_history_and_publish_in_a_real_run(home):
+    """Duplicate keys injected upstream (the catalogue lists package 1 twice) reach core.packages;
+    the blocking unique-key check fails in the same in-process run, so the history snapshot and the
+    published warehouse are never materialized, and the check says how many keys are duplicated."""
+    from assets.exports.assets import published_warehouse
+
+    con = connect_writer(home / "warehouse.duckdb")
+    try:
+        con.execute("INSERT INTO catalogue.packages SELECT * FROM catalogue.packages WHERE id = 1")
+    finally:
+        con.close()
+    result = dg.materialize([*core_assets, *marts_assets, *core_checks, published_warehouse],
+                            resources=_resources(home), raise_on_error=False)
+    assert not result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "core/packages" in materialized
+    assert "history/package_metrics" not in materialized
+    assert "exports/published_warehouse" not in materialized
+    assert not (home / "published.duckdb").exists()
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    unique = checks[("core/packages", "unique_key")]
+    assert not unique.passed and unique.severity == dg.AssetCheckSeverity.ERROR
+    assert unique.metadata["offending_rows"].value == 1  # one id (1) appears twice
+    assert "(1, 2)" in unique.metadata["examples"].value[0]  # (id, count)
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 0
+    finally:
+        con.close()
+
+
+def test_fifty_two_weeks_starts_from_the_packages_with_a_participation_answer(home):
+    from assets.core.checks import run_core_checks
+
+    assert dg.materialize(core_assets, resources=_resources(home)).success
+
+    def weeks_check(con):
+        return next(r for r in run_core_checks(con) if r.check_name == "fifty_two_weeks")
+
+    con = connect_writer(home / "warehouse.duckdb")
+    try:
+        # zeta's participation body is malformed (a crawl error already) and beta shares alpha's repo
+        assert weeks_check(con).passed
+        # a crawled package whose week rows went missing fails, although no week row is wrong
+        con.execute("DELETE FROM core.commit_weeks WHERE package_id = 3")
+        bad = weeks_check(con)
+        assert not bad.passed and bad.metadata["offending_rows"].value == 1
+        assert bad.metadata["examples"].value[0].startswith("(3, 0,")
+    finally:
+        con.close()
+    # the repository became empty: GitHub's 204 is archived as empty series, an answer without weeks
+    write_batch(home / "raw", "github", [
+        RawResponse("github:participation:old/gamma", "github", "participation", "github:old/gamma",
+                    "/repos/old/gamma/stats/participation", 204, '{"all": [], "owner": []}',
+                    fetched_at=T0 + timedelta(days=2))], "later")
+    assert dg.materialize(core_assets, resources=_resources(home)).success
+    con = connect_writer(home / "warehouse.duckdb")
+    try:
+        assert con.execute("SELECT count(*) FROM core.commit_weeks WHERE package_id = 3").fetchall()[0][0] == 0
+        assert weeks_check(con).passed
+        # week rows with a gap still fail
+        con.execute("DELETE FROM core.commit_weeks WHERE package_id = 1 AND week_index = 7")
+        assert weeks_check(con).metadata["offending_rows"].value == 1
+    finally:
+        con.close()

@@ -9,7 +9,7 @@ import orjson
 from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
 from assets.core.sample import rest_repo, sample_catalogue, write_sample
 from assets.core.transform import CORE_KEYS, build_core_from_archive
-from assets.marts.history import snapshot_history
+from assets.marts.history import history_rows, snapshot_history
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_writer
 from warehouse.load import query
@@ -120,5 +120,87 @@ def test_incremental_codeberg_batch_equals_full(tmp_path):
                            "WHERE id = 8").row(0)
         assert theta[:3] == (21, 4, "Theta 2")
         assert theta[3] == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    finally:
+        con.close()
+
+
+def _same_history(con, a: str, b: str) -> None:
+    left, right = history_rows(con, a), history_rows(con, b)
+    assert left.height == right.height > 0
+    assert left.equals(right), (left, right)
+
+
+def test_rerunning_a_refresh_id_keeps_its_current_values(tmp_path):
+    """Re-running the newest refresh (same run id, nothing pending) must not fall back to the
+    refresh before it: zeta's stars stay 77 (regression: the re-run copied 42 from r1)."""
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    catalogue = sample_catalogue()
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        refresh_core(con, catalogue, raw, now=NOW)
+        snapshot_history(con, "r1", NOW, changed=pending_changes(con))
+        consume_pending(con)
+        _changes(raw)
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
+        consume_pending(con)
+        stars = "SELECT stars FROM history.package_metrics WHERE refresh_id = 'r2' AND package_id = 6"
+        assert query(con, stars).item() == 77
+        # the same run id again (e.g. a re-executed history step): nothing is pending now
+        assert pending_changes(con) == []
+        assert snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con)) == 8
+        consume_pending(con)
+        assert query(con, stars).item() == 77
+        assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 8
+        assert query(con, "SELECT snapshot_at FROM history.refreshes WHERE refresh_id = 'r2'").item() == \
+            NOW.replace(day=30)
+        # and a re-run with new core changes in between recomputes just those, on its own rows
+        write_batch(raw, "github", [RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
+                                                orjson.dumps(rest_repo("z/zeta", 99)).decode(),
+                                                fetched_at=LATER.replace(day=27))], "later2")
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con))
+        consume_pending(con)
+        assert query(con, stars).item() == 99
+        snapshot_history(con, "full", NOW.replace(day=30, hour=1))
+        _same_history(con, "r2", "full")
+    finally:
+        con.close()
+
+
+def test_incremental_history_equals_a_full_snapshot(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    catalogue = sample_catalogue()
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        refresh_core(con, catalogue, raw, now=NOW)
+        snapshot_history(con, "r1", NOW, changed=pending_changes(con))
+        consume_pending(con)
+        # two incremental core refreshes (new contributors, stars, a failed PyPI fetch, a release
+        # yanked) before the next snapshot
+        _changes(raw)
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        pypi = orjson.dumps({"info": {"version": "0.4", "classifiers": []},
+                             "releases": {"0.4": [{"upload_time_iso_8601": "2026-11-24T00:00:00Z",
+                                                   "yanked": False}]}}).decode()
+        write_batch(raw, "pypi", [RawResponse("pypi:json:delta", "pypi", "pypi_json", "pypi:delta", "/p", 200,
+                                              pypi, fetched_at=LATER)], "later2")
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        changed = pending_changes(con)
+        assert changed == [1, 2, 4, 6]
+        snapshot_history(con, "r2", NOW.replace(day=29), changed=changed)
+        consume_pending(con)
+        snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))  # changed=None: every package computed
+        _same_history(con, "r2", "r2-full")
+        delta = query(con, "SELECT latest_release, latest_release_at FROM history.package_metrics "
+                           "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
+        assert delta == ("0.4", datetime(2026, 11, 24, tzinfo=UTC))
+        # and the incremental core equals a full rebuild, so history built on either agrees
+        full = build_core_from_archive(catalogue, raw, now=NOW)
+        incremental = read_core(con)
+        for name, frame in full.items():
+            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
     finally:
         con.close()

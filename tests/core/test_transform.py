@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -257,3 +258,109 @@ def test_an_empty_repository_is_an_answer_not_an_error(tmp_path):
     ], "later")
     core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
     assert core["core.crawl_errors"].filter(pl.col("package_id") == 8).is_empty()
+
+
+def test_bots_are_flagged_by_type_suffix_and_known_account():
+    from assets.core.bodies import KNOWN_BOTS, github_contributors
+
+    logins = [
+        ("alice", "User", False),
+        ("dependabot-preview[bot]", "Bot", True),  # GitHub App: [bot] suffix
+        ("Pre-Commit-CI[bot]", "User", True),  # the suffix in any case
+        ("my-release-app", "Bot", True),  # GitHub type Bot, no [bot] suffix
+        ("codecov-io", "User", True),  # a known bot account without either
+        ("allcontributors", "User", True),
+        ("renovate-bot", "User", True),  # "-bot" suffix
+        ("translations-bot", "User", True),
+        ("abbot", "User", False),  # a human whose name merely ends in "bot"
+        ("robot", "User", False),
+        ("botanist", "User", False),
+    ]
+    assert {"codecov-io", "allcontributors", "dependabot", "pre-commit-ci", "pyup-bot"} <= KNOWN_BOTS
+    doc = [{"login": login, "type": kind, "contributions": 1} for login, kind, _ in logins]
+    frame = pl.DataFrame({"request_key": ["k"], "subject": ["github:a/b"], "good_fetched_at": [T0], "doc": [doc]})
+    people = github_contributors(frame)
+    assert dict(zip(people["login"], people["is_bot"], strict=True)) == {login: bot for login, _, bot in logins}
+
+
+def test_pypi_project_status_and_classifiers(core):
+    alpha, gamma, delta, zeta, beta = (_pkg(core, s) for s in ("alpha", "gamma", "delta", "zeta", "beta"))
+    # no project-status in the Simple JSON (an index before API 1.4): active, per PEP 792
+    assert (alpha["pypi_status"], alpha["pypi_status_reason"]) == ("active", None)
+    assert alpha["pypi_requires_python"] == ">=3.10"
+    assert alpha["python_versions"] == ["3.10", "3.12"]  # numeric order; the bare ":: 3" is left out
+    assert alpha["django_versions"] == ["4.2", "5.0"]
+    assert "Framework :: Django" in alpha["pypi_classifiers"] and not alpha["pypi_inactive"]
+    assert not alpha["is_deprecated"]
+    # quarantined: the JSON API 404s, the Simple API still answers with the status
+    assert gamma["pypi_status"] == "quarantined" and gamma["pypi_version"] is None
+    assert gamma["pypi_status_reason"].startswith("Quarantined")
+    assert gamma["pypi_classifiers"] is None and not gamma["is_deprecated"]
+    # Development Status :: 7 - Inactive
+    assert delta["pypi_inactive"] and delta["is_deprecated"] and not delta["is_archived"]
+    assert delta["django_versions"] == ["1.11"] and delta["python_versions"] == []
+    # archived on PyPI (and its repository is archived too)
+    assert (zeta["pypi_status"], zeta["pypi_status_reason"]) == ("archived", "The maintainers archived this project.")
+    assert zeta["is_deprecated"] and zeta["pypi_classifiers"] == []
+    # not on PyPI
+    assert beta["pypi_status"] is None and beta["python_versions"] is None and not beta["is_deprecated"]
+
+
+def test_pypi_archived_alone_is_a_deprecation_and_odd_simple_bodies_are_handled(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    write_batch(raw, "pypi", [
+        RawResponse("pypi:simple:alpha", "pypi", "pypi_simple", "pypi:alpha", "/simple/alpha/", 200,
+                    '{"meta": {"api-version": "1.4"}, "name": "alpha", "files": [], '
+                    '"project-status": {"status": "Deprecated", "reason": "  "}}', fetched_at=later),
+        RawResponse("pypi:simple:delta", "pypi", "pypi_simple", "pypi:delta", "/simple/delta/", 200,
+                    '{"meta": {"api-version": "1.4"}, "files": []}', fetched_at=later),
+        RawResponse("pypi:simple:zeta", "pypi", "pypi_simple", "pypi:zeta", "/simple/zeta/", 200,
+                    "<html>not json</html>", fetched_at=later),
+    ], "later")
+    from assets.core.transform import build_core_from_archive
+
+    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
+    for name in core:
+        assert streamed[name].equals(core[name]), name
+    alpha = _pkg(core, "alpha")
+    assert (alpha["pypi_status"], alpha["pypi_status_reason"], alpha["is_deprecated"]) == ("deprecated", None, True)
+    assert not alpha["is_archived"]  # the repository is not archived; is_archived keeps its meaning
+    errors = dict(core["core.crawl_errors"].filter(pl.col("request_key").str.starts_with("pypi:simple:"))
+                  .select("request_key", "kind").iter_rows())
+    assert errors == {"pypi:simple:delta": "malformed", "pypi:simple:zeta": "malformed"}
+    assert _pkg(core, "delta")["pypi_status"] is None  # the body had no name: not an answer
+
+
+def test_a_renamed_repository_is_an_informational_crawl_error(core):
+    notices = core["core.crawl_errors"].filter(pl.col("kind") == "renamed")
+    assert notices.height == 1
+    row = notices.row(0, named=True)
+    assert row["package_id"] == 3 and row["source"] == "github" and row["severity"] == "info"
+    assert row["request_key"] == "catalogue:repo_url:3"
+    assert row["message"] == "catalogue URL points at old/gamma; the repository is now new/gamma-ng"
+    assert (row["http_status"], row["attempts"]) == (None, 0)
+    assert row["first_seen"] == row["last_seen"] == T0  # when the body showing the new name was fetched
+    # everything else is a failure; counting severity = 'error' leaves the notice out
+    others = core["core.crawl_errors"].filter(pl.col("kind") != "renamed")
+    assert set(others["severity"]) == {"error"}
+    # the catalogue's repo_url is kept as given, the data comes from the renamed repository
+    assert _pkg(core, "gamma")["repo_url"] == "https://github.com/old/gamma"
+
+
+def test_a_pypi_url_problem_is_a_bad_entry_too():
+    catalogue = sample_catalogue()
+    catalogue["packages"] = catalogue["packages"].with_columns(
+        pl.when(pl.col("id").is_in([5, 7])).then(pl.lit("not_pypi_host: http://127.0.0.1/pypi/x/json"))
+        .otherwise(None).alias("pypi_url_problem")
+    )
+    core = build_core(catalogue, latest_responses(Path("/nonexistent")), now=NOW)
+    bad = core["core.crawl_errors"].filter(pl.col("kind") == "bad_entry").select("package_id", "request_key",
+                                                                                  "message", "severity")
+    assert bad.rows() == [
+        (5, "catalogue:pypi_url:5", "not_pypi_host: http://127.0.0.1/pypi/x/json", "error"),
+        (7, "catalogue:pypi_url:7", "not_pypi_host: http://127.0.0.1/pypi/x/json", "error"),
+        (7, "catalogue:repo_url:7", "repo host localhost is not allowed", "error"),
+    ]

@@ -2,11 +2,15 @@
 
 Just enough behaviour to test the crawl's plumbing without a network: ETags and 304s, renames
 (301 to /repositories/<id>), 202 participation, Link pagination, rate-limit headers and exhaustion,
-secondary limits, injected faults.
+secondary limits, injected faults, 410 Gone. `delay_s` makes every answer take that long (an async
+handler), so requests overlap; `token_log` records which token each GitHub request used and what every
+token had left at that moment, `quota_403s` every primary-limit refusal with the same snapshot and
+the refused request's index in `requests`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -98,6 +102,13 @@ class Fake:
     redirect_offhost: set[str] = field(default_factory=set)
     requests: list[httpx.Request] = field(default_factory=list)
     used_by_token: Counter[str] = field(default_factory=Counter)
+    secondary_retry_after: str | None = "0"  # None: secondary 403s without retry-after
+    gone: set[str] = field(default_factory=set)  # repo full names (lower) / pypi names answering 410
+    drain_after: dict[str, int] = field(default_factory=dict)  # token -> spent elsewhere after n uses
+    delay_s: float = 0.0
+    token_log: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    quota_403s: list[tuple[str, dict[str, int], int]] = field(default_factory=list)  # + request index
+    times: list[float] = field(default_factory=list)  # monotonic time of every request
 
     def add_repo(self, full: str, **kw: Any) -> Repo:
         owner, name = full.split("/")
@@ -108,11 +119,16 @@ class Fake:
         return repo
 
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+        return httpx.MockTransport(self.handle_async if self.delay_s else self.handle)
+
+    async def handle_async(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay_s)
+        return self.handle(request)
 
     # ------------------------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        self.times.append(time.monotonic())
         url = str(request.url)
         for sub in list(self.faults):
             if self.faults[sub] > 0 and sub in url:
@@ -147,17 +163,26 @@ class Fake:
     def github(self, request: httpx.Request, path: str) -> httpx.Response:
         auth = request.headers.get("authorization")
         token = auth.split()[-1] if auth else "anonymous"
+        if path == "/rate_limit":  # free, like GitHub's
+            core = {"limit": 5000, "remaining": max(0, self.quota_by_token.get(token, self.quota)),
+                    "reset": int(self.now + self.reset_in)}
+            return httpx.Response(200, json={"resources": {"core": core, "graphql": core}, "rate": core})
+        if token in self.drain_after and self.used_by_token[token] >= self.drain_after[token]:
+            self.quota_by_token[token] = 0  # another client spent this token's quota meanwhile
         remaining = self.quota_by_token.get(token, self.quota)
         rl = {"x-ratelimit-limit": "5000", "x-ratelimit-reset": str(int(self.now + self.reset_in))}
         for sub in list(self.secondary):
             if self.secondary[sub] > 0 and sub in path:
                 self.secondary[sub] -= 1
-                return httpx.Response(403, headers={**rl, "x-ratelimit-remaining": str(remaining),
-                                                    "retry-after": "0"},
+                extra = {} if self.secondary_retry_after is None else {"retry-after": self.secondary_retry_after}
+                return httpx.Response(403, headers={**rl, "x-ratelimit-remaining": str(remaining), **extra},
                                       text='{"message": "You have exceeded a secondary rate limit"}')
+        snapshot = {t: q for t, q in self.quota_by_token.items()}
         if remaining <= 0:
+            self.quota_403s.append((token, snapshot, len(self.requests) - 1))
             return httpx.Response(403, headers={**rl, "x-ratelimit-remaining": "0"},
                                   text='{"message": "API rate limit exceeded"}')
+        self.token_log.append((token, snapshot))
         if path == "/graphql":
             return self.graphql(request, rl, token)
         conditional = request.headers.get("if-none-match")
@@ -193,6 +218,8 @@ class Fake:
             return redirect
         if repo is None:
             return httpx.Response(404, text='{"message": "Not Found"}')
+        if f"{repo.owner}/{repo.name}".lower() in self.gone:
+            return httpx.Response(410, text='{"message": "Gone"}')
         if repo.blocked:
             return httpx.Response(451, text='{"message": "Repository access blocked"}')
         query = dict(httpx.URL(path).params)
@@ -260,6 +287,8 @@ class Fake:
             return httpx.Response(301, headers={"location": f"/{parts[0]}/{name.lower()}/" +
                                                 ("json" if parts[0] == "pypi" else "")})
         project = self.pypi.get(name)
+        if name in self.gone:
+            return httpx.Response(410, text='{"message": "Gone"}')
         if project is None:
             return httpx.Response(404, text='{"message": "Not Found"}')
         if parts[0] == "simple":

@@ -52,3 +52,47 @@ def sim_settings(server, home, tokens: tuple[str, ...] = ()) -> Settings:
         bitbucket_api_url=env["BITBUCKET_API_URL"],
         codeberg_api_url=env["CODEBERG_API_URL"],
     )
+
+
+def short_quota_windows(monkeypatch, seconds: int) -> None:
+    """Make the simulator's GitHub quota windows reset `seconds` after they start (instead of an hour).
+
+    Patches the simulator's window class in this process (simulators started with `start_in_thread`
+    or `make_simulator` here, including one a `pulse` subprocess talks to), so a test can watch
+    the crawler wait for a reset and carry on without waiting an hour.
+    """
+    import simulator.core as core
+
+    class ShortWindow(core.RateWindow):
+        __slots__ = ()
+
+        def __init__(self, limit: int, now: float) -> None:
+            super().__init__(limit, now)
+            self.reset = int(now) + seconds
+
+    monkeypatch.setattr(core, "RateWindow", ShortWindow)
+
+
+class InFlight:
+    """Counts the simulator's GitHub requests being answered at once (REST and GraphQL), and the peak."""
+
+    def __init__(self, server) -> None:
+        self.now = self.peak = 0
+        self.peak_by_route: dict[str, int] = {}
+        self._by_route: dict[str, int] = {}
+        sim = server.sim
+        answer = sim._github
+
+        async def counted(request, route, *args, **kwargs):
+            kind = "graphql" if route == "github.graphql" else "rest"
+            self.now += 1
+            self._by_route[kind] = self._by_route.get(kind, 0) + 1
+            self.peak = max(self.peak, self.now)
+            self.peak_by_route[kind] = max(self.peak_by_route.get(kind, 0), self._by_route[kind])
+            try:
+                return await answer(request, route, *args, **kwargs)
+            finally:
+                self.now -= 1
+                self._by_route[kind] -= 1
+
+        sim._github = counted  # the simulator's own loop runs it: no lock needed

@@ -69,7 +69,7 @@ def crawl(c, record: dict) -> dict:
     name = pypi_name(record["pypi_url"])
     doc = record["documentation_url"]
     if name:
-        r = c.get(f"/pypi/{pep503(name)}/json")
+        r = c.get(f"/pypi/{pep503(name)}/json", follow_redirects=True)  # 301 to the display name
         if r.status_code == 200:
             info = r.json()["info"]
             out["pypi_version"] = info["version"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import re
 
 import httpx
 import orjson
@@ -75,25 +75,82 @@ def test_stats202forever_and_slow(make_simulator):
     server = make_simulator(packages=60, faults="stats202forever=1,slow=1:200")
     p = server.world.first("healthy")
     with client(server) as c:
-        t0 = time.perf_counter()
         codes = [c.get(f"/api/v3/repos/{p.full_name}/stats/participation", headers=TOKEN).status_code
                  for _ in range(4)]
         assert codes == [202] * 4
-        assert time.perf_counter() - t0 >= 0.8
+    # both faults met every request, and the log says so (no wall-clock assertion needed)
+    assert [e["fault"] for e in server.requests()] == ["slow+stats202forever"] * 4
+    assert server.stats()["faults_injected"] == {"slow": 4, "stats202forever": 4}
+
+
+def test_slow_answers_do_not_block_a_later_fast_request(make_simulator):
+    """A fast request issued after a slow one completes before it (the delay is asyncio.sleep)."""
+    server = make_simulator(packages=60, faults={"slow": "1:800", "hosts": "pypi"})
+    p = server.world.first("on_pypi")
+    done: list[str] = []
+
+    async def get(ac, path, name):
+        r = await ac.get(path)
+        done.append(name)
+        return r
+
+    async def run():
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as ac:
+            slow = asyncio.create_task(get(ac, f"/pypi/{p.pypi_name}/json", "slow"))
+            while not server.stats()["in_flight"].get("pypi.json"):  # the slow one is being answered
+                await asyncio.sleep(0.005)
+            fast = await get(ac, "/api/v4/packages/1/", "fast")
+            return fast, await slow
+
+    fast, slow = asyncio.run(run())
+    assert fast.status_code == 200 and slow.status_code == 200
+    assert done == ["fast", "slow"]
 
 
 def test_latency_does_not_block_other_requests(make_simulator):
     server = make_simulator(packages=60, latency_ms=400)
 
     async def run():
-        async with httpx.AsyncClient(base_url=server.url, timeout=10) as ac:
-            t0 = time.perf_counter()
-            rs = await asyncio.gather(*[ac.get(f"/api/v4/packages/{i}/") for i in range(1, 21)])
-            return time.perf_counter() - t0, rs
+        async with httpx.AsyncClient(base_url=server.url, timeout=10,
+                                     limits=httpx.Limits(max_connections=40)) as ac:
+            return await asyncio.gather(*[ac.get(f"/api/v4/packages/{i}/") for i in range(1, 21)])
 
-    elapsed, responses = asyncio.run(run())
+    responses = asyncio.run(run())
     assert all(r.status_code == 200 for r in responses)
-    assert 0.4 <= elapsed < 1.5
+    # a blocking delay would answer one request at a time; these were all waiting together
+    assert server.stats()["peak_in_flight"] >= 10
+
+
+def test_5xx_bursts_are_correlated_and_deterministic(make_simulator):
+    def run(seed: int) -> tuple[list[int], list[int], dict]:
+        server = make_simulator(packages=60, faults={"5xxburst": "6:3", "seed": seed, "hosts": "github+pypi"})
+        p = server.world.first("healthy", "on_pypi")
+        with client(server) as c:
+            gh, py = [], []
+            for _ in range(30):
+                gh.append(c.get(f"/api/v3/repos/{p.full_name}", headers=TOKEN).status_code)
+                py.append(c.get(f"/pypi/{p.pypi_name}/json").status_code)
+                assert c.get("/api/v4/packages/1/").status_code == 200  # the catalogue is not faulted
+        return gh, py, server.stats()
+
+    gh, py, stats = run(seed=4)
+    for codes in (gh, py):
+        failing = "".join("x" if code >= 500 else "." for code in codes)
+        assert set(codes) <= {200, 502, 503} and {502, 503} & set(codes)
+        # cycles of 6 answers then 3 failures, from a phase drawn from (seed, host)
+        inner_bad = re.findall(r"(?<=\.)x+(?=\.)", failing)
+        inner_good = re.findall(r"(?<=x)\.+(?=x)", failing)
+        assert inner_bad and all(r == "xxx" for r in inner_bad), failing
+        assert inner_good and all(r == "......" for r in inner_good), failing
+    assert stats["faults_injected"] == {"5xxburst": sum(c >= 500 for c in gh + py)}
+    assert sum(stats["quota_spent"].values()) == sum(c == 200 for c in gh)  # bursts are not charged
+    again = run(seed=4)
+    assert (again[0], again[1]) == (gh, py)  # same seed, same bursts
+    others = [run(seed=s)[:2] for s in (5, 6, 7)]
+    assert any(o != (gh, py) for o in others)  # the phase follows the seed
+    with pytest.raises(ValueError):
+        parse_faults("5xxburst=x:3")
+    assert parse_faults("5xxburst=100:5").outage_length == 5
 
 
 def test_same_seed_byte_identical(make_simulator):
@@ -134,10 +191,96 @@ def test_stats_endpoint(make_simulator):
     assert len([k for k in stats["by_token"] if k.startswith("tok_")]) == 2
     assert "secret" not in orjson.dumps(stats).decode() and "test-token" not in orjson.dumps(stats).decode()
     assert sorted(stats["quota_spent"].values()) == [1, 1]
+    assert stats["log"] == {"kept": 4, "dropped": 0, "cap": 100_000}
     log = server.requests()
     assert [x["route"] for x in log][:2] == ["github.repo", "github.repo"]
     server.reset_stats()
     assert server.stats()["requests"] == 0
+
+
+def test_request_log_records_what_the_client_sent(make_simulator):
+    server = make_simulator(packages=60)
+    p = server.world.first("healthy")
+    sent = {**TOKEN, "If-None-Match": 'W/"abc"', "Accept": "application/vnd.github+json",
+            "User-Agent": "package-pulse-test/1"}
+    query = f'query {{ repository(owner: "{p.owner}", name: "{p.name}") {{ stargazerCount }} rateLimit {{ cost }} }}'
+    with client(server) as c:
+        c.get(f"/api/v3/repos/{p.full_name}/commits?per_page=1&page=2", headers=sent)
+        c.post("/api/graphql", json={"query": query}, headers={**TOKEN, "User-Agent": "ua-graphql"})
+        c.get(f"/api/v3/repos/{p.full_name}", headers={"User-Agent": "anon-agent"})
+        c.get(f"/pypi/{p.pypi_name or 'x'}/json", headers={"Accept": "application/json"})
+        over_http = c.get("/_sim/requests")
+    log = server.requests()
+    assert over_http.json() == log and over_http.headers["x-sim-dropped"] == "0"
+    rest, gql, anon, pypi = log
+    assert rest["method"] == "GET" and rest["path"] == f"/api/v3/repos/{p.full_name}/commits?per_page=1&page=2"
+    assert rest["token"].startswith("tok_") and rest["token"] == rest["client"]
+    assert rest["if_none_match"] == 'W/"abc"' and rest["accept"] == "application/vnd.github+json"
+    assert rest["user_agent"] == "package-pulse-test/1"
+    assert (rest["resource"], rest["charged"], rest["cost"]) == ("core", 1, None)
+    assert gql["method"] == "POST" and gql["route"] == "github.graphql" and gql["user_agent"] == "ua-graphql"
+    assert (gql["resource"], gql["charged"], gql["cost"]) == ("graphql", 1, 1)
+    assert anon["token"] is None and anon["client"] == "anonymous" and anon["user_agent"] == "anon-agent"
+    assert pypi["resource"] is None and pypi["charged"] == 0 and pypi["accept"] == "application/json"
+    assert "test-token" not in orjson.dumps(log).decode()  # fingerprints only, never the token
+    stats = server.stats()
+    by_resource = stats["quota_spent_by_resource"]
+    assert by_resource["core"] == {rest["token"]: 1, "anonymous": 1}
+    assert by_resource["graphql"] == {gql["token"]: 1}
+    # the existing total key: REST and GraphQL together, per client
+    assert stats["quota_spent"] == {rest["token"]: 2, "anonymous": 1}
+
+
+def test_per_repository_faults_show_in_the_fault_column(make_simulator):
+    server = make_simulator(packages=120, faults={"repo5xx": 0.5})
+    with client(server) as c:
+        for p in server.world.select("healthy", limit=12):
+            c.get(f"/api/v3/repos/{p.full_name}", headers=TOKEN)
+    log = server.requests()
+    failed = [e for e in log if e["status"] == 502]
+    assert failed and all(e["fault"] == "repo5xx" for e in failed)
+    assert all(e["fault"] is None for e in log if e["status"] == 200)
+    assert server.stats()["faults_injected"] == {"repo5xx": len(failed)}  # counted once each
+
+
+def test_a_capped_log_counts_what_it_dropped(make_simulator):
+    server = make_simulator(packages=60, log_cap=5)
+    with client(server) as c:
+        for i in range(1, 9):
+            c.get(f"/api/v4/packages/{i}/")
+        r = c.get("/_sim/requests")
+    assert [e["path"] for e in r.json()] == [f"/api/v4/packages/{i}/" for i in range(4, 9)]
+    assert r.headers["x-sim-dropped"] == "3"
+    assert server.stats()["log"] == {"kept": 5, "dropped": 3, "cap": 5}
+    assert server.stats()["requests"] == 8  # the counters are not capped
+
+
+def test_a_search_on_a_huge_world_does_not_stall_other_requests(make_simulator):
+    """While searches run over 100,000 lazily generated packages, simple requests are answered."""
+    server = make_simulator(packages=100_000)
+    queries = ["django", "admin", "rest", "tools", "forms", "e", "a", "s"]
+
+    async def run():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60,
+                                     limits=httpx.Limits(max_connections=40)) as ac:
+            searches = [asyncio.create_task(ac.get("/api/v4/search/", params={"q": q})) for q in queries]
+            answered_during_a_search = 0
+            while not all(t.done() for t in searches):
+                simple = await ac.get("/api/v4/")
+                assert simple.status_code == 200
+                # asked after the searches and answered while one of them is still being computed
+                if (await ac.get("/_sim/stats")).json()["in_flight"].get("catalogue.search"):
+                    answered_during_a_search += 1
+            return answered_during_a_search, [t.result() for t in searches]
+
+    during, results = asyncio.run(run())
+    assert during >= 1
+    for q, r in zip(queries, results, strict=True):
+        hits = r.json()
+        assert r.status_code == 200 and 0 < len(hits) <= 20
+        assert all(q in (h["slug"] + h["title"].lower()) for h in hits)
+        weights = [h["weight"] for h in hits if h["item_type"] == "package"]
+        assert weights == sorted(weights, reverse=True)
 
 
 def test_server_env_and_context_manager():

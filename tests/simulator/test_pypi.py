@@ -40,18 +40,48 @@ def test_json_field_set_like_real_pypi(py):
     assert list(body["releases"]) == sorted(body["releases"])  # by version string, like PyPI
 
 
-def test_redirect_to_normalized_name_and_404(py):
+def test_redirect_to_the_display_name_like_warehouse_and_404(py):
+    """Warehouse json_project: any spelling but the display name gets a 301 to /pypi/<display name>/json."""
     server, c = py
-    p = server.world.first("on_pypi", "pypi_name_differs")
-    r = c.get(f"/pypi/{p.pypi_name}/json")
-    assert r.status_code == 301
-    assert r.headers["location"] == f"{server.url}/pypi/{pep503(p.pypi_name)}/json"
-    followed = c.get(f"/pypi/{p.pypi_name}/json", follow_redirects=True)
-    assert followed.status_code == 200 and followed.json()["info"]["name"] == p.pypi_name
-    missing = server.world.first("not_on_pypi")
+    w = server.world
+    kinds = {"mixed case": lambda n: any(ch.isupper() for ch in n), "underscore": lambda n: "_" in n,
+             "dot": lambda n: "." in n}
+    differing = w.select("on_pypi", "pypi_name_differs")
+    for kind, test in kinds.items():
+        assert any(test(p.pypi_name) for p in differing), f"no display name with a {kind} in the world"
+    for p in [next(p for p in differing if test(p.pypi_name)) for test in kinds.values()]:
+        norm = pep503(p.pypi_name)
+        assert norm != p.pypi_name
+        r = c.get(f"/pypi/{norm}/json")  # what a crawler asks: the normalised name
+        assert r.status_code == 301, p.pypi_name
+        assert r.headers["location"] == f"/pypi/{p.pypi_name}/json"
+        assert r.headers["access-control-allow-origin"] == "*"
+        for path in (f"/pypi/{norm.upper()}/json", f"/pypi/{p.pypi_name}/json/"):  # other spelling, slash
+            other = c.get(path)
+            assert other.status_code == 301 and other.headers["location"] == f"/pypi/{p.pypi_name}/json"
+        exact = c.get(f"/pypi/{p.pypi_name}/json")
+        assert exact.status_code == 200 and exact.json()["info"]["name"] == p.pypi_name
+        followed = c.get(f"/pypi/{norm}/json", follow_redirects=True)
+        assert followed.status_code == 200 and followed.content == exact.content
+        assert followed.headers["etag"] == exact.headers["etag"]
+        # the Simple API goes the other way: to the normalised name
+        s = c.get(f"/simple/{p.pypi_name}/", headers=SIMPLE)
+        assert s.status_code == 301 and s.headers["location"].endswith(f"/simple/{norm}/")
+    same = w.first("on_pypi", exclude=("pypi_name_differs",))
+    assert c.get(f"/pypi/{same.pypi_name}/json").status_code == 200  # display name == normalised name
+    missing = w.first("not_on_pypi")
     r = c.get(f"/pypi/{pep503(missing.pypi_name)}/json")
     assert r.status_code == 404 and r.json() == {"message": "Not Found"}
     assert c.get("/pypi/no-such-project-anywhere/json").status_code == 404
+
+
+def test_conditional_request_through_the_redirect(py):
+    server, c = py
+    p = server.world.first("on_pypi", "pypi_name_differs")
+    first = c.get(f"/pypi/{pep503(p.pypi_name)}/json", follow_redirects=True)
+    again = c.get(f"/pypi/{pep503(p.pypi_name)}/json", follow_redirects=True,
+                  headers={"If-None-Match": first.headers["etag"]})
+    assert [h.status_code for h in again.history] == [301] and again.status_code == 304
 
 
 def test_variants(py):
@@ -60,7 +90,7 @@ def test_variants(py):
 
     def info(trait):
         p = w.first(trait, "on_pypi")
-        return p, c.get(f"/pypi/{pep503(p.pypi_name)}/json").json()
+        return p, c.get(f"/pypi/{p.pypi_name}/json").json()
 
     _, body = info("project_urls_null")
     assert body["info"]["project_urls"] is None
@@ -83,7 +113,7 @@ def test_variants(py):
 def test_etag_and_304(py):
     server, c = py
     p = server.world.first("on_pypi")
-    url = f"/pypi/{pep503(p.pypi_name)}/json"
+    url = f"/pypi/{p.pypi_name}/json"
     r = c.get(url)
     etag = r.headers["etag"]
     assert etag.startswith('"')

@@ -189,3 +189,45 @@ def test_every_declared_view_queries(built):
     con, _ = built
     for name in declared()[1]:
         con.execute(f"SELECT * FROM {name}").fetchall()
+
+
+def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
+    """A file written before the PyPI status/classifier columns (and crawl_errors.severity, history's
+    deprecated/pypi_status) existed is migrated by ALTER TABLE ADD COLUMN and keeps its data."""
+    from assets.core.refresh import refresh_core
+
+    added = {
+        "core.packages": ["pypi_status", "pypi_status_reason", "pypi_requires_python", "pypi_classifiers",
+                          "pypi_inactive", "python_versions", "django_versions", "is_deprecated"],
+        "core.crawl_errors": ["severity"],
+        "history.package_metrics": ["deprecated", "pypi_status"],
+    }
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    path = tmp_path / "warehouse.duckdb"
+    con = connect_writer(path)
+    refresh_core(con, sample_catalogue(), raw, now=NOW)
+    snapshot_history(con, "r1", NOW)
+    for view in declared()[1]:  # the views read the new columns: an old file had none of them
+        con.execute(f"DROP VIEW {view}")
+    for table, columns in added.items():
+        for column in columns:
+            con.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    con.close()
+    con = connect_writer(path)
+    try:
+        for table, columns in added.items():
+            have = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            assert have[-len(columns):] == columns, table  # appended, as a fresh file declares them
+        assert con.execute("SELECT count(*) FROM core.packages WHERE pypi_status IS NULL").fetchall()[0][0] == 8
+        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 8
+        assert refresh_core(con, sample_catalogue(), raw, now=NOW, full=True)[0] == "full"
+        assert con.execute("SELECT pypi_status FROM core.packages WHERE id = 6").fetchall() == [("archived",)]
+        assert con.execute("SELECT count(*) FROM core.crawl_errors WHERE severity IS NULL").fetchall()[0][0] == 0
+        snapshot_history(con, "r2", NOW.replace(day=29))
+        assert con.execute("SELECT deprecated FROM history.package_metrics WHERE refresh_id = 'r2' "
+                           "AND package_id = 4").fetchall() == [(True,)]
+        for view in declared()[1]:
+            con.execute(f"SELECT * FROM {view}").fetchall()
+    finally:
+        con.close()

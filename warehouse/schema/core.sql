@@ -57,7 +57,15 @@ CREATE TABLE IF NOT EXISTS core.packages (
     pypi_version VARCHAR,
     is_archived BOOLEAN,
     is_stale BOOLEAN,
-    canonical_repo VARCHAR
+    canonical_repo VARCHAR,
+    pypi_status VARCHAR,
+    pypi_status_reason VARCHAR,
+    pypi_requires_python VARCHAR,
+    pypi_classifiers VARCHAR[],
+    pypi_inactive BOOLEAN,
+    python_versions VARCHAR[],
+    django_versions VARCHAR[],
+    is_deprecated BOOLEAN
 );
 
 -- key: repo_key
@@ -121,5 +129,6 @@ CREATE TABLE IF NOT EXISTS core.crawl_errors (
     message VARCHAR,
     first_seen TIMESTAMPTZ,
     last_seen TIMESTAMPTZ,
-    attempts INTEGER
+    attempts INTEGER,
+    severity VARCHAR
 );

@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS history.package_metrics (
     latest_release VARCHAR,
     latest_release_at TIMESTAMPTZ,
     archived BOOLEAN,
-    health_score DOUBLE
+    health_score DOUBLE,
+    deprecated BOOLEAN,
+    pypi_status VARCHAR
 );
 
 -- key: refresh_id

@@ -1,6 +1,8 @@
 -- Marts: analytics views over core and history (recomputed on every query, nothing to load).
+-- Each view's key is declared on a "key:" comment line above it (documented in warehouse/README.md).
 
 -- Per package: popularity and activity now, with human-friendly names.
+-- key: package_id
 CREATE OR REPLACE VIEW marts.package_activity AS
 WITH weeks AS (
     SELECT package_id,
@@ -28,12 +30,15 @@ SELECT p.id AS package_id,
        date_diff('day', p.last_updated, now())::BIGINT AS days_since_last_commit,
        p.pypi_version,
        p.is_archived,
-       p.is_stale
+       p.is_stale,
+       p.pypi_status,
+       p.is_deprecated
 FROM core.packages p
 LEFT JOIN weeks w ON w.package_id = p.id
 LEFT JOIN people c ON c.package_id = p.id;
 
 -- Per grid: its packages ranked by stars (ties by 52-week commits, then slug).
+-- key: grid_id, package_id
 CREATE OR REPLACE VIEW marts.grid_leaderboard AS
 SELECT g.id AS grid_id,
        g.slug AS grid_slug,
@@ -50,15 +55,18 @@ FROM core.grid_packages gp
 JOIN core.grids g ON g.id = gp.grid_id
 JOIN marts.package_activity a ON a.package_id = gp.package_id;
 
--- Popular (>= 100 stars) but not archived and no commit for a year (or never seen one).
+-- Popular (>= 100 stars), not archived or deprecated (a retired project is not "stale"), and no
+-- commit for a year (or never seen one).
+-- key: package_id
 CREATE OR REPLACE VIEW marts.stale_popular_packages AS
 SELECT package_id, slug, stars, last_commit, days_since_last_commit, commits_52w, is_stale
 FROM marts.package_activity
 WHERE stars >= 100
-  AND NOT is_archived
+  AND NOT is_deprecated
   AND (last_commit IS NULL OR last_commit < now() - INTERVAL 365 DAY);
 
 -- Archived in the latest refresh, not archived in the one before it.
+-- key: package_id
 CREATE OR REPLACE VIEW marts.newly_archived AS
 WITH ranked AS (
     SELECT refresh_id, snapshot_at, dense_rank() OVER (ORDER BY snapshot_at DESC, refresh_id DESC) AS n
@@ -75,6 +83,7 @@ JOIN core.packages p ON p.id = l.package_id
 WHERE l.archived AND NOT coalesce(v.archived, FALSE);
 
 -- Per package on PyPI: how often it releases (final, non-yanked releases with an upload time).
+-- key: package_id
 CREATE OR REPLACE VIEW marts.release_cadence AS
 WITH r AS (
     SELECT package_id, upload_time,
