@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
 from assets.core.sample import rest_repo, sample_catalogue, write_sample
@@ -16,6 +17,18 @@ from warehouse.load import query
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 LATER = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+@pytest.fixture
+def sample_warehouse(tmp_path):
+    """(raw archive folder with the sample written, the sample catalogue, a writer on a new warehouse)."""
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    con = connect_writer(tmp_path / "warehouse.duckdb")
+    try:
+        yield raw, sample_catalogue(), con
+    finally:
+        con.close()
 
 
 def _changes(raw):
@@ -31,97 +44,79 @@ def _changes(raw):
     write_batch(raw, "pypi", pypi, "later")
 
 
-def test_incremental_equals_full(tmp_path):
-    raw = tmp_path / "raw"
-    write_sample(raw)
-    catalogue = sample_catalogue()
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
-        assert pending_changes(con) is None  # after a full build history recomputes everything
-        assert snapshot_history(con, "r1", NOW) == 8
-        consume_pending(con)
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
-        assert pending_changes(con) == []
-        _changes(raw)
-        mode, written = refresh_core(con, catalogue, raw, now=NOW)
-        assert mode == "incremental"
-        assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
-        assert last_mode(con) == "incremental"
-        assert pending_changes(con) == [1, 2, 6]
-        incremental = read_core(con)
-        full = build_core_from_archive(catalogue, raw, now=NOW)
-        for name, frame in full.items():
-            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
-        alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
-        assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
-        # history: only the changed packages are recomputed, the rest carried over
-        assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 8
-        consume_pending(con)
-        assert pending_changes(con) == []
-        zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
-        assert zeta.rows() == [("r1", 42), ("r2", 77)]
-        # a catalogue change forces a full rebuild
-        changed = dict(catalogue)
-        changed["packages"] = catalogue["packages"].head(6)
-        assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
-    finally:
-        con.close()
+def test_incremental_equals_full(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+    assert pending_changes(con) is None  # after a full build history recomputes everything
+    assert snapshot_history(con, "r1", NOW) == 8
+    consume_pending(con)
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
+    assert pending_changes(con) == []
+    _changes(raw)
+    mode, written = refresh_core(con, catalogue, raw, now=NOW)
+    assert mode == "incremental"
+    assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
+    assert last_mode(con) == "incremental"
+    assert pending_changes(con) == [1, 2, 6]
+    incremental = read_core(con)
+    full = build_core_from_archive(catalogue, raw, now=NOW)
+    for name, frame in full.items():
+        assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+    alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
+    assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
+    # history: only the changed packages are recomputed, the rest carried over
+    assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 8
+    consume_pending(con)
+    assert pending_changes(con) == []
+    zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
+    assert zeta.rows() == [("r1", 42), ("r2", 77)]
+    # a catalogue change forces a full rebuild
+    changed = dict(catalogue)
+    changed["packages"] = catalogue["packages"].head(6)
+    assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
 
 
-def test_pending_changes_accumulate_until_history_consumes_them(tmp_path):
-    raw = tmp_path / "raw"
-    write_sample(raw)
-    catalogue = sample_catalogue()
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        refresh_core(con, catalogue, raw, now=NOW)
-        snapshot_history(con, "r1", NOW)
-        consume_pending(con)
-        for subject, repo in (("github:z/zeta", "z/zeta"), ("github:old/gamma", "old/gamma")):
-            write_batch(raw, "github", [RawResponse(f"github:repo:{repo}", "github", "repo", subject, "/r", 200,
-                                                    orjson.dumps(rest_repo(repo, 1)).decode(), fetched_at=LATER)],
-                        "later")
-            assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-        assert pending_changes(con) == [3, 6]  # two core refreshes, no history in between
-        snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
-        stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
-                           "AND package_id IN (3, 6) ORDER BY 1")
-        assert stars.rows() == [(3, 1), (6, 1)]
-    finally:
-        con.close()
+def test_pending_changes_accumulate_until_history_consumes_them(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    snapshot_history(con, "r1", NOW)
+    consume_pending(con)
+    for subject, repo in (("github:z/zeta", "z/zeta"), ("github:old/gamma", "old/gamma")):
+        write_batch(raw, "github", [RawResponse(f"github:repo:{repo}", "github", "repo", subject, "/r", 200,
+                                                orjson.dumps(rest_repo(repo, 1)).decode(), fetched_at=LATER)],
+                    "later")
+        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert pending_changes(con) == [3, 6]  # two core refreshes, no history in between
+    snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
+    stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
+                       "AND package_id IN (3, 6) ORDER BY 1")
+    assert stars.rows() == [(3, 1), (6, 1)]
 
 
-def test_incremental_codeberg_batch_equals_full(tmp_path):
-    raw = tmp_path / "raw"
-    write_sample(raw)
-    catalogue = sample_catalogue()
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
-        consume_pending(con)
-        commits = [{"sha": "t3", "created": "2026-11-25T10:00:00+02:00",
-                    "commit": {"committer": {"date": "2026-11-25T10:00:00+02:00"}}}]
-        write_batch(raw, "codeberg", [
-            RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta", "/r",
-                        200, orjson.dumps({"full_name": "cb/theta", "stars_count": 21, "forks_count": 4,
-                                           "description": "Theta 2"}).decode(), fetched_at=LATER),
-            RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
-                        "/c", 200, orjson.dumps(commits).decode(), fetched_at=LATER),
-        ], "later")
-        mode, written = refresh_core(con, catalogue, raw, now=NOW)
-        assert mode == "incremental" and written["core.packages"] == 1
-        assert pending_changes(con) == [8]
-        incremental = read_core(con)
-        full = build_core_from_archive(catalogue, raw, now=NOW)
-        for name, frame in full.items():
-            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
-        theta = query(con, "SELECT repo_watchers, repo_forks, repo_description, last_updated FROM core.packages "
-                           "WHERE id = 8").row(0)
-        assert theta[:3] == (21, 4, "Theta 2")
-        assert theta[3] == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-    finally:
-        con.close()
+def test_incremental_codeberg_batch_equals_full(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+    consume_pending(con)
+    commits = [{"sha": "t3", "created": "2026-11-25T10:00:00+02:00",
+                "commit": {"committer": {"date": "2026-11-25T10:00:00+02:00"}}}]
+    write_batch(raw, "codeberg", [
+        RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta", "/r",
+                    200, orjson.dumps({"full_name": "cb/theta", "stars_count": 21, "forks_count": 4,
+                                       "description": "Theta 2"}).decode(), fetched_at=LATER),
+        RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
+                    "/c", 200, orjson.dumps(commits).decode(), fetched_at=LATER),
+    ], "later")
+    mode, written = refresh_core(con, catalogue, raw, now=NOW)
+    assert mode == "incremental" and written["core.packages"] == 1
+    assert pending_changes(con) == [8]
+    incremental = read_core(con)
+    full = build_core_from_archive(catalogue, raw, now=NOW)
+    for name, frame in full.items():
+        assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+    theta = query(con, "SELECT repo_watchers, repo_forks, repo_description, last_updated FROM core.packages "
+                       "WHERE id = 8").row(0)
+    assert theta[:3] == (21, 4, "Theta 2")
+    assert theta[3] == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 def _same_history(con, a: str, b: str) -> None:
@@ -130,77 +125,65 @@ def _same_history(con, a: str, b: str) -> None:
     assert left.equals(right), (left, right)
 
 
-def test_rerunning_a_refresh_id_keeps_its_current_values(tmp_path):
+def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     """Re-running the newest refresh (same run id, nothing pending) must not fall back to the
     refresh before it: zeta's stars stay 77 (regression: the re-run copied 42 from r1)."""
-    raw = tmp_path / "raw"
-    write_sample(raw)
-    catalogue = sample_catalogue()
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        refresh_core(con, catalogue, raw, now=NOW)
-        snapshot_history(con, "r1", NOW, changed=pending_changes(con))
-        consume_pending(con)
-        _changes(raw)
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-        snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
-        consume_pending(con)
-        stars = "SELECT stars FROM history.package_metrics WHERE refresh_id = 'r2' AND package_id = 6"
-        assert query(con, stars).item() == 77
-        # the same run id again (e.g. a re-executed history step): nothing is pending now
-        assert pending_changes(con) == []
-        assert snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con)) == 8
-        consume_pending(con)
-        assert query(con, stars).item() == 77
-        assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 8
-        assert query(con, "SELECT snapshot_at FROM history.refreshes WHERE refresh_id = 'r2'").item() == \
-            NOW.replace(day=30)
-        # and a re-run with new core changes in between recomputes just those, on its own rows
-        write_batch(raw, "github", [RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
-                                                orjson.dumps(rest_repo("z/zeta", 99)).decode(),
-                                                fetched_at=LATER.replace(day=27))], "later2")
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-        snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con))
-        consume_pending(con)
-        assert query(con, stars).item() == 99
-        snapshot_history(con, "full", NOW.replace(day=30, hour=1))
-        _same_history(con, "r2", "full")
-    finally:
-        con.close()
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    snapshot_history(con, "r1", NOW, changed=pending_changes(con))
+    consume_pending(con)
+    _changes(raw)
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
+    consume_pending(con)
+    stars = "SELECT stars FROM history.package_metrics WHERE refresh_id = 'r2' AND package_id = 6"
+    assert query(con, stars).item() == 77
+    # the same run id again (e.g. a re-executed history step): nothing is pending now
+    assert pending_changes(con) == []
+    assert snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con)) == 8
+    consume_pending(con)
+    assert query(con, stars).item() == 77
+    assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 8
+    assert query(con, "SELECT snapshot_at FROM history.refreshes WHERE refresh_id = 'r2'").item() == \
+        NOW.replace(day=30)
+    # and a re-run with new core changes in between recomputes just those, on its own rows
+    write_batch(raw, "github", [RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
+                                            orjson.dumps(rest_repo("z/zeta", 99)).decode(),
+                                            fetched_at=LATER.replace(day=27))], "later2")
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con))
+    consume_pending(con)
+    assert query(con, stars).item() == 99
+    snapshot_history(con, "full", NOW.replace(day=30, hour=1))
+    _same_history(con, "r2", "full")
 
 
-def test_incremental_history_equals_a_full_snapshot(tmp_path):
-    raw = tmp_path / "raw"
-    write_sample(raw)
-    catalogue = sample_catalogue()
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        refresh_core(con, catalogue, raw, now=NOW)
-        snapshot_history(con, "r1", NOW, changed=pending_changes(con))
-        consume_pending(con)
-        # two incremental core refreshes (new contributors, stars, a failed PyPI fetch, a release
-        # yanked) before the next snapshot
-        _changes(raw)
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-        pypi = orjson.dumps({"info": {"version": "0.4", "classifiers": []},
-                             "releases": {"0.4": [{"upload_time_iso_8601": "2026-11-24T00:00:00Z",
-                                                   "yanked": False}]}}).decode()
-        write_batch(raw, "pypi", [RawResponse("pypi:json:delta", "pypi", "pypi_json", "pypi:delta", "/p", 200,
-                                              pypi, fetched_at=LATER)], "later2")
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-        changed = pending_changes(con)
-        assert changed == [1, 2, 4, 6]
-        snapshot_history(con, "r2", NOW.replace(day=29), changed=changed)
-        consume_pending(con)
-        snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))  # changed=None: every package computed
-        _same_history(con, "r2", "r2-full")
-        delta = query(con, "SELECT latest_release, latest_release_at FROM history.package_metrics "
-                           "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
-        assert delta == ("0.4", datetime(2026, 11, 24, tzinfo=UTC))
-        # and the incremental core equals a full rebuild, so history built on either agrees
-        full = build_core_from_archive(catalogue, raw, now=NOW)
-        incremental = read_core(con)
-        for name, frame in full.items():
-            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
-    finally:
-        con.close()
+def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    snapshot_history(con, "r1", NOW, changed=pending_changes(con))
+    consume_pending(con)
+    # two incremental core refreshes (new contributors, stars, a failed PyPI fetch, a release
+    # yanked) before the next snapshot
+    _changes(raw)
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    pypi = orjson.dumps({"info": {"version": "0.4", "classifiers": []},
+                         "releases": {"0.4": [{"upload_time_iso_8601": "2026-11-24T00:00:00Z",
+                                               "yanked": False}]}}).decode()
+    write_batch(raw, "pypi", [RawResponse("pypi:json:delta", "pypi", "pypi_json", "pypi:delta", "/p", 200,
+                                          pypi, fetched_at=LATER)], "later2")
+    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    changed = pending_changes(con)
+    assert changed == [1, 2, 4, 6]
+    snapshot_history(con, "r2", NOW.replace(day=29), changed=changed)
+    consume_pending(con)
+    snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))  # changed=None: every package computed
+    _same_history(con, "r2", "r2-full")
+    delta = query(con, "SELECT latest_release, latest_release_at FROM history.package_metrics "
+                       "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
+    assert delta == ("0.4", datetime(2026, 11, 24, tzinfo=UTC))
+    # and the incremental core equals a full rebuild, so history built on either agrees
+    full = build_core_from_archive(catalogue, raw, now=NOW)
+    incremental = read_core(con)
+    for name, frame in full.items():
+        assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name

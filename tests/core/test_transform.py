@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from assets.core.sample import T0, sample_catalogue, sample_responses, write_sample
-from assets.core.transform import CORE_COLUMNS, CORE_KEYS, build_core
+from assets.core.transform import CORE_COLUMNS, CORE_KEYS, build_core, build_core_from_archive
 from warehouse.archive import RawResponse, latest_responses, scan_archive, write_batch
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -24,6 +24,16 @@ def raw_dir(tmp_path):
 @pytest.fixture
 def core(raw_dir):
     return build_core(sample_catalogue(), latest_responses(raw_dir), now=NOW, archive=scan_archive(raw_dir))
+
+
+def _built_both_ways(raw: Path) -> dict[str, pl.DataFrame]:
+    """The core tables from the archive in memory and streamed: they must be equal; returns them."""
+    in_memory = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
+    assert set(streamed) == set(in_memory)
+    for name in in_memory:
+        assert streamed[name].equals(in_memory[name]), name
+    return in_memory
 
 
 def _pkg(core, slug):
@@ -129,12 +139,7 @@ def test_codeberg_failures_keep_the_last_good_data(tmp_path):
         RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
                     "/repos/cb/theta/commits", 200, '{"message": "not a list"}', fetched_at=later),
     ], "later")
-    from assets.core.transform import build_core_from_archive
-
-    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
-    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
-    for name in core:
-        assert streamed[name].equals(core[name]), name
+    core = _built_both_ways(raw)
     theta = _pkg(core, "theta")
     assert theta["is_stale"] and theta["repo_watchers"] == 17  # the last good repository body is kept
     assert theta["last_updated"] is None  # the newest commits body is malformed: no date from it
@@ -227,12 +232,7 @@ def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
         RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
                     "/x", 200, "[]", fetched_at=later),
     ], "later")
-    from assets.core.transform import build_core_from_archive
-
-    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
-    in_memory = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
-    for name in streamed:
-        assert streamed[name].equals(in_memory[name]), name
+    streamed = _built_both_ways(raw)
     errors = streamed["core.crawl_errors"].filter(pl.col("package_id") == 1)
     assert dict(errors.select("request_key", "kind").iter_rows()) == {
         "github:contributors:acme/alpha": "malformed",
@@ -319,12 +319,7 @@ def test_pypi_archived_alone_is_a_deprecation_and_odd_simple_bodies_are_handled(
         RawResponse("pypi:simple:zeta", "pypi", "pypi_simple", "pypi:zeta", "/simple/zeta/", 200,
                     "<html>not json</html>", fetched_at=later),
     ], "later")
-    from assets.core.transform import build_core_from_archive
-
-    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
-    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
-    for name in core:
-        assert streamed[name].equals(core[name]), name
+    core = _built_both_ways(raw)
     alpha = _pkg(core, "alpha")
     assert (alpha["pypi_status"], alpha["pypi_status_reason"], alpha["is_deprecated"]) == ("deprecated", None, True)
     assert not alpha["is_archived"]  # the repository is not archived; is_archived keeps its meaning
