@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from filelock import FileLock, Timeout
 
 from pipelines.settings import Settings
 
@@ -62,31 +63,25 @@ class RefreshBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def refresh_lock(dagster_home: Path) -> Iterator[bool]:
-    """Exclusive, non-blocking lock of one Dagster instance for the duration of a refresh; yields
-    whether it is really held (not on a platform without `fcntl`)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, so no recovery of killed runs either
-        yield False
-        return
+def refresh_lock(dagster_home: Path) -> Iterator[None]:
+    """Exclusive, non-blocking lock of one Dagster instance for the duration of a refresh.
+
+    The same `filelock` as the warehouse's writer lock (portable; released by the OS when the process
+    dies, so a SIGKILLed refresh never leaves it held). The holder's pid sits beside it for the message.
+    """
     dagster_home.mkdir(parents=True, exist_ok=True)
-    path = dagster_home / LOCK_FILE
-    handle = open(path, "a+")  # noqa: SIM115 - held for the whole refresh
+    holder_file = dagster_home / (LOCK_FILE + ".pid")
+    lock = FileLock(dagster_home / LOCK_FILE, timeout=0)
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise RefreshBusy(f"another refresh is running on {dagster_home} (pid {holder})") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield True
+        lock.acquire()
+    except Timeout:
+        holder = holder_file.read_text().strip() if holder_file.exists() else "?"
+        raise RefreshBusy(f"another refresh is running on {dagster_home} (pid {holder or '?'})") from None
+    try:
+        holder_file.write_text(str(os.getpid()))
+        yield
     finally:
-        handle.close()  # closing the file releases the lock
+        lock.release()
 
 
 def _recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -168,15 +163,15 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
     dagster_home = ensure_dagster_home(settings)
     started = time.perf_counter()
     try:
-        with refresh_lock(dagster_home) as locked:
+        with refresh_lock(dagster_home):
             return _run_locked(defs, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
-                               replay=replay, log_level=log_level, started=started, recover=locked)
+                               replay=replay, log_level=log_level, started=started)
     except RefreshBusy as exc:
         return RefreshOutcome(success=False, seconds=time.perf_counter() - started, failure=str(exc))
 
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
-                log_level: str, started: float, recover: bool) -> RefreshOutcome:
+                log_level: str, started: float) -> RefreshOutcome:
     job = defs.resolve_job_def("refresh")
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     selection = None
@@ -190,8 +185,7 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
             "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
         }
     with dg.DagsterInstance.get() as instance:
-        if recover:
-            _recover_dead_runs(instance)
+        _recover_dead_runs(instance)
         result = job.execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
             tags={RUN_TAG: "replay" if replay else "refresh"},

@@ -371,7 +371,7 @@ def test_queries_succeed_while_a_refresh_is_writing(resumed):
         thread.start()
     try:
         # meanwhile a second refresh on the same home is refused at once, in one line
-        lock = home.home / "dagster" / "pulse-refresh.lock"
+        lock = home.home / "dagster" / "pulse-refresh.lock.pid"  # the holder's pid, beside the lock
         while refresh.poll() is None and not (lock.exists() and lock.read_text().strip() == str(refresh.pid)):
             time.sleep(0.05)
         second = run_pulse("refresh", env=home.env)
