@@ -43,10 +43,10 @@ import httpx
 import polars as pl
 from pydantic import SecretStr
 
-from assets.raw.crawl import run_crawl
-from pipelines.clients.http import Tuning
-from pipelines.clients.pages import utc_stamp
+from pipelines.crawler.crawl import run_crawl
 from pipelines.settings import Settings
+from pipelines.sources.http.pages import utc_stamp
+from pipelines.sources.http.upstream import Tuning
 
 RELAXED = "quota=100000000,anon_quota=100000000,graphql_quota=100000000,burst=0"
 ROOT = Path(__file__).resolve().parents[1]

@@ -92,7 +92,7 @@ def _crawl_errors_summary(settings: Settings) -> _ErrorSummary:
 
 
 class _ConsoleNotices(logging.Handler):
-    """Prints the crawl's notices (quota waits, back-offs, stops: `pipelines.clients.quota.NOTICE`)."""
+    """Prints the crawl's notices (quota waits, back-offs, stops: `pipelines.sources.http.quota.NOTICE`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -108,7 +108,7 @@ def _notices_on_console() -> Iterator[None]:
     Without it a refresh waiting for a GitHub quota reset would sit silent for up to an hour, the
     progress display being off when the output is not a terminal.
     """
-    from pipelines.clients.quota import NOTICE
+    from pipelines.sources.http.quota import NOTICE
 
     handler = _ConsoleNotices(logging.WARNING)
     propagate = NOTICE.propagate

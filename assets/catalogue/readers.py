@@ -2,7 +2,7 @@
 
 Sources (`read_catalogue(source)`):
 
-- a base URL (`http(s)://...`): the djangopackages API v4 under it (pipelines.clients.djangopackages);
+- a base URL (`http(s)://...`): the djangopackages API v4 under it (pipelines.sources.djangopackages);
 - a JSON file: `{"categories": [...], "grids": [...], "packages": [...]}` of v4 records (any key may
   be missing), or a bare list of v4 package records, or a Django `dumpdata` list (`{"model": ...,
   "pk": ..., "fields": {...}}`, as in the 2011 djangopackages dump: models package.category,
@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pipelines.clients.djangopackages import CatalogueInvalid, CatalogueUnreachable, read_api
+from pipelines.sources.djangopackages import CatalogueInvalid, CatalogueUnreachable, read_api
 
 Record = dict[str, Any]
 

@@ -41,7 +41,7 @@ import polars as pl
 
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.urls import RepoProblem, parse_pypi, parse_repo_url
-from pipelines.clients.djangopackages import id_from_url
+from pipelines.sources.djangopackages import id_from_url
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 

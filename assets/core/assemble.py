@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, UTC_US, cast_columns, conform
-from assets.core.facts import Facts
+from pipelines.sources.facts import Facts
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
 ERROR, INFO = "error", "info"  # core.crawl_errors.severity: a failure, or a notice (data is fine)

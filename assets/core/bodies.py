@@ -15,7 +15,7 @@ import orjson
 import polars as pl
 
 from assets.core.columns import cast_columns
-from assets.core.facts import (
+from pipelines.sources.facts import (
     COMMIT_FACTS,
     MALFORMED_FACTS,
     PARTICIPANT_FACTS,

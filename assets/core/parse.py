@@ -17,7 +17,7 @@ import polars as pl
 from assets.core import bodies
 from assets.core.columns import UTC_US
 from assets.core.decode import decode_sql, endpoint_docs
-from assets.core.facts import Facts
+from pipelines.sources.facts import Facts
 from warehouse.archive import RAW_SCHEMA, batch_files
 
 RESPONSE_COLUMNS = (

@@ -25,8 +25,8 @@ import polars as pl
 
 from assets.core.assemble import assemble_core
 from assets.core.columns import CORE_COLUMNS, CORE_KEYS, CORE_TABLES
-from assets.core.facts import Facts
 from assets.core.parse import parse_archive, parse_responses
+from pipelines.sources.facts import Facts
 
 __all__ = [
     "CORE_COLUMNS",

@@ -9,8 +9,8 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.raw.crawl import run_crawl
 from pipelines import progress
+from pipelines.crawler.crawl import run_crawl
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.load import read_table
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from assets.catalogue.urls import normalize_pypi_name
-from pipelines.clients.djangopackages import (
+from pipelines.sources.djangopackages import (
     CatalogueError,
     CatalogueInvalid,
     CatalogueUnreachable,

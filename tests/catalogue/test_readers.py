@@ -10,7 +10,7 @@ import pytest
 
 from assets.catalogue.readers import read_catalogue
 from assets.catalogue.transform import build_catalogue
-from pipelines.clients.djangopackages import CatalogueInvalid, CatalogueUnreachable
+from pipelines.sources.djangopackages import CatalogueInvalid, CatalogueUnreachable
 from tests.catalogue.conftest import v4_world
 
 

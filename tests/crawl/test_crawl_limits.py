@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-import assets.raw.crawl as crawl_mod
+import pipelines.crawler.crawl as crawl_mod
 import warehouse.archive as archive_mod
-from pipelines.clients.http import AdaptiveGate, TokenPool, Tuning, Upstream
 from pipelines.settings import netloc
+from pipelines.sources.http.upstream import AdaptiveGate, TokenPool, Tuning, Upstream
 from tests.crawl.crawlfake import GH, Fake, make_settings, packages_frame
 from tests.crawl.test_crawl_plumbing import FAST, crawl, latest
 

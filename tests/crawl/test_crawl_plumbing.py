@@ -10,8 +10,8 @@ import orjson
 import polars as pl
 import pytest
 
-from assets.raw.crawl import KeyState, plan_crawl, request_key, run_crawl
-from pipelines.clients.http import BudgetExceeded, TokenPool, Tuning, check_url, next_link
+from pipelines.crawler.crawl import KeyState, plan_crawl, request_key, run_crawl
+from pipelines.sources.http.upstream import BudgetExceeded, TokenPool, Tuning, check_url, next_link
 from tests.crawl.crawlfake import GH, Fake, make_settings, packages_frame
 from warehouse.archive import latest_responses, scan_archive
 
@@ -418,7 +418,7 @@ def test_idle_repository_participation_is_derived_without_a_request(tmp_path, fa
 
 
 def test_load_state_agrees_with_latest_responses(tmp_path, fake):
-    from assets.raw.crawl import load_state
+    from pipelines.crawler.crawl import load_state
 
     fake.add_repo("owner/empty", empty=True)
     settings = make_settings(tmp_path)

@@ -15,8 +15,8 @@ import orjson
 import polars as pl
 import pytest
 
-from assets.raw.crawl import request_key, run_crawl
-from pipelines.clients.http import Tuning
+from pipelines.crawler.crawl import request_key, run_crawl
+from pipelines.sources.http.upstream import Tuning
 from simulator.world import gh_time
 from tests.crawl.simworld import sim_settings as settings_for
 from tests.crawl.simworld import world_packages
@@ -210,8 +210,8 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     from simulator.world import World
-    from assets.raw.crawl import run_crawl
-    from pipelines.clients.http import Tuning
+    from pipelines.crawler.crawl import run_crawl
+    from pipelines.sources.http.upstream import Tuning
     from tests.crawl.simworld import world_packages
     from pipelines.settings import Settings
     settings = Settings.from_env()
@@ -259,7 +259,7 @@ def test_sigkill_mid_crawl_then_resume_refetches_nothing_archived(make_simulator
 @pytest.mark.parametrize("faults", [{**ROOMY, "burst": 0, "concurrency": 3}])
 def test_secondary_limit_with_retry_after_is_honoured(make_simulator, tmp_path, faults, monkeypatch):
     """The simulator answers 403 + Retry-After: 60 past 3 requests in flight; we wait (sleep patched)."""
-    import pipelines.clients.http as http
+    import pipelines.sources.http.upstream as http
 
     slept: list[float] = []
     real_sleep = http.asyncio.sleep

@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from assets.raw.crawl import run_crawl
-from pipelines.clients.bitbucket import Bitbucket
-from pipelines.clients.http import Tuning, Upstream
+from pipelines.crawler.crawl import run_crawl
 from pipelines.settings import netloc
+from pipelines.sources.bitbucket import Bitbucket
+from pipelines.sources.http.upstream import Tuning, Upstream
 from simulator.core import fingerprint
 from tests.crawl.simworld import InFlight, short_quota_windows, world_packages
 from tests.crawl.simworld import sim_settings as settings_for

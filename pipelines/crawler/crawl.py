@@ -2,7 +2,7 @@
 
 `run_crawl()` is the whole thing (sync; one asyncio loop). It
 
-1. plans (`assets.raw.state` reads what the archive holds, `assets.raw.plan` decides what is due):
+1. plans (`pipelines.crawler.state` reads what the archive holds, `pipelines.crawler.plan` decides what is due):
    one job per unique repo_key (GitHub, GitLab, Bitbucket, Codeberg) and per unique pypi_name, with
    the request keys of ARCHITECTURE.md; keys whose newest good fetch is younger than
    `max_age_hours` are skipped unless `force`; never-seen keys first, then the oldest;
@@ -15,7 +15,7 @@
 
 Without a GitHub token, repositories go through REST (repo, participation, contributors, newest
 commit). With one, repository metadata (and the newest commit: `defaultBranchRef.target`) come in
-GraphQL batches (`graphql_repo`, query in `pipelines.clients.github`) and REST is kept for
+GraphQL batches (`graphql_repo`, query in `pipelines.sources.github`) and REST is kept for
 participation and contributors.
 
 Quota saver: a non-empty repository with no push for 52 weeks + `Tuning.idle_margin_days` has a
@@ -26,7 +26,7 @@ Failures never raise: each answer is archived with its `error_kind`, and the run
 quota reset (or a secondary-limit back-off) cannot be waited for within `time_budget_s`, that source
 stops taking new work, the archive is flushed and `CrawlReport.stopped_by_budget` is set; the next
 run skips what was archived (staleness policy) and continues. Waits and stops are announced on the
-`pulse.notice` logger too (`pipelines.clients.quota.notify`), which `pulse refresh` prints.
+`pulse.notice` logger too (`pipelines.sources.http.quota.notify`), which `pulse refresh` prints.
 
 The planning names (`request_key`, `KeyState`, `Job`, `Plan`, `load_state`, `plan_crawl`, ...) are
 re-exported here, where callers have always imported them from.
@@ -49,7 +49,7 @@ import httpx
 import orjson
 import polars as pl
 
-from assets.raw.plan import (
+from pipelines.crawler.plan import (
     BITBUCKET_ENDPOINTS,
     CODEBERG_ENDPOINTS,
     EPOCH,
@@ -61,7 +61,7 @@ from assets.raw.plan import (
     plan_crawl,
     request_key,
 )
-from assets.raw.state import (
+from pipelines.crawler.state import (
     KeyState,
     graphql_last_activity,
     graphql_nonempty,
@@ -69,15 +69,15 @@ from assets.raw.state import (
     parse_time,
     rest_nonempty,
 )
-from assets.raw.upstreams import GITHUB_MAX_CONCURRENCY, Upstreams
-from pipelines.clients import bitbucket as bitbucket_mod
-from pipelines.clients import codeberg as codeberg_mod
-from pipelines.clients import github as github_mod
-from pipelines.clients import gitlab as gitlab_mod
-from pipelines.clients import pypi as pypi_mod
-from pipelines.clients.http import BudgetExceeded, Fetched, Tuning
-from pipelines.clients.quota import notify
+from pipelines.crawler.upstreams import GITHUB_MAX_CONCURRENCY, Upstreams
 from pipelines.settings import Settings
+from pipelines.sources import bitbucket as bitbucket_mod
+from pipelines.sources import codeberg as codeberg_mod
+from pipelines.sources import github as github_mod
+from pipelines.sources import gitlab as gitlab_mod
+from pipelines.sources import pypi as pypi_mod
+from pipelines.sources.http.quota import notify
+from pipelines.sources.http.upstream import BudgetExceeded, Fetched, Tuning
 from warehouse.archive import RawResponse, write_batch
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from pipelines.clients.fetched import Fetched
-from pipelines.clients.http import Upstream
+from pipelines.sources.http.fetched import Fetched
+from pipelines.sources.http.upstream import Upstream
 
 # a PEP 503 normalised name
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,200}[a-z0-9])?$")
@@ -53,3 +53,6 @@ def _refine(fetched: Fetched, required: str) -> Fetched:
     elif fetched.ok and not (isinstance(fetched.data, dict) and required in fetched.data):
         fetched.error_kind, fetched.error = "malformed", f"PyPI body has no {required!r}"
     return fetched
+
+
+# --- reading: stored bodies -> facts (core) ------------------------------------------------------

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from pipelines.clients.fetched import Fetched, require_body
-from pipelines.clients.http import Upstream
-from pipelines.clients.pages import merge_pages, utc_stamp
+from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.upstream import Upstream
 
 PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
 
@@ -59,3 +59,6 @@ class GitLab:
         first = await self.upstream.get(path, etag=etag)
         return await merge_pages(self.upstream, first, what="page", max_pages=self.max_pages, more=more,
                                  fallback=x_next_page)
+
+
+# --- reading: stored bodies -> facts (core) ------------------------------------------------------

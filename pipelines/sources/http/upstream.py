@@ -2,10 +2,10 @@
 
 One `Upstream` per configured API (GitHub REST, GitHub GraphQL, PyPI, GitLab, Bitbucket, Codeberg),
 each with its own concurrency cap, over one `httpx.AsyncClient` per network location
-(`pipelines.clients.transport`). Everything an upstream answers is returned as a `Fetched` value,
+(`pipelines.sources.http.transport`). Everything an upstream answers is returned as a `Fetched` value,
 never raised: a failure is *classified* (`error_kind`) so the caller can archive it and go on. The
 only exception that escapes is `BudgetExceeded` (the time budget would be overrun by waiting for a
-quota reset, `pipelines.clients.quota`), which stops the crawl cleanly.
+quota reset, `pipelines.sources.http.quota`), which stops the crawl cleanly.
 
 A URL is only requested when it is http(s) on a configured API host, and an upstream only follows
 redirects and Link pages to its own host: catalogue entries are user input, and a crafted repo URL
@@ -34,12 +34,12 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from pipelines.clients.fetched import ERROR_KINDS, KEEP_HEADERS, Fetched, classify_status, keep_headers
-from pipelines.clients.pages import next_link
-from pipelines.clients.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int, notify
-from pipelines.clients.transport import USER_AGENT, AiohttpTransport, make_clients
-from pipelines.clients.tuning import Tuning
 from pipelines.settings import netloc
+from pipelines.sources.http.fetched import ERROR_KINDS, KEEP_HEADERS, Fetched, classify_status, keep_headers
+from pipelines.sources.http.pages import next_link
+from pipelines.sources.http.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int, notify
+from pipelines.sources.http.transport import USER_AGENT, AiohttpTransport, make_clients
+from pipelines.sources.http.tuning import Tuning
 
 __all__ = [
     "ERROR_KINDS",

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import orjson
 
-from pipelines.clients.fetched import Fetched, require_body
-from pipelines.clients.http import Upstream
-from pipelines.clients.pages import utc_stamp
+from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.pages import utc_stamp
+from pipelines.sources.http.upstream import Upstream
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)
@@ -84,3 +84,6 @@ class Bitbucket:
             first.text = orjson.dumps(body).decode()
         first.headers["x-pulse-pages"] = str(pages)
         return first
+
+
+# --- reading: stored bodies -> facts (core) ------------------------------------------------------

@@ -1,6 +1,6 @@
 """Connection pools: one keep-alive `httpx.AsyncClient` per host, doing its I/O through aiohttp.
 
-Kept apart from the request logic (`pipelines.clients.http`) because it is the one piece chosen for
+Kept apart from the request logic (`pipelines.sources.http.upstream`) because it is the one piece chosen for
 speed rather than behaviour: tests swap it for an in-process fake transport.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from pipelines.clients.tuning import Tuning
 from pipelines.settings import netloc
+from pipelines.sources.http.tuning import Tuning
 
 USER_AGENT = "package-pulse-crawler/0.1 (+https://github.com/djangopackages)"
 

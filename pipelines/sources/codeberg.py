@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from pipelines.clients.fetched import Fetched, require_body
-from pipelines.clients.http import Upstream
-from pipelines.clients.pages import merge_pages, utc_stamp
+from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.upstream import Upstream
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS
@@ -76,3 +76,6 @@ class Codeberg:
 
         return await merge_pages(self.upstream, first, what="commits page", max_pages=self.max_pages,
                                  more=reaches_into_window, fallback=has_more)
+
+
+# --- reading: stored bodies -> facts (core) ------------------------------------------------------

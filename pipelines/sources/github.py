@@ -16,9 +16,9 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
-from pipelines.clients.fetched import Fetched, require_body
-from pipelines.clients.http import Upstream
-from pipelines.clients.pages import merge_pages
+from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.pages import merge_pages
+from pipelines.sources.http.upstream import Upstream
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
@@ -276,3 +276,6 @@ def _graphql_errors(body: dict[str, Any] | None) -> str | None:
     if isinstance(first, dict):
         return f"GraphQL {first.get('type') or 'error'}: {str(first.get('message'))[:200]}"
     return "GraphQL error"
+
+
+# --- reading: stored bodies -> facts (core) ------------------------------------------------------

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from pipelines.clients.fetched import Fetched
+from pipelines.sources.http.fetched import Fetched
 
 if TYPE_CHECKING:
-    from pipelines.clients.http import Upstream
+    from pipelines.sources.http.upstream import Upstream
 
 
 def next_link(link_header: str | None) -> str | None:

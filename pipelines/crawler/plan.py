@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from assets.raw.state import KeyState
+from pipelines.crawler.state import KeyState
 
 GITHUB_REST_ENDPOINTS = ("repo", "participation", "contributors", "commits")
 GITHUB_TOKEN_ENDPOINTS = ("graphql_repo", "participation", "contributors")

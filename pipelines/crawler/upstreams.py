@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 
-from pipelines.clients.bitbucket import Bitbucket
-from pipelines.clients.codeberg import Codeberg
-from pipelines.clients.github import GitHub
-from pipelines.clients.gitlab import GitLab
-from pipelines.clients.http import TokenPool, Tuning, Upstream, make_clients
-from pipelines.clients.pypi import PyPI
 from pipelines.settings import Settings, netloc
+from pipelines.sources.bitbucket import Bitbucket
+from pipelines.sources.codeberg import Codeberg
+from pipelines.sources.github import GitHub
+from pipelines.sources.gitlab import GitLab
+from pipelines.sources.http.upstream import TokenPool, Tuning, Upstream, make_clients
+from pipelines.sources.pypi import PyPI
 
 GITHUB_MAX_CONCURRENCY = 100  # requests in flight GitHub tolerates before a secondary limit
 

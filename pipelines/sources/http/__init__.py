@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every source: the per-host `Upstream`, connection pools, quota, pages."""
