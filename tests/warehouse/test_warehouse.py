@@ -185,10 +185,15 @@ def test_reader_queries_published_copy_while_writer_writes(built, tmp_path):
         reader.close()
 
 
-def test_every_declared_view_queries(built):
+def test_every_declared_view_queries_and_keeps_its_key(built):
     con, _ = built
-    for name in declared()[1]:
-        con.execute(f"SELECT * FROM {name}").fetchall()
+    views = declared()[1]
+    assert views
+    for name, view in views.items():
+        assert view.key, f"{name} declares no `-- key:` line"
+        key = ", ".join(view.key)
+        rows, keys = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM {name}").fetchone()
+        assert rows == keys, f"{name}: {rows - keys} rows repeat a key ({key})"
 
 
 def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
