@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import defs
 
@@ -50,6 +51,7 @@ def test_writing_steps_share_the_single_writer_pool():
         assert graph.get(key).pools == {"warehouse_writer"}, key
 
 
+@pytest.mark.slow  # the `dagster` CLI in a subprocess
 def test_dagster_validates_the_workspace():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

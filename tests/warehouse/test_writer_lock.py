@@ -33,6 +33,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two Python processes
 def test_two_processes_writing_concurrently_both_succeed_one_after_the_other(tmp_path):
     children = [
         subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), name], cwd=ROOT,
