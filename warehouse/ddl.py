@@ -35,10 +35,6 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in declared order
     sql: str
 
-    @property
-    def column_types(self) -> dict[str, str]:
-        return dict(self.columns)
-
 
 @dataclass(frozen=True)
 class ViewSpec:
