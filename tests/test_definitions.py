@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from pipelines.definitions import defs
 
@@ -35,9 +36,12 @@ def test_layers_only_depend_upstream():
 
 
 def test_refresh_job_and_schedule():
+    # `pulse refresh` runs this job: it must be the whole graph, or the CLI would skip a layer
     job = defs.resolve_job_def("refresh")
-    assert job is not None
-    assert defs.resolve_schedule_def("daily_refresh").job_name == "refresh"
+    assert job.asset_layer.selected_asset_keys == set(defs.resolve_asset_graph().get_all_asset_keys())
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    assert schedule.job_name == "refresh"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # nobody crawls by surprise
 
 
 def test_writing_steps_share_the_single_writer_pool():
@@ -47,6 +51,7 @@ def test_writing_steps_share_the_single_writer_pool():
         assert graph.get(key).pools == {"warehouse_writer"}, key
 
 
+@pytest.mark.slow  # the `dagster` CLI in a subprocess
 def test_dagster_validates_the_workspace():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

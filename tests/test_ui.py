@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.slow  # starts the Dagster webserver
 
 ROOT = Path(__file__).resolve().parents[1]
 

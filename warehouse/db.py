@@ -19,9 +19,7 @@ from pathlib import Path
 import duckdb
 from filelock import FileLock, Timeout
 
-from warehouse.ddl import SCHEMAS, apply_schema
-
-__all__ = ["SCHEMAS", "WriterLockTimeout", "connect_reader", "connect_writer", "open_writer", "writer_lock"]
+from warehouse.ddl import apply_schema
 
 LOCK_TIMEOUT_ENV = "PULSE_WRITER_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 600.0

@@ -35,10 +35,6 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) in declared order
     sql: str
 
-    @property
-    def column_types(self) -> dict[str, str]:
-        return dict(self.columns)
-
 
 @dataclass(frozen=True)
 class ViewSpec:
@@ -69,6 +65,19 @@ def _only_comments(sql: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
 
 
+def _key(stmt: str) -> tuple[str, ...]:
+    key_line = re.search(r"--\s*key:\s*(.+)", stmt)
+    return tuple(k.strip() for k in key_line.group(1).split(",")) if key_line else ()
+
+
+@cache
+def declared_keys(file: str) -> dict[str, tuple[str, ...]]:
+    """The `-- key:` of every table in one SQL file, read from the text alone: no DuckDB, so code can
+    take its keys from the schema at import time instead of repeating them."""
+    return {match.group(1): _key(stmt) for stmt in _statements((SCHEMA_DIR / file).read_text())
+            if (match := _CREATE_TABLE.search(stmt))}
+
+
 @cache
 def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
     """Tables and views declared in the SQL files (types resolved by DuckDB itself)."""
@@ -80,8 +89,7 @@ def declared() -> tuple[dict[str, TableSpec], dict[str, ViewSpec]]:
             scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for file in SQL_FILES:
             for stmt in _statements((SCHEMA_DIR / file).read_text()):
-                key_line = re.search(r"--\s*key:\s*(.+)", stmt)
-                key = tuple(k.strip() for k in key_line.group(1).split(",")) if key_line else ()
+                key = _key(stmt)
                 if match := _CREATE_TABLE.search(stmt):
                     name = match.group(1)
                     scratch.execute(stmt)

@@ -21,7 +21,7 @@ Synthesised values, deterministic for a given file:
 - package `id`: the `id` column when present, else the 1-based data row number;
 - `title`: the `title` column, else the slug;
 - `pypi_url`: the column when present, else None ("unknown": the transform then falls back to the
-  slug as the PyPI name, see `urls.parse_pypi_name`);
+  slug as the PyPI name, see `urls.parse_pypi`);
 - categories: djangopackages' four (apps=1, frameworks=2, projects=3, other=4, the real site's ids
   and titles); any other category slug gets the next ids in order of first appearance;
 - grids: ids 1..n in sorted slug order (stable when rows are reordered), title = slug;

@@ -2,8 +2,8 @@
 
 Catalogue URLs are user input. They are never fetched as given: `parse_repo_url` turns a repository
 URL into a validated (host, owner, name) triple from which the API clients build their own request
-paths against the *configured* API hosts, or explains precisely why it cannot. `parse_pypi_name`
-does the same for the free-form `pypi_url` field.
+paths against the *configured* API hosts, or explains precisely why it cannot. `parse_pypi` does
+the same for the free-form `pypi_url` field.
 
 Both functions are pure and never raise, whatever the input (a non-string gives a problem / None).
 
@@ -386,8 +386,3 @@ def parse_pypi(pypi_url: str | None, fallback_slug: str | None = None) -> tuple[
     if isinstance(found, RepoProblem):
         return None, found
     return found, None
-
-
-def parse_pypi_name(pypi_url: str | None, fallback_slug: str | None = None) -> str | None:
-    """The name part of `parse_pypi()`: None when the catalogue's pypi_url names no usable project."""
-    return parse_pypi(pypi_url, fallback_slug)[0]

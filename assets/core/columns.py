@@ -1,8 +1,8 @@
 """The declared shape of the core tables: column types, keys and table order.
 
-Declared once here (and mirrored by `warehouse/schema/core.sql`) so that every stage casts to the
-same types and sorts by the same keys: that is what makes the same archive give bit-identical tables,
-and what lets the incremental refresh swap rows in by key.
+Declared once here (types mirrored by `warehouse/schema/core.sql`, keys read from it) so that every
+stage casts to the same types and sorts by the same keys: that is what makes the same archive give
+bit-identical tables, and what lets the incremental refresh swap rows in by key.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import polars as pl
+
+from warehouse.ddl import declared_keys
 
 # timestamps are stored in microseconds, always UTC: the archive and the warehouse agree on one type
 UTC_US = pl.Datetime("us", "UTC")
@@ -132,17 +134,8 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
     },
 }
 
-CORE_KEYS: dict[str, tuple[str, ...]] = {
-    "core.categories": ("id",),
-    "core.grids": ("id",),
-    "core.grid_packages": ("grid_id", "package_id"),
-    "core.packages": ("id",),
-    "core.repositories": ("repo_key",),
-    "core.commit_weeks": ("package_id", "week_index"),
-    "core.participants": ("package_id", "position"),
-    "core.releases": ("package_id", "version"),
-    "core.crawl_errors": ("package_id", "request_key"),
-}
+# the `-- key:` lines of core.sql, so the keys core sorts and swaps rows by are the warehouse's own
+CORE_KEYS: dict[str, tuple[str, ...]] = dict(declared_keys("core.sql"))
 
 CORE_TABLES = tuple(CORE_COLUMNS)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 import polars as pl
+import pytest
 
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.transform import (
@@ -152,6 +153,7 @@ def _synthetic(n: int) -> CatalogueRecords:
     return CatalogueRecords(categories, grids, packages, "synthetic", "json")
 
 
+@pytest.mark.slow  # a 100k-package catalogue
 def test_hundred_thousand_packages(record_property):
     """Scale, not speed (benchmarks measure speed): 100,000 rows come out whole and counted."""
     records = _synthetic(100_000)

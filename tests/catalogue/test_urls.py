@@ -14,7 +14,6 @@ from assets.catalogue.urls import (
     RepoRef,
     normalize_pypi_name,
     parse_pypi,
-    parse_pypi_name,
     parse_repo_url,
 )
 
@@ -257,21 +256,21 @@ PYPI = [
 
 @pytest.mark.parametrize(("value", "expected"), PYPI, ids=[repr(p[0]) for p in PYPI])
 def test_pypi_forms(value, expected):
-    assert parse_pypi_name(value) == expected
+    assert parse_pypi(value)[0] == expected
     # a statement about PyPI (even an unusable one) never falls back to the slug
-    assert parse_pypi_name(value, fallback_slug="the-slug") == expected
+    assert parse_pypi(value, fallback_slug="the-slug")[0] == expected
 
 
 def test_pypi_fallback_rules():
-    assert parse_pypi_name("", fallback_slug="django-foo") is None  # "" means: not on PyPI
-    assert parse_pypi_name(None, fallback_slug="Django_Foo") == "django-foo"  # nothing said: the slug
-    assert parse_pypi_name(None) is None
-    assert parse_pypi_name(None, fallback_slug="not valid!") is None
-    assert parse_pypi_name("http://pypi.python.org/pypi/", fallback_slug="foo") == "foo"  # PyPI, no name
-    assert parse_pypi_name("https://pypi.org/", fallback_slug="foo") == "foo"
-    assert parse_pypi_name("http://pypi.python.org/pypi/", fallback_slug=None) is None
-    assert parse_pypi_name("https://example.com/x", fallback_slug="foo") is None
-    assert parse_pypi_name("https://pypi.org/project/-bad-/", fallback_slug="foo") is None
+    assert parse_pypi("", fallback_slug="django-foo")[0] is None  # "" means: not on PyPI
+    assert parse_pypi(None, fallback_slug="Django_Foo")[0] == "django-foo"  # nothing said: the slug
+    assert parse_pypi(None)[0] is None
+    assert parse_pypi(None, fallback_slug="not valid!")[0] is None
+    assert parse_pypi("http://pypi.python.org/pypi/", fallback_slug="foo")[0] == "foo"  # PyPI, no name
+    assert parse_pypi("https://pypi.org/", fallback_slug="foo")[0] == "foo"
+    assert parse_pypi("http://pypi.python.org/pypi/", fallback_slug=None)[0] is None
+    assert parse_pypi("https://example.com/x", fallback_slug="foo")[0] is None
+    assert parse_pypi("https://pypi.org/project/-bad-/", fallback_slug="foo")[0] is None
 
 
 PYPI_PROBLEMS = [
@@ -311,7 +310,7 @@ def test_pep503_normalisation():
 def test_real_dump_2011_pypi_urls(dump_2011):
     data = json.loads(bz2.decompress(dump_2011.read_bytes()))
     packages = [r["fields"] for r in data if r["model"] == "package.package"]
-    names = [parse_pypi_name(p["pypi_url"]) for p in packages]
+    names = [parse_pypi(p["pypi_url"])[0] for p in packages]
     given = [p for p in packages if p["pypi_url"]]
     parsed = [n for n in names if n]
     assert len(given) == 396

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tests.crawl.simworld import short_quota_windows
 from warehouse.archive import latest_responses
+
+pytestmark = pytest.mark.slow  # real `pulse refresh` runs that wait for quota resets
 
 PULSE = str(Path(sys.executable).parent / "pulse")
 SECRET = "sim-cli-secret-token-1"  # a simulator token: must never show in the output

@@ -222,6 +222,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a crawl in a subprocess, killed and resumed
 def test_sigkill_mid_crawl_then_resume_refetches_nothing_archived(make_simulator, tmp_path):
     server = make_simulator(packages=N, faults=ROOMY, latency_ms=20)
     env = {**os.environ, **server.env(), "PULSE_HOME": str(tmp_path), "GITHUB_TOKEN": ""}

@@ -23,6 +23,7 @@ from tests.crawl.test_crawl_simulator import FAST, ROOMY, check_github_rest, key
 # --- requests in flight ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # three 400-package crawls at 30 ms a request
 @pytest.mark.parametrize(("tokens", "overrides", "rest_cap", "graphql_cap"), [
     ((), {}, 64, 0),  # the defaults, REST only
     (("tok-a", "tok-b"), {"github_concurrency": 500, "graphql_concurrency": 8}, 92, 8),  # asks too much
@@ -46,6 +47,7 @@ def test_github_requests_in_flight_never_exceed_the_caps(make_simulator, tmp_pat
 # --- quota spent, then reset -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # waits for quota resets
 def test_quota_exhaustion_then_reset_through_upstream(make_simulator, tmp_path, monkeypatch, caplog):
     """A small anonymous quota that resets every 3 s: the crawl waits (visibly), resumes, completes."""
     short_quota_windows(monkeypatch, 3)

@@ -16,6 +16,8 @@ from nbclient import NotebookClient
 
 from tests.e2e.conftest import PULSE
 
+pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 

@@ -12,6 +12,8 @@ import pytest
 from simulator.server import start_in_thread
 from tests.e2e.conftest import pulse_env, run_pulse
 
+pytestmark = pytest.mark.slow  # a real `pulse refresh` of the reference catalogue
+
 CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "djangopackages_catalogue_2022-05.csv"
 
 

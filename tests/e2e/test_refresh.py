@@ -11,6 +11,8 @@ import pytest
 
 from tests.e2e.conftest import SIM_TOKENS, pulse_env, run_pulse
 
+pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
+
 
 def _export(refreshed, kind: str, object_id: int) -> dict:
     return orjson.loads((refreshed.home / "export/api/v4" / kind / str(object_id) / "index.json").read_bytes())

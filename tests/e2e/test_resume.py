@@ -34,6 +34,8 @@ from simulator.server import SimServer, start_in_thread
 from tests.e2e.conftest import PULSE, pulse_env, run_pulse
 from warehouse.archive import scan_archive
 
+pytestmark = pytest.mark.slow  # two real refreshes, one SIGKILLed mid-crawl and resumed
+
 PACKAGES = 200
 SEED = 23
 # 20 ms per answer, and 5% of GitHub answers take 4 s (deterministic per request): the crawl lasts a

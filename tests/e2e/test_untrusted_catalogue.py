@@ -27,6 +27,8 @@ import pytest
 from simulator.server import SimServer, start_in_thread
 from tests.e2e.conftest import pulse_env, run_pulse
 
+pytestmark = pytest.mark.slow  # real `pulse` refreshes of a hostile catalogue
+
 OUTDATED_DOCS = "https://outdated-docs.example/"
 HOSTILE_FIRST_ID = 900_001
 

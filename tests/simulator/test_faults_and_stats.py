@@ -255,6 +255,7 @@ def test_a_capped_log_counts_what_it_dropped(make_simulator):
     assert server.stats()["requests"] == 8  # the counters are not capped
 
 
+@pytest.mark.slow  # builds a huge world
 def test_a_search_on_a_huge_world_does_not_stall_other_requests(make_simulator):
     """While searches run over 100,000 lazily generated packages, simple requests are answered."""
     server = make_simulator(packages=100_000)

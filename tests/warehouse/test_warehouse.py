@@ -15,7 +15,7 @@ from assets.core.transform import build_core
 from assets.marts.history import snapshot_history
 from warehouse.archive import latest_responses, scan_archive
 from warehouse.db import connect_reader, connect_writer
-from warehouse.ddl import create_raw_views, declared
+from warehouse.ddl import create_raw_views, declared, declared_keys
 from warehouse.load import query, read_table, replace_rows, replace_tables
 from warehouse.publish import publish
 
@@ -185,10 +185,25 @@ def test_reader_queries_published_copy_while_writer_writes(built, tmp_path):
         reader.close()
 
 
-def test_every_declared_view_queries(built):
+def test_keys_read_from_the_text_are_the_declared_ones():
+    """`declared_keys` (text only, for import time) and `declared` (through DuckDB) read the same keys."""
+    tables = declared()[0]
+    for file in ("core.sql", "history.sql"):
+        keys = declared_keys(file)
+        assert keys and all(keys.values()), file
+        assert keys == {name: tables[name].key for name in keys}, file
+    assert set(declared_keys("core.sql")) == {name for name in tables if name.startswith("core.")}
+
+
+def test_every_declared_view_queries_and_keeps_its_key(built):
     con, _ = built
-    for name in declared()[1]:
-        con.execute(f"SELECT * FROM {name}").fetchall()
+    views = declared()[1]
+    assert views
+    for name, view in views.items():
+        assert view.key, f"{name} declares no `-- key:` line"
+        key = ", ".join(view.key)
+        rows, keys = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM {name}").fetchone()
+        assert rows == keys, f"{name}: {rows - keys} rows repeat a key ({key})"
 
 
 def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):

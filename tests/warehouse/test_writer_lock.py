@@ -33,6 +33,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # two Python processes
 def test_two_processes_writing_concurrently_both_succeed_one_after_the_other(tmp_path):
     children = [
         subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), name], cwd=ROOT,
@@ -80,11 +81,33 @@ def test_threads_with_separate_connections_are_serialized(tmp_path):
         assert con.execute("SELECT count(*) FROM main.t").fetchall()[0][0] == 3
 
 
+def _another_thread_can_take(path: Path) -> bool:
+    took: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            with writer_lock(path, timeout=0.2):
+                took.append(True)
+        except WriterLockTimeout:
+            took.append(False)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return took == [True]
+
+
 def test_the_lock_is_reentrant_within_a_thread(tmp_path):
     path = tmp_path / "warehouse.duckdb"
-    with open_writer(path, lock_timeout=1) as outer, open_writer(path, lock_timeout=1) as inner:
-        outer.execute("CREATE TABLE main.x (a INTEGER)")
-        inner.execute("INSERT INTO main.x VALUES (1)")
+    with open_writer(path, lock_timeout=1) as outer:
+        # a non-re-entrant lock would time out here after 1 s instead of opening
+        with open_writer(path, lock_timeout=1) as inner:
+            outer.execute("CREATE TABLE main.x (a INTEGER)")
+            inner.execute("INSERT INTO main.x VALUES (1)")
+        # leaving the inner writer must not release the lock the outer one still holds
+        assert not _another_thread_can_take(path)
+        assert outer.execute("SELECT a FROM main.x").fetchall() == [(1,)]
+    assert _another_thread_can_take(path)
 
 
 def test_waiting_is_bounded_and_the_error_names_the_lock_file(tmp_path, monkeypatch):
