@@ -10,9 +10,9 @@ import pytest
 
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
-from assets.core.sample import T0, sample_catalogue, write_sample
 from assets.marts.assets import marts_assets
 from pipelines.resources import PulseResource, WarehouseResource
+from tests.fixtures.sample import T0, sample_catalogue, write_sample
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_reader, connect_writer
 from warehouse.load import replace_tables

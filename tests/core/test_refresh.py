@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
-from assets.core.sample import rest_repo, sample_catalogue, write_sample
 from assets.core.transform import CORE_KEYS, build_core_from_archive
 from assets.marts.history import history_rows, snapshot_history
+from tests.fixtures.sample import rest_repo, sample_catalogue, write_sample
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_writer
 from warehouse.load import query

@@ -10,9 +10,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.core.sample import sample_catalogue, write_sample
 from assets.core.transform import build_core
 from assets.marts.history import snapshot_history
+from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.archive import latest_responses, scan_archive
 from warehouse.db import connect_reader, connect_writer
 from warehouse.ddl import create_raw_views, declared
