@@ -12,11 +12,14 @@ from assets.catalogue.assets import catalogue
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
 from assets.exports.assets import api_v4, published_warehouse
+from assets.history.assets import history_assets
+from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from assets.raw.assets import crawl
 from pipelines.resources import PulseResource, WarehouseResource
 
-ALL_ASSETS = [catalogue, crawl, *core_assets, *marts_assets, published_warehouse, api_v4]
+ALL_ASSETS = [catalogue, crawl, *core_assets, *history_assets, *marts_assets, published_warehouse, api_v4]
+ALL_CHECKS = [*core_checks, *history_checks]
 
 refresh_job = dg.define_asset_job(
     "refresh",
@@ -35,7 +38,7 @@ daily_refresh = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=core_checks,
+    asset_checks=ALL_CHECKS,
     jobs=[refresh_job],
     schedules=[daily_refresh],
     resources={"pulse": PulseResource(), "warehouse": WarehouseResource()},

@@ -11,7 +11,7 @@ import pytest
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.transform import build_catalogue
 from assets.core.transform import build_core
-from assets.marts.history import snapshot_history
+from assets.history.history import snapshot_history
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.archive import latest_responses, scan_archive
 from warehouse.db import connect_writer
