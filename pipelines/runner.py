@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from filelock import FileLock, Timeout
 
 from pipelines.settings import Settings
+from warehouse.db import connect_reader
 
 INSTANCE_YAML = """\
 # Written by `pulse`: Dagster's instance for runs started from the CLI.
@@ -203,3 +205,34 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
         run_id=result.run_id,
         crawl=_crawl_summary(result),
     )
+
+
+@dataclass
+class ErrorSummary:
+    failing_packages: int = 0  # distinct packages with at least one failure (severity 'error')
+    failures: list[tuple[str, str, int]] = field(default_factory=list)  # (source, kind, packages)
+    notices: list[tuple[str, int]] = field(default_factory=list)  # (kind, packages), severity 'info'
+
+
+def crawl_errors_summary(published_path: Path) -> ErrorSummary:
+    """What core.crawl_errors says after the run: failures and informational notices, apart."""
+    summary = ErrorSummary()
+    if not published_path.exists():
+        return summary
+    con = connect_reader(published_path)
+    try:
+        summary.failures = con.execute(
+            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error' "
+            "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+        ).fetchall()
+        summary.failing_packages = con.execute(
+            "SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error'").fetchone()[0]
+        summary.notices = con.execute(
+            "SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'info' "
+            "GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall()
+    except duckdb.Error:
+        return ErrorSummary()  # an older snapshot without the table or column: nothing to say
+    finally:
+        con.close()
+    return summary
