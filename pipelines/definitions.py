@@ -6,6 +6,8 @@ UI and the CLI can never disagree on what a refresh is.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from assets.catalogue.assets import catalogue
@@ -16,7 +18,33 @@ from assets.history.assets import history_assets
 from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from assets.raw.assets import crawl
-from pipelines.resources import PulseResource, WarehouseResource
+from pipelines.resources import CrawlerResource, PulseResource, WarehouseResource
+
+
+def _env(name: str) -> str | None:
+    """`dg.EnvVar(name)` where the variable is set (read when a run launches, never shown in the UI);
+    else None, which the resources read as that variable's default (pipelines.settings)."""
+    value = os.environ.get(name)
+    return dg.EnvVar(name) if value is not None and value.strip() else None
+
+
+HOME = {"home": _env("PULSE_HOME")}
+PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE_PUBLIC_URL"),
+         "timezone": _env("PULSE_TIMEZONE")}
+RESOURCES = {
+    "pulse": PulseResource(**PLACE),
+    "warehouse": WarehouseResource(**HOME),
+    "crawler": CrawlerResource(
+        **PLACE,
+        github_tokens=_env("GITHUB_TOKEN"),
+        github_api_url=_env("GITHUB_API_URL"),
+        github_graphql_url=_env("GITHUB_GRAPHQL_URL"),
+        pypi_url=_env("PYPI_URL"),
+        gitlab_api_url=_env("GITLAB_API_URL"),
+        bitbucket_api_url=_env("BITBUCKET_API_URL"),
+        codeberg_api_url=_env("CODEBERG_API_URL"),
+    ),
+}
 
 ALL_ASSETS = [catalogue, crawl, *core_assets, *history_assets, *marts_assets, published_warehouse, api_v4]
 ALL_CHECKS = [*core_checks, *history_checks]
@@ -41,5 +69,5 @@ defs = dg.Definitions(
     asset_checks=ALL_CHECKS,
     jobs=[refresh_job],
     schedules=[daily_refresh],
-    resources={"pulse": PulseResource(), "warehouse": WarehouseResource()},
+    resources=RESOURCES,
 )

@@ -174,18 +174,19 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
                 log_level: str, started: float) -> RefreshOutcome:
+    from assets.core.assets import CoreConfig
+    from pipelines.resources import CrawlConfig
+
     job = defs.resolve_job_def("refresh")
-    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     selection = None
     if replay:
         graph = defs.resolve_asset_graph()
         selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in REPLAY_GROUPS]
         # a replay rebuilds: the incremental core refresh would keep tables it believes current
-        run_config["ops"] = {"core_tables": {"config": {"full": True}}}
+        ops: dict[str, dg.Config] = {"core_tables": CoreConfig(full=True)}
     else:
-        run_config["ops"] = {
-            "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
-        }
+        ops = {"crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s)}
+    run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}})
     with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
         result = job.execute_in_process(
