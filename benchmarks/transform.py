@@ -36,9 +36,9 @@ import duckdb
 import orjson
 import polars as pl
 
-from assets.core.refresh import consume_pending, pending_changes, refresh_core
+from assets.core.refresh import core_changes, refresh_core
 from assets.core.transform import CORE_TABLES
-from assets.marts.history import snapshot_history
+from assets.history.history import consumed_core_version, snapshot_history
 from warehouse.archive import scan_archive
 from warehouse.db import connect_writer
 from warehouse.ddl import create_raw_views
@@ -62,19 +62,19 @@ def synthesise(out: Path, packages: int, generation: int = 0, fraction: float = 
 def run_pipeline(con: duckdb.DuckDBPyConnection, home: Path, catalogue: dict, refresh_id: str) -> dict:
     stages: dict[str, float] = {}
     t = time.perf_counter()
-    mode, written = refresh_core(con, catalogue, home / "raw", now=datetime.now(UTC))
+    refresh = refresh_core(con, catalogue, home / "raw", now=datetime.now(UTC))
     stages["core"] = time.perf_counter() - t
     t = time.perf_counter()
     create_raw_views(con, home / "raw")
     stages["raw_views"] = time.perf_counter() - t
     t = time.perf_counter()
-    history_rows = snapshot_history(con, refresh_id, datetime.now(UTC), changed=pending_changes(con))
-    consume_pending(con)
+    changes = core_changes(con, since=consumed_core_version(con))
+    history_rows = snapshot_history(con, refresh_id, datetime.now(UTC), changes=changes)
     stages["history"] = time.perf_counter() - t
     t = time.perf_counter()
     publish(home / "warehouse.duckdb", home / "published.duckdb", con=con)
     stages["publish"] = time.perf_counter() - t
-    return {"mode": mode, "written": written, "history_rows": history_rows,
+    return {"mode": refresh.mode, "written": refresh.written, "history_rows": history_rows,
             "stages": {k: round(v, 3) for k, v in stages.items()}}
 
 

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,41 +53,6 @@ def _check_home(settings: Settings) -> None:
 def _fail(message: str) -> None:
     console.print(f"[bold red]pulse: {message}[/]")
     sys.exit(1)
-
-
-@dataclass
-class _ErrorSummary:
-    failing_packages: int = 0  # distinct packages with at least one failure (severity 'error')
-    failures: list[tuple[str, str, int]] = field(default_factory=list)  # (source, kind, packages)
-    notices: list[tuple[str, int]] = field(default_factory=list)  # (kind, packages), severity 'info'
-
-
-def _crawl_errors_summary(settings: Settings) -> _ErrorSummary:
-    """What core.crawl_errors says after the run: failures and informational notices, apart."""
-    import duckdb
-
-    from warehouse.db import connect_reader
-
-    summary = _ErrorSummary()
-    if not settings.published_path.exists():
-        return summary
-    con = connect_reader(settings.published_path)
-    try:
-        summary.failures = con.execute(
-            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error' "
-            "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
-        ).fetchall()
-        summary.failing_packages = con.execute(
-            "SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error'").fetchone()[0]
-        summary.notices = con.execute(
-            "SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'info' "
-            "GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall()
-    except duckdb.Error:
-        return _ErrorSummary()  # an older snapshot without the table or column: nothing to say
-    finally:
-        con.close()
-    return summary
 
 
 class _ConsoleNotices(logging.Handler):
@@ -139,7 +103,7 @@ def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
 
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
              replay: bool = False, verbose: bool = False) -> None:
-    from pipelines.runner import run_refresh
+    from pipelines.runner import crawl_errors_summary, run_refresh
 
     _check_home(settings)
     if replay and not settings.warehouse_path.exists():
@@ -175,7 +139,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
             console.print(line, style="yellow" if number else None, markup=False, highlight=False)
     if not outcome.success:
         _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.failure}")
-    summary = _crawl_errors_summary(settings)
+    summary = crawl_errors_summary(settings.published_path)
     console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.warehouse_path}; "
                   f"export {settings.export_dir / 'api' / 'v4'}")
     if summary.failures:
@@ -230,17 +194,14 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve(host: str, port: int) -> None:
     """Serve the published snapshot as API v4 (read-only)."""
-    from aiohttp import web
-
-    from assets.exports.api_v4 import ApiContext
-    from pipelines.serve import PublishedApi, make_app
+    from pipelines.serve import run_server
 
     settings = _settings()
     if not settings.published_path.exists():
         _fail(f"no published snapshot at {settings.published_path}: run `pulse refresh` first")
-    api = PublishedApi(settings.published_path, ApiContext.create(settings.public_url, settings.timezone))
     console.print(f"serving {settings.published_path} on http://{host}:{port}/api/v4/")
-    web.run_app(make_app(api), host=host, port=port, print=None)
+    run_server(settings.published_path, public_url=settings.public_url, timezone=settings.timezone, host=host,
+               port=port)
 
 
 @main.command()
@@ -280,27 +241,15 @@ def query(sql: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 def export(out_dir: Path | None, fmt: str) -> None:
     """Export the core, history and marts tables of the published snapshot as dataset files."""
-    from warehouse.db import connect_reader
+    from assets.exports.datasets import export_datasets
 
     settings = _settings()
-    out_dir = (out_dir or settings.export_dir / "datasets").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        con = connect_reader(settings.published_path)
+        written = export_datasets(settings.published_path, out_dir or settings.export_dir / "datasets", fmt)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    try:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('core', 'history', 'marts') ORDER BY 1, 2"
-        ).fetchall()
-        for schema, table in tables:
-            target = out_dir / f"{schema}.{table}.{fmt}"
-            options = "(FORMAT parquet, COMPRESSION zstd)" if fmt == "parquet" else "(FORMAT csv, HEADER)"
-            con.execute(f"COPY (SELECT * FROM {schema}.{table}) TO '{target}' {options}")
-            click.echo(str(target))
-    finally:
-        con.close()
+    for path in written:
+        click.echo(str(path))
 
 
 @main.command()

@@ -6,17 +6,48 @@ UI and the CLI can never disagree on what a refresh is.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from assets.catalogue.assets import catalogue
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
 from assets.exports.assets import api_v4, published_warehouse
+from assets.history.assets import history_assets
+from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from assets.raw.assets import crawl
-from pipelines.resources import PulseResource, WarehouseResource
+from pipelines.resources import CrawlerResource, PulseResource, WarehouseResource
 
-ALL_ASSETS = [catalogue, crawl, *core_assets, *marts_assets, published_warehouse, api_v4]
+
+def _env(name: str) -> str | None:
+    """`dg.EnvVar(name)` where the variable is set (read when a run launches, never shown in the UI);
+    else None, which the resources read as that variable's default (pipelines.settings)."""
+    value = os.environ.get(name)
+    return dg.EnvVar(name) if value is not None and value.strip() else None
+
+
+HOME = {"home": _env("PULSE_HOME")}
+PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE_PUBLIC_URL"),
+         "timezone": _env("PULSE_TIMEZONE")}
+RESOURCES = {
+    "pulse": PulseResource(**PLACE),
+    "warehouse": WarehouseResource(**HOME),
+    "crawler": CrawlerResource(
+        **PLACE,
+        github_tokens=_env("GITHUB_TOKEN"),
+        github_api_url=_env("GITHUB_API_URL"),
+        github_graphql_url=_env("GITHUB_GRAPHQL_URL"),
+        pypi_url=_env("PYPI_URL"),
+        gitlab_api_url=_env("GITLAB_API_URL"),
+        bitbucket_api_url=_env("BITBUCKET_API_URL"),
+        codeberg_api_url=_env("CODEBERG_API_URL"),
+    ),
+}
+
+ALL_ASSETS = [catalogue, crawl, *core_assets, *history_assets, *marts_assets, published_warehouse, api_v4]
+ALL_CHECKS = [*core_checks, *history_checks]
 
 refresh_job = dg.define_asset_job(
     "refresh",
@@ -35,8 +66,8 @@ daily_refresh = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=core_checks,
+    asset_checks=ALL_CHECKS,
     jobs=[refresh_job],
     schedules=[daily_refresh],
-    resources={"pulse": PulseResource(), "warehouse": WarehouseResource()},
+    resources=RESOURCES,
 )

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from filelock import FileLock, Timeout
 
 from pipelines.settings import Settings
+from warehouse.db import connect_reader
 
 INSTANCE_YAML = """\
 # Written by `pulse`: Dagster's instance for runs started from the CLI.
@@ -172,18 +174,19 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
                 log_level: str, started: float) -> RefreshOutcome:
+    from assets.core.assets import CoreConfig
+    from pipelines.resources import CrawlConfig
+
     job = defs.resolve_job_def("refresh")
-    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     selection = None
     if replay:
         graph = defs.resolve_asset_graph()
         selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in REPLAY_GROUPS]
         # a replay rebuilds: the incremental core refresh would keep tables it believes current
-        run_config["ops"] = {"core_tables": {"config": {"full": True}}}
+        ops: dict[str, dg.Config] = {"core_tables": CoreConfig(full=True)}
     else:
-        run_config["ops"] = {
-            "crawl": {"config": {"force": force, "max_age_hours": max_age_hours, "time_budget_s": time_budget_s}}
-        }
+        ops = {"crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s)}
+    run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}})
     with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
         result = job.execute_in_process(
@@ -203,3 +206,34 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
         run_id=result.run_id,
         crawl=_crawl_summary(result),
     )
+
+
+@dataclass
+class ErrorSummary:
+    failing_packages: int = 0  # distinct packages with at least one failure (severity 'error')
+    failures: list[tuple[str, str, int]] = field(default_factory=list)  # (source, kind, packages)
+    notices: list[tuple[str, int]] = field(default_factory=list)  # (kind, packages), severity 'info'
+
+
+def crawl_errors_summary(published_path: Path) -> ErrorSummary:
+    """What core.crawl_errors says after the run: failures and informational notices, apart."""
+    summary = ErrorSummary()
+    if not published_path.exists():
+        return summary
+    con = connect_reader(published_path)
+    try:
+        summary.failures = con.execute(
+            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error' "
+            "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+        ).fetchall()
+        summary.failing_packages = con.execute(
+            "SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error'").fetchone()[0]
+        summary.notices = con.execute(
+            "SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'info' "
+            "GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall()
+    except duckdb.Error:
+        return ErrorSummary()  # an older snapshot without the table or column: nothing to say
+    finally:
+        con.close()
+    return summary

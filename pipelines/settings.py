@@ -8,6 +8,7 @@ stray `repr()` or log line cannot leak them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,8 +20,8 @@ class SettingsError(ValueError):
     """A configuration value is unusable; the message names the variable."""
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
+def _value(env: Mapping[str, str | None], name: str, default: str | None = None) -> str | None:
+    value = env.get(name)
     if value is None or value.strip() == "":
         return default
     return value.strip()
@@ -59,6 +60,16 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls) -> Settings:
+        return cls.from_mapping(os.environ)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str | None]) -> Settings:
+        """Settings from environment-variable names -> values (None or blank: the default), so that
+        Dagster resources can pass their configured fields through the same defaults and checks."""
+
+        def _env(name: str, default: str | None = None) -> str | None:
+            return _value(env, name, default)
+
         api = _check_url("GITHUB_API_URL", _env("GITHUB_API_URL", "https://api.github.com"))
         graphql = _env("GITHUB_GRAPHQL_URL") or default_graphql_url(api)
         tokens = tuple(SecretStr(t.strip()) for t in (_env("GITHUB_TOKEN", "") or "").split(",") if t.strip())

@@ -87,3 +87,33 @@ def test_every_step_that_opens_the_warehouse_for_writing_is_in_the_writer_pool()
             assert graph.get(key).pools == {"warehouse_writer"}, key
     for check in defs.asset_checks or []:
         assert check.node_def.pool == "warehouse_writer", check
+
+
+def test_definitions_are_loadable_and_every_job_resolves():
+    dg.Definitions.validate_loadable(defs)
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"refresh"}
+    crawl = defs.resolve_assets_def(dg.AssetKey(["raw", "github"]))
+    assert {"crawler", "warehouse"} <= crawl.required_resource_keys
+    assert "pulse" not in crawl.required_resource_keys  # the crawler resource carries all it needs
+
+
+def test_secrets_and_urls_reach_the_resources_as_env_vars(monkeypatch):
+    """Where a variable is set, the resource field holds `dg.EnvVar` (read at launch, hidden in the
+    UI), not its value."""
+    import importlib
+
+    import pipelines.definitions as definitions
+
+    monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+    monkeypatch.setenv("PYPI_URL", "http://pypi.local")
+    monkeypatch.delenv("GITLAB_API_URL", raising=False)
+    reloaded = importlib.reload(definitions)
+    try:
+        crawler = reloaded.RESOURCES["crawler"]
+        assert crawler.github_tokens == dg.EnvVar("GITHUB_TOKEN") and isinstance(crawler.github_tokens, dg.EnvVar)
+        assert isinstance(crawler.pypi_url, dg.EnvVar)
+        assert crawler.gitlab_api_url is None
+        assert "secret-token" not in repr(crawler)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(definitions)

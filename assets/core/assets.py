@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from pydantic import Field
 
 from assets.core.refresh import refresh_core
 from assets.core.transform import CORE_TABLES
@@ -35,6 +36,11 @@ def core_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(name.split("."))
 
 
+class CoreConfig(dg.Config):
+    full: bool = Field(default=False, description="Rebuild every core table from the whole archive "
+                                                  "(`pulse refresh --replay`).")
+
+
 def read_catalogue(con) -> dict:
     missing = [
         t
@@ -64,12 +70,9 @@ def read_catalogue(con) -> dict:
     ],
     pool=WRITER_POOL,
     can_subset=False,
-    config_schema={
-        "full": dg.Field(bool, default_value=False,
-                         description="Rebuild every core table from the whole archive (`pulse refresh --replay`)."),
-    },
 )
-def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
+def core_tables(context: AssetExecutionContext, config: CoreConfig, pulse: PulseResource,
+                warehouse: WarehouseResource):
     """Parse the newest good raw responses and join them onto the catalogue; write the core tables in
     one transaction (a failure leaves the previous tables in place). Incremental when only new
     archive batches arrived since the last build and the catalogue is unchanged (assets.core.refresh).
@@ -77,8 +80,7 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
     raw_dir = pulse.settings().raw_dir
     with warehouse.writer() as con:
         catalogue = read_catalogue(con)
-        full = bool(context.op_execution_context.op_config["full"])
-        mode, written = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=full)
+        refresh = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=config.full)
         create_raw_views(con, raw_dir)
         counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
         kinds = dict(
@@ -93,8 +95,9 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
     for name in CORE_TABLES:
         metadata: dict[str, object] = {
             "dagster/row_count": int(counts[name]),
-            "rows_written": int(written.get(name, 0)),
-            "refresh_mode": mode,
+            "rows_written": int(refresh.written.get(name, 0)),
+            "refresh_mode": refresh.mode,
+            "core_version": refresh.version,  # history consumes core's changes up to this version
         }
         if name == "core.crawl_errors":
             metadata["by_kind"] = dg.MetadataValue.json(kinds)  # failures only (severity `error`)
@@ -103,7 +106,7 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
         if name == "core.packages":
             metadata["stale_packages"] = int(stale)
         yield dg.MaterializeResult(asset_key=core_key(name), metadata=metadata)
-    context.log.info("core refresh (%s): %s", mode, written)
+    context.log.info("core refresh %d (%s): %s", refresh.version, refresh.mode, refresh.written)
 
 
 core_assets = [core_tables]

@@ -1,8 +1,8 @@
-"""Asset checks on the core and history tables, derived from the declared schema where possible.
+"""Asset checks on the core tables, derived from the declared schema where possible.
 
 Blocking checks (a wrong table would spread into history, marts and exports): unique declared keys,
 52 weeks per package with participation, grid memberships pointing at existing packages and grids,
-non-negative counts, history rows for every package of the latest refresh. Freshness of the last
+non-negative counts. Freshness of the last
 successful crawl only warns (the data is still the best we have). Each result carries the number of
 offending rows and a few examples in its metadata.
 """
@@ -23,20 +23,19 @@ from warehouse.ddl import table_spec
 COUNT_COLUMNS = ("stars", "forks", "watchers", "open_issues", "repo_watchers", "repo_forks", "commits",
                  "contributions", "attempts")
 FRESHNESS_HOURS = float(os.environ.get("PULSE_FRESHNESS_HOURS", "48"))
-HISTORY_KEY = dg.AssetKey(["history", "package_metrics"])
 
 
 def _spec(name: str, table: str, description: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset=core_key(table), description=description, blocking=blocking)
 
 
-def _count_and_sample(con: duckdb.DuckDBPyConnection, sql: str, limit: int = 5) -> tuple[int, list[str]]:
+def count_and_sample(con: duckdb.DuckDBPyConnection, sql: str, limit: int = 5) -> tuple[int, list[str]]:
     count = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
     sample = [str(r) for r in con.execute(f"SELECT * FROM ({sql}) LIMIT {limit}").fetchall()] if count else []
     return int(count), sample
 
 
-def _result(table_or_key, name: str, count: int, sample: list[str], *,
+def check_result(table_or_key, name: str, count: int, sample: list[str], *,
             severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR, **extra) -> dg.AssetCheckResult:
     key = table_or_key if isinstance(table_or_key, dg.AssetKey) else core_key(table_or_key)
     return dg.AssetCheckResult(
@@ -110,15 +109,6 @@ LEFT JOIN core.grids g ON g.id = gp.grid_id
 LEFT JOIN core.packages p ON p.id = gp.package_id
 WHERE g.id IS NULL OR p.id IS NULL
 """
-HISTORY_SQL = """
-WITH latest AS (
-    SELECT refresh_id FROM history.refreshes ORDER BY snapshot_at DESC, refresh_id DESC LIMIT 1
-)
-SELECT p.id AS package_id FROM core.packages p
-WHERE NOT EXISTS (
-    SELECT 1 FROM history.package_metrics m JOIN latest USING (refresh_id) WHERE m.package_id = p.id
-)
-"""
 
 TABLES_WITH_COUNTS = [t for t in CORE_TABLES if negative_counts_sql(t) is not None]
 
@@ -139,11 +129,11 @@ CORE_CHECK_SPECS = [
 
 def run_core_checks(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> Iterator[dg.AssetCheckResult]:
     for table in CORE_TABLES:
-        yield _result(table, "unique_key", *_count_and_sample(con, unique_key_sql(table)))
+        yield check_result(table, "unique_key", *count_and_sample(con, unique_key_sql(table)))
     for table in TABLES_WITH_COUNTS:
-        yield _result(table, "non_negative_counts", *_count_and_sample(con, negative_counts_sql(table)))
-    yield _result("core.commit_weeks", "fifty_two_weeks", *_count_and_sample(con, weeks_sql(con)))
-    yield _result("core.grid_packages", "memberships_resolve", *_count_and_sample(con, GRID_REFS_SQL))
+        yield check_result(table, "non_negative_counts", *count_and_sample(con, negative_counts_sql(table)))
+    yield check_result("core.commit_weeks", "fifty_two_weeks", *count_and_sample(con, weeks_sql(con)))
+    yield check_result("core.grid_packages", "memberships_resolve", *count_and_sample(con, GRID_REFS_SQL))
     newest = con.execute("SELECT max(last_fetched) FROM core.packages").fetchall()[0][0]
     now = now or datetime.now(UTC)
     fresh = newest is not None and now - newest <= timedelta(hours=FRESHNESS_HOURS)
@@ -166,16 +156,4 @@ def core_table_checks(warehouse: WarehouseResource) -> Iterator[dg.AssetCheckRes
         yield from run_core_checks(con)
 
 
-@dg.asset_check(
-    asset=HISTORY_KEY,
-    name="rows_for_every_package",
-    description="the latest refresh has a history row for every package in core.packages",
-    blocking=True,
-    pool=WRITER_POOL,
-)
-def history_rows_for_every_package(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.writer() as con:
-        return _result(HISTORY_KEY, "rows_for_every_package", *_count_and_sample(con, HISTORY_SQL))
-
-
-core_checks = [core_table_checks, history_rows_for_every_package]
+core_checks = [core_table_checks]

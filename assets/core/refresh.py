@@ -1,9 +1,9 @@
 """Full or incremental core refresh against the warehouse (what the core asset runs).
 
 A full build parses every newest good body (`build_core_from_archive`) and replaces all core tables.
-After it, the warehouse remembers which archive batch files it has seen and a fingerprint of the
-catalogue (`main.pulse_core_state`, `main.pulse_core_files`). The next refresh, when the catalogue
-is unchanged and batches were only added, is incremental:
+After it, core remembers which archive batch files it has seen and a fingerprint of the catalogue
+(`CoreState`). The next refresh, when the catalogue is unchanged and batches were only added, is
+incremental:
 
 1. the subjects (repo keys, `pypi:<name>`) named in the new batch files -> the packages they belong
    to (packages sharing a repository included) -> every subject of those packages;
@@ -13,15 +13,22 @@ is unchanged and batches were only added, is incremental:
    (`replace_rows`: delete + insert in one transaction).
 
 The result equals a full rebuild (tests/core/test_refresh.py checks it table by table); only the
-physical row order of the DuckDB tables differs (query with ORDER BY). The changed package ids are
-accumulated in `main.pulse_changed_packages` until the history snapshot consumes them, so history
-can be incremental too (`pending_changes`, `consume_pending`).
+physical row order of the DuckDB tables differs (query with ORDER BY).
+
+Core's change log: every refresh gets the next core version, logged (with the package ids it
+rebuilt, or as a full rebuild) *before* the tables are written, so a crash in between can only make a
+reader recompute too much, never too little. A downstream layer keeps the last version it consumed
+in its own tables and asks `core_changes(con, since=that version)`, which returns a typed
+`CoreChanges` covering every refresh since, however many ran in between (e.g. while history failed).
+Core's bookkeeping lives in core-private `main.core_*` tables that no other layer writes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -32,12 +39,47 @@ from assets.core.transform import CORE_KEYS, CORE_TABLES, assemble_core, build_c
 from warehouse.archive import batch_files
 from warehouse.load import query, replace_rows, replace_tables
 
+RefreshMode = Literal["full", "incremental", "unchanged"]
+
 STATE_DDL = (
-    "CREATE TABLE IF NOT EXISTS main.pulse_core_state (key VARCHAR, value VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS main.pulse_core_files (filename VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS main.pulse_changed_packages (package_id BIGINT)",
+    # one row per core refresh; `catalogue` is set once its tables are written (NULL: not completed)
+    "CREATE TABLE IF NOT EXISTS main.core_refreshes "
+    "(version BIGINT, mode VARCHAR, catalogue VARCHAR, refreshed_at TIMESTAMPTZ)",
+    # the packages each incremental refresh rebuilt (those before the newest full one are dropped)
+    "CREATE TABLE IF NOT EXISTS main.core_changed_packages (version BIGINT, package_id BIGINT)",
+    # the archive batch files the newest completed refresh had seen
+    "CREATE TABLE IF NOT EXISTS main.core_files (filename VARCHAR)",
 )
 PER_PACKAGE = ("core.commit_weeks", "core.participants", "core.releases", "core.crawl_errors")
+
+
+@dataclass(frozen=True)
+class CoreState:
+    """What the newest completed core refresh saw (version 0, nothing seen, before the first)."""
+
+    version: int = 0
+    mode: RefreshMode | None = None
+    catalogue: str | None = None
+    files: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CoreChanges:
+    """What core rebuilt after a reader's version, up to `version` (core's newest): every package
+    (`full`) or only `package_ids` (sorted; empty when nothing changed)."""
+
+    version: int
+    full: bool
+    package_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CoreRefresh:
+    """The outcome of one `refresh_core`: its mode, rows written per table and its core version."""
+
+    mode: RefreshMode
+    written: dict[str, int]
+    version: int
 
 
 def catalogue_fingerprint(catalogue: dict[str, pl.DataFrame]) -> str:
@@ -49,74 +91,84 @@ def catalogue_fingerprint(catalogue: dict[str, pl.DataFrame]) -> str:
     return "|".join(parts)
 
 
-def _state(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], set[str]]:
+def _ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in STATE_DDL:
         con.execute(ddl)
-    state = dict(con.execute("SELECT key, value FROM main.pulse_core_state").fetchall())
-    files = {r[0] for r in con.execute("SELECT filename FROM main.pulse_core_files").fetchall()}
-    return state, files
 
 
-def _remember(
-    con: duckdb.DuckDBPyConnection, fingerprint: str, files: list[str], mode: str, changed: pl.Series | None
-) -> None:
-    """Record what this refresh saw, and which packages history still has to recompute: after a full
-    build everything (`pending = full`); incremental refreshes add their package ids until the
-    history snapshot consumes them (`consume_pending`)."""
-    state, _ = _state(con)
-    pending = "full" if mode == "full" else state.get("pending", "full")
+def core_state(con: duckdb.DuckDBPyConnection) -> CoreState:
+    _ensure_state_tables(con)
+    rows = con.execute(
+        "SELECT version, mode, catalogue FROM main.core_refreshes WHERE catalogue IS NOT NULL "
+        "ORDER BY version DESC LIMIT 1"
+    ).fetchall()
+    if not rows:
+        return CoreState()
+    files = frozenset(r[0] for r in con.execute("SELECT filename FROM main.core_files").fetchall())
+    version, mode, catalogue = rows[0]
+    return CoreState(version=int(version), mode=mode, catalogue=catalogue, files=files)
+
+
+def _transaction(con: duckdb.DuckDBPyConnection, statements) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM main.pulse_core_state")
-        con.executemany(
-            "INSERT INTO main.pulse_core_state VALUES (?, ?)",
-            [["catalogue", fingerprint], ["mode", mode], ["pending", pending]],
-        )
-        con.execute("DELETE FROM main.pulse_core_files")
-        con.register("__files", pl.DataFrame({"filename": files}, schema={"filename": pl.String}))
-        con.execute("INSERT INTO main.pulse_core_files SELECT filename FROM __files")
-        con.unregister("__files")
-        if mode == "full":
-            con.execute("DELETE FROM main.pulse_changed_packages")
+        statements()
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _log_version(con: duckdb.DuckDBPyConnection, mode: RefreshMode, changed: pl.Series | None, now: datetime) -> int:
+    """Give this refresh the next core version and log what it is about to rebuild (before writing)."""
+    _ensure_state_tables(con)
+    version = int(con.execute("SELECT coalesce(max(version), 0) + 1 FROM main.core_refreshes").fetchall()[0][0])
+
+    def write() -> None:
+        con.execute("INSERT INTO main.core_refreshes VALUES (?, ?, NULL, ?)", [version, mode, now])
+        if mode == "full":  # every reader behind this version recomputes everything anyway
+            con.execute("DELETE FROM main.core_changed_packages WHERE version < ?", [version])
         elif changed is not None and len(changed):
-            con.register("__changed", changed.to_frame("package_id"))
-            con.execute(
-                "INSERT INTO main.pulse_changed_packages SELECT package_id FROM __changed "
-                "WHERE package_id NOT IN (SELECT package_id FROM main.pulse_changed_packages)"
-            )
-            con.unregister("__changed")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+            con.execute("INSERT INTO main.core_changed_packages SELECT ?, unnest(?::BIGINT[])",
+                        [version, [int(i) for i in changed]])
+
+    _transaction(con, write)
+    return version
 
 
-def pending_changes(con: duckdb.DuckDBPyConnection) -> list[int] | None:
-    """Package ids changed since the last history snapshot; None when every package must be
-    recomputed (a full core build happened, or nothing is recorded)."""
-    state, _ = _state(con)
-    if state.get("pending", "full") == "full":
-        return None
-    return sorted(r[0] for r in con.execute("SELECT package_id FROM main.pulse_changed_packages").fetchall())
+def _complete(con: duckdb.DuckDBPyConnection, version: int, fingerprint: str, files: list[str]) -> None:
+    """The tables of `version` are written: remember what it saw (the next refresh's starting point)."""
+
+    def write() -> None:
+        con.execute("UPDATE main.core_refreshes SET catalogue = ? WHERE version = ?", [fingerprint, version])
+        con.execute("DELETE FROM main.core_files")
+        con.register("__files", pl.DataFrame({"filename": files}, schema={"filename": pl.String}))
+        con.execute("INSERT INTO main.core_files SELECT filename FROM __files")
+        con.unregister("__files")
+
+    _transaction(con, write)
 
 
-def consume_pending(con: duckdb.DuckDBPyConnection) -> None:
-    """The history snapshot took the pending changes into account."""
-    _state(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM main.pulse_changed_packages")
-        con.execute("DELETE FROM main.pulse_core_state WHERE key = 'pending'")
-        con.execute("INSERT INTO main.pulse_core_state VALUES ('pending', 'partial')")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+def core_changes(con: duckdb.DuckDBPyConnection, since: int | None) -> CoreChanges:
+    """Everything core rebuilt after version `since` (None: the reader has consumed nothing yet)."""
+    _ensure_state_tables(con)
+    latest = int(con.execute("SELECT coalesce(max(version), 0) FROM main.core_refreshes").fetchall()[0][0])
+    if since is None or since > latest:  # a new reader, or a core log that was reset under it
+        return CoreChanges(version=latest, full=True)
+    full = con.execute(
+        "SELECT count(*) FROM main.core_refreshes WHERE version > ? AND mode = 'full'", [since]
+    ).fetchall()[0][0]
+    if full:
+        return CoreChanges(version=latest, full=True)
+    ids = con.execute(
+        "SELECT DISTINCT package_id FROM main.core_changed_packages WHERE version > ? ORDER BY 1", [since]
+    ).fetchall()
+    return CoreChanges(version=latest, full=False, package_ids=tuple(int(r[0]) for r in ids))
 
 
-def last_mode(con: duckdb.DuckDBPyConnection) -> str | None:
+def last_mode(con: duckdb.DuckDBPyConnection) -> RefreshMode | None:
     """"full" | "incremental" | "unchanged" for the latest core refresh (None before the first)."""
-    return _state(con)[0].get("mode")
+    return core_state(con).mode
 
 
 def refresh_core(
@@ -126,28 +178,30 @@ def refresh_core(
     *,
     now: datetime,
     full: bool = False,
-) -> tuple[str, dict[str, int]]:
-    """Bring the core tables up to date with the archive; returns (mode, rows written per table)."""
+) -> CoreRefresh:
+    """Bring the core tables up to date with the archive (a new core version)."""
     files = [str(f) for f in batch_files(raw_dir)]
     fingerprint = catalogue_fingerprint(catalogue)
-    state, seen = _state(con)
+    state = core_state(con)
     have_core = bool(
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'core' AND table_name = 'packages'"
         ).fetchall()[0][0]
     )
     incremental = (
-        not full and have_core and state.get("catalogue") == fingerprint and seen and seen.issubset(files)
+        not full and have_core and state.catalogue == fingerprint and state.files and state.files.issubset(files)
     )
     if not incremental:
+        version = _log_version(con, "full", None, now)
         tables = build_core_from_archive(catalogue, raw_dir, now=now)
         counts = replace_tables(con, tables)
-        _remember(con, fingerprint, files, "full", None)
-        return "full", counts
-    new = [f for f in files if f not in seen]
+        _complete(con, version, fingerprint, files)
+        return CoreRefresh("full", counts, version)
+    new = [f for f in files if f not in state.files]
     if not new:
-        _remember(con, fingerprint, files, "unchanged", pl.Series("package_id", [], pl.Int64))
-        return "unchanged", {}
+        version = _log_version(con, "unchanged", None, now)
+        _complete(con, version, fingerprint, files)
+        return CoreRefresh("unchanged", {}, version)
     packages = cast_columns(catalogue["packages"], CATALOGUE_PACKAGE_COLUMNS)
     subjects = subject_map(packages)
     changed_subjects = pl.scan_parquet(new).select("subject").unique().collect()
@@ -165,9 +219,10 @@ def refresh_core(
         "core.packages": affected.to_list(),
         "core.repositories": repo_keys.to_list(),
     }
+    version = _log_version(con, "incremental", affected, now)
     counts = replace_rows(con, writes, by=by, values=values)
-    _remember(con, fingerprint, files, "incremental", affected)
-    return "incremental", counts
+    _complete(con, version, fingerprint, files)
+    return CoreRefresh("incremental", counts, version)
 
 
 def read_core(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:

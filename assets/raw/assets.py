@@ -10,8 +10,7 @@ from collections import Counter
 import dagster as dg
 
 from pipelines import progress
-from pipelines.crawler.crawl import run_crawl
-from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
 from warehouse.load import read_table
 
 RAW_SOURCES = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
@@ -31,29 +30,12 @@ RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in RAW_SOURCES}
         for source, key in RAW_KEYS.items()
     ],
     pool=WRITER_POOL,
-    config_schema={
-        "force": dg.Field(bool, default_value=False, description="Crawl every package, fresh or not."),
-        "max_age_hours": dg.Field(float, default_value=20.0, description="Re-crawl data older than this."),
-        "time_budget_s": dg.Field(
-            dg.Noneable(float), default_value=None, description="Checkpoint and stop after this many seconds."
-        ),
-    },
 )
-def crawl(context: dg.AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
-    settings = pulse.settings()
+def crawl(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: CrawlerResource,
+          warehouse: WarehouseResource):
     with warehouse.writer() as con:
         packages = read_table(con, "catalogue.packages")
-    config = context.op_execution_context.op_config
-    report = run_crawl(
-        settings,
-        packages,
-        run_id=context.run_id,
-        force=config["force"],
-        max_age_hours=config["max_age_hours"],
-        time_budget_s=config["time_budget_s"],
-        progress=progress.report,
-        log=context.log,
-    )
+    report = crawler.crawl(packages, config, run_id=context.run.run_id, log=context.log, progress=progress.report)
     errors_by_source = Counter(error[1] for error in report.errors)
     errors_by_kind = Counter(error[2] for error in report.errors)
     if report.stopped_by_budget:

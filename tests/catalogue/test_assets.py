@@ -13,11 +13,12 @@ from tests.catalogue.conftest import v4_world
 
 
 def _materialize(home, monkeypatch, source: str, raise_on_error: bool = True):
-    monkeypatch.setenv("PULSE_CATALOGUE", source)
-    monkeypatch.setenv("PULSE_HOME", str(home))
+    # the resources are configured by their fields, never the environment: this one must be ignored
+    monkeypatch.setenv("PULSE_CATALOGUE", "http://from-the-environment.invalid")
     return dg.materialize(
         [catalogue],
-        resources={"pulse": PulseResource(home=str(home)), "warehouse": WarehouseResource(home=str(home))},
+        resources={"pulse": PulseResource(home=str(home), catalogue=source),
+                   "warehouse": WarehouseResource(home=str(home))},
         raise_on_error=raise_on_error,
     )
 

@@ -10,9 +10,11 @@ import pytest
 
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
-from assets.core.sample import T0, sample_catalogue, write_sample
+from assets.history.assets import history_assets
+from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from pipelines.resources import PulseResource, WarehouseResource
+from tests.fixtures.sample import T0, sample_catalogue, write_sample
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_reader, connect_writer
 from warehouse.load import replace_tables
@@ -31,12 +33,15 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
+GRAPH = [*core_assets, *history_assets, *marts_assets, *core_checks, *history_checks]
+
+
 def _resources(home):
     return {"pulse": PulseResource(home=str(home)), "warehouse": WarehouseResource(home=str(home))}
 
 
 def test_core_history_marts_and_publish(home):
-    result = dg.materialize([*core_assets, *marts_assets, *core_checks], resources=_resources(home))
+    result = dg.materialize(GRAPH, resources=_resources(home))
     assert result.success
     counts = {
         mat.asset_key.to_user_string(): mat.metadata["dagster/row_count"].value
@@ -60,7 +65,7 @@ def test_core_history_marts_and_publish(home):
         con.close()
 
     # a second refresh appends a second snapshot; re-running a refresh id would replace it
-    again = dg.materialize([*core_assets, *marts_assets], resources=_resources(home))
+    again = dg.materialize([*core_assets, *history_assets, *marts_assets], resources=_resources(home))
     assert again.success
     publish(home / "warehouse.duckdb", home / "published.duckdb")
     con = connect_reader(home / "published.duckdb")
@@ -105,7 +110,7 @@ def test_a_failing_blocking_check_stops_history_and_publish_in_a_real_run(home):
         con.execute("INSERT INTO catalogue.packages SELECT * FROM catalogue.packages WHERE id = 1")
     finally:
         con.close()
-    result = dg.materialize([*core_assets, *marts_assets, *core_checks, published_warehouse],
+    result = dg.materialize([*GRAPH, published_warehouse],
                             resources=_resources(home), raise_on_error=False)
     assert not result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

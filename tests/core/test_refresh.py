@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
 import orjson
 import pytest
 
-from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
-from assets.core.sample import rest_repo, sample_catalogue, write_sample
+from assets.core.refresh import CoreChanges, core_changes, last_mode, read_core, refresh_core
 from assets.core.transform import CORE_KEYS, build_core_from_archive
-from assets.marts.history import history_rows, snapshot_history
+from assets.history.history import consumed_core_version, history_rows, snapshot_history
+from tests.fixtures.sample import rest_repo, sample_catalogue, write_sample
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_writer
 from warehouse.load import query
@@ -31,6 +32,16 @@ def sample_warehouse(tmp_path):
         con.close()
 
 
+def pending(con) -> CoreChanges:
+    """What the history asset asks: core's changes since the version history consumed last."""
+    return core_changes(con, since=consumed_core_version(con))
+
+
+def snapshot(con, refresh_id: str, at: datetime) -> int:
+    """One history snapshot as the asset takes it (incremental, consuming core's changes)."""
+    return snapshot_history(con, refresh_id, at, changes=pending(con))
+
+
 def _changes(raw):
     gh = [
         RawResponse("github:contributors:acme/alpha", "github", "contributors", "github:acme/alpha", "/c", 200,
@@ -46,18 +57,18 @@ def _changes(raw):
 
 def test_incremental_equals_full(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
-    assert pending_changes(con) is None  # after a full build history recomputes everything
-    assert snapshot_history(con, "r1", NOW) == 8
-    consume_pending(con)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
-    assert pending_changes(con) == []
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "full"
+    assert pending(con) == CoreChanges(version=1, full=True)  # a new history recomputes everything
+    assert snapshot(con, "r1", NOW) == 8
+    assert consumed_core_version(con) == 1
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "unchanged"
+    assert pending(con) == CoreChanges(version=2, full=False, package_ids=())
     _changes(raw)
-    mode, written = refresh_core(con, catalogue, raw, now=NOW)
-    assert mode == "incremental"
-    assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
+    refresh = refresh_core(con, catalogue, raw, now=NOW)
+    assert refresh.mode == "incremental"
+    assert refresh.written["core.packages"] == 3  # alpha, beta (same repo), zeta
     assert last_mode(con) == "incremental"
-    assert pending_changes(con) == [1, 2, 6]
+    assert pending(con) == CoreChanges(version=3, full=False, package_ids=(1, 2, 6))
     incremental = read_core(con)
     full = build_core_from_archive(catalogue, raw, now=NOW)
     for name, frame in full.items():
@@ -65,29 +76,27 @@ def test_incremental_equals_full(sample_warehouse):
     alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
     assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
     # history: only the changed packages are recomputed, the rest carried over
-    assert snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con)) == 8
-    consume_pending(con)
-    assert pending_changes(con) == []
+    assert snapshot(con, "r2", NOW.replace(day=29)) == 8
+    assert pending(con).package_ids == () and not pending(con).full
     zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
     assert zeta.rows() == [("r1", 42), ("r2", 77)]
     # a catalogue change forces a full rebuild
     changed = dict(catalogue)
     changed["packages"] = catalogue["packages"].head(6)
-    assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
+    assert refresh_core(con, changed, raw, now=NOW).mode == "full"
 
 
 def test_pending_changes_accumulate_until_history_consumes_them(sample_warehouse):
     raw, catalogue, con = sample_warehouse
     refresh_core(con, catalogue, raw, now=NOW)
-    snapshot_history(con, "r1", NOW)
-    consume_pending(con)
+    snapshot(con, "r1", NOW)
     for subject, repo in (("github:z/zeta", "z/zeta"), ("github:old/gamma", "old/gamma")):
         write_batch(raw, "github", [RawResponse(f"github:repo:{repo}", "github", "repo", subject, "/r", 200,
                                                 orjson.dumps(rest_repo(repo, 1)).decode(), fetched_at=LATER)],
                     "later")
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-    assert pending_changes(con) == [3, 6]  # two core refreshes, no history in between
-    snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
+        assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    assert pending(con).package_ids == (3, 6)  # two core refreshes, no history in between
+    snapshot(con, "r2", NOW.replace(day=29))
     stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
                        "AND package_id IN (3, 6) ORDER BY 1")
     assert stars.rows() == [(3, 1), (6, 1)]
@@ -95,8 +104,8 @@ def test_pending_changes_accumulate_until_history_consumes_them(sample_warehouse
 
 def test_incremental_codeberg_batch_equals_full(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
-    consume_pending(con)
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "full"
+    snapshot(con, "r1", NOW)
     commits = [{"sha": "t3", "created": "2026-11-25T10:00:00+02:00",
                 "commit": {"committer": {"date": "2026-11-25T10:00:00+02:00"}}}]
     write_batch(raw, "codeberg", [
@@ -106,9 +115,9 @@ def test_incremental_codeberg_batch_equals_full(sample_warehouse):
         RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
                     "/c", 200, orjson.dumps(commits).decode(), fetched_at=LATER),
     ], "later")
-    mode, written = refresh_core(con, catalogue, raw, now=NOW)
-    assert mode == "incremental" and written["core.packages"] == 1
-    assert pending_changes(con) == [8]
+    refresh = refresh_core(con, catalogue, raw, now=NOW)
+    assert refresh.mode == "incremental" and refresh.written["core.packages"] == 1
+    assert pending(con).package_ids == (8,)
     incremental = read_core(con)
     full = build_core_from_archive(catalogue, raw, now=NOW)
     for name, frame in full.items():
@@ -130,18 +139,15 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     refresh before it: zeta's stars stay 77 (regression: the re-run copied 42 from r1)."""
     raw, catalogue, con = sample_warehouse
     refresh_core(con, catalogue, raw, now=NOW)
-    snapshot_history(con, "r1", NOW, changed=pending_changes(con))
-    consume_pending(con)
+    snapshot(con, "r1", NOW)
     _changes(raw)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-    snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
-    consume_pending(con)
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    snapshot(con, "r2", NOW.replace(day=29))
     stars = "SELECT stars FROM history.package_metrics WHERE refresh_id = 'r2' AND package_id = 6"
     assert query(con, stars).item() == 77
     # the same run id again (e.g. a re-executed history step): nothing is pending now
-    assert pending_changes(con) == []
-    assert snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con)) == 8
-    consume_pending(con)
+    assert pending(con).package_ids == () and not pending(con).full
+    assert snapshot(con, "r2", NOW.replace(day=30)) == 8
     assert query(con, stars).item() == 77
     assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 8
     assert query(con, "SELECT snapshot_at FROM history.refreshes WHERE refresh_id = 'r2'").item() == \
@@ -150,9 +156,8 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     write_batch(raw, "github", [RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
                                             orjson.dumps(rest_repo("z/zeta", 99)).decode(),
                                             fetched_at=LATER.replace(day=27))], "later2")
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-    snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con))
-    consume_pending(con)
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    snapshot(con, "r2", NOW.replace(day=30))
     assert query(con, stars).item() == 99
     snapshot_history(con, "full", NOW.replace(day=30, hour=1))
     _same_history(con, "r2", "full")
@@ -161,23 +166,21 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
 def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
     raw, catalogue, con = sample_warehouse
     refresh_core(con, catalogue, raw, now=NOW)
-    snapshot_history(con, "r1", NOW, changed=pending_changes(con))
-    consume_pending(con)
+    snapshot(con, "r1", NOW)
     # two incremental core refreshes (new contributors, stars, a failed PyPI fetch, a release
     # yanked) before the next snapshot
     _changes(raw)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
     pypi = orjson.dumps({"info": {"version": "0.4", "classifiers": []},
                          "releases": {"0.4": [{"upload_time_iso_8601": "2026-11-24T00:00:00Z",
                                                "yanked": False}]}}).decode()
     write_batch(raw, "pypi", [RawResponse("pypi:json:delta", "pypi", "pypi_json", "pypi:delta", "/p", 200,
                                           pypi, fetched_at=LATER)], "later2")
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
-    changed = pending_changes(con)
-    assert changed == [1, 2, 4, 6]
-    snapshot_history(con, "r2", NOW.replace(day=29), changed=changed)
-    consume_pending(con)
-    snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))  # changed=None: every package computed
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    changed = pending(con)
+    assert changed.package_ids == (1, 2, 4, 6)
+    snapshot_history(con, "r2", NOW.replace(day=29), changes=changed)
+    snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))  # changes=None: every package computed
     _same_history(con, "r2", "r2-full")
     delta = query(con, "SELECT latest_release, latest_release_at FROM history.package_metrics "
                        "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
@@ -187,3 +190,34 @@ def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
     incremental = read_core(con)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+
+
+def test_history_catches_up_on_every_core_refresh_after_a_failed_snapshot(sample_warehouse, monkeypatch):
+    """A failed snapshot records nothing: the cursor stays, and the next snapshot covers every core
+    refresh since the last good one (a full rebuild among them means every package)."""
+    import assets.history.history as history
+
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    snapshot(con, "r1", NOW)
+    _changes(raw)
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    with monkeypatch.context() as patch:
+        patch.setattr(history, "CARRY_SQL", "SELECT * FROM no_such_table")
+        with pytest.raises(duckdb.CatalogException):
+            snapshot(con, "r2", NOW.replace(day=29))
+    assert consumed_core_version(con) == 1
+    assert query(con, "SELECT count(*) FROM history.refreshes").item() == 1
+    write_batch(raw, "github", [RawResponse("github:repo:old/gamma", "github", "repo", "github:old/gamma", "/r",
+                                            200, orjson.dumps(rest_repo("old/gamma", 5)).decode(),
+                                            fetched_at=LATER)], "later2")
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    assert pending(con) == CoreChanges(version=3, full=False, package_ids=(1, 2, 3, 6))
+    assert snapshot(con, "r3", NOW.replace(day=29)) == 8
+    snapshot_history(con, "r3-full", NOW.replace(day=29, hour=1))
+    _same_history(con, "r3", "r3-full")
+    assert refresh_core(con, catalogue, raw, now=NOW, full=True).mode == "full"
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "unchanged"
+    assert pending(con) == CoreChanges(version=5, full=True)
+    assert snapshot(con, "r4", NOW.replace(day=30)) == 8
+    assert consumed_core_version(con) == 5

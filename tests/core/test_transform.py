@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from assets.core.sample import T0, sample_catalogue, sample_responses, write_sample
 from assets.core.transform import CORE_COLUMNS, CORE_KEYS, build_core, build_core_from_archive
+from tests.fixtures.sample import T0, sample_catalogue, sample_responses, write_sample
 from warehouse.archive import RawResponse, latest_responses, scan_archive, write_batch
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

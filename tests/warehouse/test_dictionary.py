@@ -10,9 +10,9 @@ import pytest
 
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.transform import build_catalogue
-from assets.core.sample import sample_catalogue, write_sample
 from assets.core.transform import build_core
-from assets.marts.history import snapshot_history
+from assets.history.history import snapshot_history
+from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.archive import latest_responses, scan_archive
 from warehouse.db import connect_writer
 from warehouse.ddl import create_raw_views, declared, relation_keys

@@ -10,9 +10,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.core.sample import sample_catalogue, write_sample
 from assets.core.transform import build_core
-from assets.marts.history import snapshot_history
+from assets.history.history import snapshot_history
+from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.archive import latest_responses, scan_archive
 from warehouse.db import connect_reader, connect_writer
 from warehouse.ddl import create_raw_views, declared, declared_keys
@@ -236,7 +236,7 @@ def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
             assert have[-len(columns):] == columns, table  # appended, as a fresh file declares them
         assert con.execute("SELECT count(*) FROM core.packages WHERE pypi_status IS NULL").fetchall()[0][0] == 8
         assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 8
-        assert refresh_core(con, sample_catalogue(), raw, now=NOW, full=True)[0] == "full"
+        assert refresh_core(con, sample_catalogue(), raw, now=NOW, full=True).mode == "full"
         assert con.execute("SELECT pypi_status FROM core.packages WHERE id = 6").fetchall() == [("archived",)]
         assert con.execute("SELECT count(*) FROM core.crawl_errors WHERE severity IS NULL").fetchall()[0][0] == 0
         snapshot_history(con, "r2", NOW.replace(day=29))

@@ -1,22 +1,27 @@
 """History snapshot: one row per package per refresh, written in SQL straight from the core tables.
 
 Incremental snapshots rest on one invariant: the newest refresh in `history.refreshes` describes
-the core tables as they were when it was taken, except for the packages an incremental core refresh
-has rebuilt since (`assets.core.refresh.pending_changes`). So a snapshot recomputes those packages
-(an `INSERT ... SELECT` limited to them, aggregates included) and copies everything else from the
-newest refresh. Re-running the newest refresh id keeps that refresh's own rows as the base (they are
-updated in place, never deleted first), so a re-run can never fall back to an older snapshot.
+the core tables as they were at the core version history last consumed (`main.history_cursor`,
+history's own table, written in the snapshot's transaction), except for the packages core rebuilt
+since (`assets.core.refresh.core_changes(con, since=that version)`, a typed `CoreChanges`). So a
+snapshot recomputes those packages (an `INSERT ... SELECT` limited to them, aggregates included)
+and copies everything else from the newest refresh. Re-running the newest refresh id keeps that
+refresh's own rows as the base (they are updated in place, never deleted first), so a re-run can
+never fall back to an older snapshot. A failed snapshot records nothing, so the next one catches up
+on every core refresh since the last good one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
+from assets.core.refresh import CoreChanges
 from warehouse.load import query
+
+CURSOR_DDL = "CREATE TABLE IF NOT EXISTS main.history_cursor (core_version BIGINT)"
 
 # `{only}` limits every aggregate to the recomputed packages (empty for a full snapshot): DuckDB
 # would otherwise aggregate all of core.commit_weeks before joining
@@ -86,21 +91,31 @@ def latest_refresh(con: duckdb.DuckDBPyConnection) -> tuple[str, datetime] | Non
     return (rows[0][0], rows[0][1]) if rows else None
 
 
+def consumed_core_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The core version the newest snapshot reflects (None: no snapshot has consumed core yet)."""
+    con.execute(CURSOR_DDL)
+    rows = con.execute("SELECT max(core_version) FROM main.history_cursor").fetchall()
+    return None if rows[0][0] is None else int(rows[0][0])
+
+
 def snapshot_history(
     con: duckdb.DuckDBPyConnection,
     refresh_id: str,
     snapshot_at: datetime,
     *,
-    changed: Sequence[int] | None = None,
+    changes: CoreChanges | None = None,
 ) -> int:
     """Append (idempotently: the refresh id's rows are replaced) this refresh's package metrics.
 
-    With `changed` (the package ids incremental core refreshes rebuilt since the newest snapshot),
+    With incremental `changes` (what core rebuilt since the version the newest snapshot consumed),
     only those packages are recomputed; the others carry their metrics over from the newest
     refresh, which may be `refresh_id` itself (a re-run). Without an earlier refresh, or with
-    `changed=None`, every package is computed. Either way the rows equal a full snapshot.
+    `changes` None or full, every package is computed. Either way the rows equal a full snapshot.
+    With `changes`, their core version is recorded as consumed in the same transaction.
     """
+    changed = None if changes is None or changes.full else changes.package_ids
     params = {"refresh_id": refresh_id, "snapshot_at": snapshot_at}
+    con.execute(CURSOR_DDL)
     con.execute("BEGIN TRANSACTION")
     try:
         latest = latest_refresh(con)
@@ -137,6 +152,9 @@ def snapshot_history(
             "INSERT INTO history.refreshes (refresh_id, snapshot_at, packages) VALUES (?, ?, ?)",
             [refresh_id, snapshot_at, count],
         )
+        if changes is not None:
+            con.execute("DELETE FROM main.history_cursor")
+            con.execute("INSERT INTO main.history_cursor VALUES (?)", [changes.version])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

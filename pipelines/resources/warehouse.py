@@ -1,4 +1,4 @@
-"""Dagster resources: configuration from the environment, and the warehouse's single writer."""
+"""The DuckDB warehouse as a Dagster resource, and the pool its writers share."""
 
 from __future__ import annotations
 
@@ -12,17 +12,7 @@ import duckdb
 from pipelines.settings import Settings
 from warehouse.db import connect_reader, open_writer
 
-
-class PulseResource(dg.ConfigurableResource):
-    """The environment's settings (DESIGN.md, Configuration); `home` overrides PULSE_HOME in tests."""
-
-    home: str | None = None
-
-    def settings(self) -> Settings:
-        settings = Settings.from_env()
-        if self.home:
-            settings = settings.model_copy(update={"home": Path(self.home).resolve()})
-        return settings
+WRITER_POOL = "warehouse_writer"
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -30,12 +20,11 @@ class WarehouseResource(dg.ConfigurableResource):
     and `writer()` also holds the warehouse's exclusive file lock (`warehouse.db.open_writer`), so
     two writers never collide even on a Dagster instance without the pool limit."""
 
-    home: str | None = None
+    home: str | None = None  # PULSE_HOME (None: its default)
     lock_timeout_s: float | None = None  # seconds to wait for another writer; None: PULSE_WRITER_LOCK_TIMEOUT/600
 
     def path(self) -> Path:
-        home = Path(self.home).resolve() if self.home else Settings.from_env().home
-        return home / "warehouse.duckdb"
+        return Settings.from_mapping({"PULSE_HOME": self.home}).warehouse_path
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -49,6 +38,3 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
-
-
-WRITER_POOL = "warehouse_writer"

@@ -1,0 +1,80 @@
+"""The crawler as a Dagster resource: typed configuration in, one crawl of the raw archive out.
+
+Its fields are the crawl's whole configuration (`pipelines.definitions` fills them with `dg.EnvVar`s,
+so secrets stay out of the UI and values are read when a run launches); `crawl()` builds the
+`Settings` from them. Tests inject a fake with the same `crawl` signature (`tests/fakes.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.crawler.crawl import CrawlReport
+
+Progress = Callable[[str, int, int], None]
+
+
+class CrawlConfig(dg.Config):
+    """Run configuration of the crawl step (`pulse refresh --force/--max-age-hours/--time-budget`)."""
+
+    force: bool = Field(default=False, description="Crawl every package, fresh or not.")
+    max_age_hours: float = Field(default=20.0, description="Re-crawl data older than this.")
+    time_budget_s: float | None = Field(default=None, description="Checkpoint and stop after this many seconds.")
+
+
+class CrawlerResource(dg.ConfigurableResource):
+    """Fetches what is due for a set of catalogue packages into the raw archive under `home`.
+
+    None: the default of the matching environment variable (DESIGN.md, Configuration).
+    """
+
+    home: str | None = None  # PULSE_HOME (the archive is PULSE_HOME/raw)
+    catalogue: str | None = None  # PULSE_CATALOGUE (its host is allowed too)
+    public_url: str | None = None  # PULSE_PUBLIC_URL
+    timezone: str | None = None  # PULSE_TIMEZONE
+    github_tokens: str | None = Field(default=None, description="GITHUB_TOKEN: comma-separated tokens (secret).")
+    github_api_url: str | None = None
+    github_graphql_url: str | None = None  # None: derived from github_api_url
+    pypi_url: str | None = None
+    gitlab_api_url: str | None = None
+    bitbucket_api_url: str | None = None
+    codeberg_api_url: str | None = None
+    jobs_in_flight: int | None = Field(default=None, description="Crawl jobs running at once (None: the default).")
+
+    def settings(self) -> Settings:
+        return Settings.from_mapping({
+            "PULSE_HOME": self.home,
+            "PULSE_CATALOGUE": self.catalogue,
+            "PULSE_PUBLIC_URL": self.public_url,
+            "PULSE_TIMEZONE": self.timezone,
+            "GITHUB_TOKEN": self.github_tokens,
+            "GITHUB_API_URL": self.github_api_url,
+            "GITHUB_GRAPHQL_URL": self.github_graphql_url,
+            "PYPI_URL": self.pypi_url,
+            "GITLAB_API_URL": self.gitlab_api_url,
+            "BITBUCKET_API_URL": self.bitbucket_api_url,
+            "CODEBERG_API_URL": self.codeberg_api_url,
+        })
+
+    def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,
+              progress: Progress | None = None) -> CrawlReport:
+        """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive."""
+        from pipelines.crawler.crawl import run_crawl
+        from pipelines.sources.http.tuning import Tuning
+
+        tuning = Tuning()
+        if self.jobs_in_flight is not None:
+            tuning = dataclasses.replace(tuning, jobs_in_flight=self.jobs_in_flight)
+        return run_crawl(self.settings(), packages, run_id=run_id, force=config.force,
+                         max_age_hours=config.max_age_hours, time_budget_s=config.time_budget_s,
+                         progress=progress, log=log, tuning=tuning)

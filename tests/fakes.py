@@ -1,0 +1,43 @@
+"""Fake resources for tests: the same interface as the real ones, no network.
+
+`FakeCrawlerResource` is the crawler of `pipelines.resources.CrawlerResource` with the HTTP taken
+out: `crawl()` writes the sample archive's canned responses (tests/fixtures/sample.py) for the
+packages it is given, the way a crawl that got exactly those answers would.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+
+from pipelines.crawler.crawl import CrawlReport
+from pipelines.resources import CrawlConfig, CrawlerResource
+from tests.fixtures.sample import sample_responses
+from warehouse.archive import write_batch
+
+
+class FakeCrawlerResource(CrawlerResource):
+    """Archives canned answers instead of calling upstreams."""
+
+    def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log=None,
+              progress=None) -> CrawlReport:
+        subjects = set(packages["repo_key"].drop_nulls()) | {f"pypi:{name}" for name in
+                                                              packages["pypi_name"].drop_nulls()}
+        raw_dir = self.settings().raw_dir
+        report = CrawlReport()
+        statuses: Counter[int] = Counter()
+        for source, rows in sample_responses().items():
+            rows = [row for row in rows if row.subject in subjects]
+            if rows:
+                write_batch(raw_dir, source, rows, run_id)
+            report.requests_by_source[source] = len(rows)
+            report.archived += len(rows)
+            statuses.update(row.status for row in rows)
+            report.errors.extend((row.subject, source, row.error_kind, row.status, row.error or "")
+                                 for row in rows if row.error_kind)
+        report.planned = report.archived
+        report.responses_by_status = dict(statuses)
+        if progress is not None:
+            progress("crawl", report.archived, report.planned)
+        return report
