@@ -10,16 +10,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from pipelines.crawler.crawl import CrawlReport, run_crawl
 from pipelines.settings import Settings
-
-if TYPE_CHECKING:
-    from pipelines.crawler.crawl import CrawlReport
+from pipelines.sources.http.tuning import Tuning
 
 Progress = Callable[[str, int, int], None]
 
@@ -69,9 +67,6 @@ class CrawlerResource(dg.ConfigurableResource):
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,
               progress: Progress | None = None) -> CrawlReport:
         """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive."""
-        from pipelines.crawler.crawl import run_crawl
-        from pipelines.sources.http.tuning import Tuning
-
         tuning = Tuning()
         if self.jobs_in_flight is not None:
             tuning = dataclasses.replace(tuning, jobs_in_flight=self.jobs_in_flight)
