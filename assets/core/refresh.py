@@ -27,8 +27,9 @@ import duckdb
 import polars as pl
 
 from assets.core.assemble import subject_map
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, cast_columns
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS
 from assets.core.transform import CORE_KEYS, CORE_TABLES, assemble_core, build_core_from_archive, parse_archive
+from pipelines.sources.facts import cast_columns
 from warehouse.archive import batch_files
 from warehouse.load import query, replace_rows, replace_tables
 

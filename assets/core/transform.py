@@ -5,10 +5,11 @@ The public entry point; the work is split by idea:
 - `columns.py`: the declared core tables (`CORE_COLUMNS`, `CORE_KEYS`, `CORE_TABLES`, mirrored by
   `warehouse/schema/core.sql`). Every output is cast to them and sorted by its key, so the same
   archive gives bit-identical tables.
-- *parse* (`parse.py`, using `decode.py` and `bodies.py`): the newest good body of every request is
-  decoded by DuckDB against explicit structures and read, per endpoint, into per-subject `Facts`
-  (`facts.py`). A body that is not JSON or not the expected shape becomes a `malformed` crawl error
-  instead of failing the batch.
+- *parse* (`parse.py`, using `decode.py`): the newest good body of every request is decoded by
+  DuckDB against the structures its source declares and read by that source (`Source.read`, in
+  `pipelines/sources/<host>.py`) into per-subject `Facts` (`pipelines/sources/facts.py`). A body
+  that is not JSON or not the declared shape becomes a `malformed` crawl error instead of failing
+  the batch.
 - *assemble* (`assemble.py`): the facts are joined onto the catalogue packages; packages sharing a
   repository each get its data.
 

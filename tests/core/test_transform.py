@@ -261,7 +261,8 @@ def test_an_empty_repository_is_an_answer_not_an_error(tmp_path):
 
 
 def test_bots_are_flagged_by_type_suffix_and_known_account():
-    from assets.core.bodies import KNOWN_BOTS, github_contributors
+    from pipelines.sources.github import read_contributors
+    from pipelines.sources.reading import KNOWN_BOTS
 
     logins = [
         ("alice", "User", False),
@@ -279,7 +280,7 @@ def test_bots_are_flagged_by_type_suffix_and_known_account():
     assert {"codecov-io", "allcontributors", "dependabot", "pre-commit-ci", "pyup-bot"} <= KNOWN_BOTS
     doc = [{"login": login, "type": kind, "contributions": 1} for login, kind, _ in logins]
     frame = pl.DataFrame({"request_key": ["k"], "subject": ["github:a/b"], "good_fetched_at": [T0], "doc": [doc]})
-    people = github_contributors(frame)
+    people = read_contributors(frame)
     assert dict(zip(people["login"], people["is_bot"], strict=True)) == {login: bot for login, _, bot in logins}
 
 
