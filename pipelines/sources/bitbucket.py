@@ -17,8 +17,8 @@ from urllib.parse import quote
 import orjson
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import utc_stamp
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS

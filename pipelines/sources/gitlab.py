@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
 
