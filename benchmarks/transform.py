@@ -36,8 +36,8 @@ import duckdb
 import orjson
 import polars as pl
 
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import consume_pending, pending_changes, refresh_core
-from assets.core.transform import CORE_TABLES
 from assets.marts.history import snapshot_history
 from warehouse.archive import scan_archive
 from warehouse.db import connect_writer
@@ -62,7 +62,7 @@ def synthesise(out: Path, packages: int, generation: int = 0, fraction: float = 
 def run_pipeline(con: duckdb.DuckDBPyConnection, home: Path, catalogue: dict, refresh_id: str) -> dict:
     stages: dict[str, float] = {}
     t = time.perf_counter()
-    mode, written = refresh_core(con, catalogue, home / "raw", now=datetime.now(UTC))
+    mode, written = refresh_core(con, catalogue, home / "raw")
     stages["core"] = time.perf_counter() - t
     t = time.perf_counter()
     create_raw_views(con, home / "raw")
@@ -198,7 +198,7 @@ def verify_incremental(con: duckdb.DuckDBPyConnection, home: Path, catalogue: di
     full_con = connect_writer(full_path)
     try:
         replace_tables(full_con, {f"catalogue.{k}": v for k, v in catalogue.items()})
-        refresh_core(full_con, catalogue, home / "raw", now=datetime.now(UTC), full=True)
+        refresh_core(full_con, catalogue, home / "raw", full=True)
         full = {name: table_hash(full_con, name) for name in CORE_TABLES}
     finally:
         full_con.close()

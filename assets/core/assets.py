@@ -1,12 +1,11 @@
 """Dagster assets for the core layer: raw archive + catalogue tables -> core.* (one writer step)."""
 
-from datetime import UTC, datetime
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import refresh_core
-from assets.core.transform import CORE_TABLES
 from assets.raw.assets import RAW_KEYS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.ddl import create_raw_views
@@ -78,7 +77,7 @@ def core_tables(context: AssetExecutionContext, pulse: PulseResource, warehouse:
     with warehouse.writer() as con:
         catalogue = read_catalogue(con)
         full = bool(context.op_execution_context.op_config["full"])
-        mode, written = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=full)
+        mode, written = refresh_core(con, catalogue, raw_dir, full=full)
         create_raw_views(con, raw_dir)
         counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
         kinds = dict(

@@ -20,15 +20,15 @@ can be incremental too (`pending_changes`, `consume_pending`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from assets.core.assemble import subject_map
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS
-from assets.core.transform import CORE_KEYS, CORE_TABLES, assemble_core, build_core_from_archive, parse_archive
+from assets.core.assemble import assemble_core, subject_map
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, CORE_TABLES
+from assets.core.parse import parse_archive
+from assets.core.transform import build_core_from_archive
 from pipelines.sources.facts import cast_columns
 from warehouse.archive import batch_files
 from warehouse.load import query, replace_rows, replace_tables
@@ -125,7 +125,6 @@ def refresh_core(
     catalogue: dict[str, pl.DataFrame],
     raw_dir: Path,
     *,
-    now: datetime,
     full: bool = False,
 ) -> tuple[str, dict[str, int]]:
     """Bring the core tables up to date with the archive; returns (mode, rows written per table)."""
@@ -141,7 +140,7 @@ def refresh_core(
         not full and have_core and state.get("catalogue") == fingerprint and seen and seen.issubset(files)
     )
     if not incremental:
-        tables = build_core_from_archive(catalogue, raw_dir, now=now)
+        tables = build_core_from_archive(catalogue, raw_dir)
         counts = replace_tables(con, tables)
         _remember(con, fingerprint, files, "full", None)
         return "full", counts

@@ -28,11 +28,11 @@ from pathlib import Path
 import orjson
 import polars as pl
 
+from pipelines.sources.facts import UTC_US
 from warehouse.archive import RawResponse, write_batch
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
 T1 = T0 + timedelta(days=1)
-UTC_US = pl.Datetime("us", "UTC")
 
 
 def sample_catalogue() -> dict[str, pl.DataFrame]:

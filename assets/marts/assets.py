@@ -6,8 +6,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.core.assets import core_key
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import consume_pending, pending_changes
-from assets.core.transform import CORE_TABLES
 from assets.marts.history import snapshot_history
 from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import declared

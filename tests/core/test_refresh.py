@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from assets.core.columns import CORE_KEYS
 from assets.core.refresh import consume_pending, last_mode, pending_changes, read_core, refresh_core
 from assets.core.sample import rest_repo, sample_catalogue, write_sample
-from assets.core.transform import CORE_KEYS, build_core_from_archive
+from assets.core.transform import build_core_from_archive
 from assets.marts.history import history_rows, snapshot_history
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_writer
@@ -46,20 +47,20 @@ def _changes(raw):
 
 def test_incremental_equals_full(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+    assert refresh_core(con, catalogue, raw)[0] == "full"
     assert pending_changes(con) is None  # after a full build history recomputes everything
     assert snapshot_history(con, "r1", NOW) == 8
     consume_pending(con)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "unchanged"
+    assert refresh_core(con, catalogue, raw)[0] == "unchanged"
     assert pending_changes(con) == []
     _changes(raw)
-    mode, written = refresh_core(con, catalogue, raw, now=NOW)
+    mode, written = refresh_core(con, catalogue, raw)
     assert mode == "incremental"
     assert written["core.packages"] == 3  # alpha, beta (same repo), zeta
     assert last_mode(con) == "incremental"
     assert pending_changes(con) == [1, 2, 6]
     incremental = read_core(con)
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
     alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
@@ -73,19 +74,19 @@ def test_incremental_equals_full(sample_warehouse):
     # a catalogue change forces a full rebuild
     changed = dict(catalogue)
     changed["packages"] = catalogue["packages"].head(6)
-    assert refresh_core(con, changed, raw, now=NOW)[0] == "full"
+    assert refresh_core(con, changed, raw)[0] == "full"
 
 
 def test_pending_changes_accumulate_until_history_consumes_them(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    refresh_core(con, catalogue, raw, now=NOW)
+    refresh_core(con, catalogue, raw)
     snapshot_history(con, "r1", NOW)
     consume_pending(con)
     for subject, repo in (("github:z/zeta", "z/zeta"), ("github:old/gamma", "old/gamma")):
         write_batch(raw, "github", [RawResponse(f"github:repo:{repo}", "github", "repo", subject, "/r", 200,
                                                 orjson.dumps(rest_repo(repo, 1)).decode(), fetched_at=LATER)],
                     "later")
-        assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+        assert refresh_core(con, catalogue, raw)[0] == "incremental"
     assert pending_changes(con) == [3, 6]  # two core refreshes, no history in between
     snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
     stars = query(con, "SELECT package_id, stars FROM history.package_metrics WHERE refresh_id = 'r2' "
@@ -95,7 +96,7 @@ def test_pending_changes_accumulate_until_history_consumes_them(sample_warehouse
 
 def test_incremental_codeberg_batch_equals_full(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "full"
+    assert refresh_core(con, catalogue, raw)[0] == "full"
     consume_pending(con)
     commits = [{"sha": "t3", "created": "2026-11-25T10:00:00+02:00",
                 "commit": {"committer": {"date": "2026-11-25T10:00:00+02:00"}}}]
@@ -106,11 +107,11 @@ def test_incremental_codeberg_batch_equals_full(sample_warehouse):
         RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
                     "/c", 200, orjson.dumps(commits).decode(), fetched_at=LATER),
     ], "later")
-    mode, written = refresh_core(con, catalogue, raw, now=NOW)
+    mode, written = refresh_core(con, catalogue, raw)
     assert mode == "incremental" and written["core.packages"] == 1
     assert pending_changes(con) == [8]
     incremental = read_core(con)
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
     theta = query(con, "SELECT repo_watchers, repo_forks, repo_description, last_updated FROM core.packages "
@@ -129,11 +130,11 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     """Re-running the newest refresh (same run id, nothing pending) must not fall back to the
     refresh before it: zeta's stars stay 77 (regression: the re-run copied 42 from r1)."""
     raw, catalogue, con = sample_warehouse
-    refresh_core(con, catalogue, raw, now=NOW)
+    refresh_core(con, catalogue, raw)
     snapshot_history(con, "r1", NOW, changed=pending_changes(con))
     consume_pending(con)
     _changes(raw)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert refresh_core(con, catalogue, raw)[0] == "incremental"
     snapshot_history(con, "r2", NOW.replace(day=29), changed=pending_changes(con))
     consume_pending(con)
     stars = "SELECT stars FROM history.package_metrics WHERE refresh_id = 'r2' AND package_id = 6"
@@ -150,7 +151,7 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     write_batch(raw, "github", [RawResponse("github:repo:z/zeta", "github", "repo", "github:z/zeta", "/r", 200,
                                             orjson.dumps(rest_repo("z/zeta", 99)).decode(),
                                             fetched_at=LATER.replace(day=27))], "later2")
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert refresh_core(con, catalogue, raw)[0] == "incremental"
     snapshot_history(con, "r2", NOW.replace(day=30), changed=pending_changes(con))
     consume_pending(con)
     assert query(con, stars).item() == 99
@@ -160,19 +161,19 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
 
 def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
     raw, catalogue, con = sample_warehouse
-    refresh_core(con, catalogue, raw, now=NOW)
+    refresh_core(con, catalogue, raw)
     snapshot_history(con, "r1", NOW, changed=pending_changes(con))
     consume_pending(con)
     # two incremental core refreshes (new contributors, stars, a failed PyPI fetch, a release
     # yanked) before the next snapshot
     _changes(raw)
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert refresh_core(con, catalogue, raw)[0] == "incremental"
     pypi = orjson.dumps({"info": {"version": "0.4", "classifiers": []},
                          "releases": {"0.4": [{"upload_time_iso_8601": "2026-11-24T00:00:00Z",
                                                "yanked": False}]}}).decode()
     write_batch(raw, "pypi", [RawResponse("pypi:json:delta", "pypi", "pypi_json", "pypi:delta", "/p", 200,
                                           pypi, fetched_at=LATER)], "later2")
-    assert refresh_core(con, catalogue, raw, now=NOW)[0] == "incremental"
+    assert refresh_core(con, catalogue, raw)[0] == "incremental"
     changed = pending_changes(con)
     assert changed == [1, 2, 4, 6]
     snapshot_history(con, "r2", NOW.replace(day=29), changed=changed)
@@ -183,7 +184,7 @@ def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
                        "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
     assert delta == ("0.4", datetime(2026, 11, 24, tzinfo=UTC))
     # and the incremental core equals a full rebuild, so history built on either agrees
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     incremental = read_core(con)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
