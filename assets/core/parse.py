@@ -50,7 +50,7 @@ def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
     problems = decoded.filter(pl.col("problem").is_not_null()).select(
         "request_key", pl.format("{} body: {}", "endpoint", "problem").alias("reason")
     )
-    # several rows can describe one repository (GitHub REST and GraphQL): keep the newest good one,
+    # a source can describe one repository twice (two APIs): keep the newest good description,
     # on a tie the later row
     repos = (
         pl.concat([part.repos for part in parts])
