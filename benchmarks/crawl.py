@@ -45,8 +45,8 @@ from pydantic import SecretStr
 
 from pipelines.crawler.crawl import run_crawl
 from pipelines.settings import Settings
-from pipelines.sources.http.pages import utc_stamp
 from pipelines.sources.http.upstream import Tuning
+from pipelines.sources.times import utc_stamp
 
 RELAXED = "quota=100000000,anon_quota=100000000,graphql_quota=100000000,burst=0"
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,8 +36,8 @@ import duckdb
 import orjson
 import polars as pl
 
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import core_changes, refresh_core
-from assets.core.transform import CORE_TABLES
 from assets.history.history import consumed_core_version, snapshot_history
 from warehouse.archive import scan_archive
 from warehouse.db import connect_writer

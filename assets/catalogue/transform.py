@@ -32,7 +32,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -42,6 +42,7 @@ import polars as pl
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.urls import RepoProblem, parse_pypi, parse_repo_url
 from pipelines.sources.djangopackages import id_from_url
+from pipelines.sources.times import parse_iso
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
@@ -105,25 +106,6 @@ class _Reject(Exception):
 _MISSING = object()
 
 
-def parse_datetime(value: Any) -> datetime | None:
-    """An ISO 8601 string (offset, `Z` or naive=UTC; `T` or space) as an aware UTC datetime.
-    None/"" -> None; anything else unparseable raises ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        parsed = datetime.fromisoformat(text)
-    else:
-        raise ValueError(f"not a datetime string: {value!r}")
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _record_json(record: Any) -> str:
     try:
         return orjson.dumps(record, default=str).decode()
@@ -178,7 +160,7 @@ def _dates(record: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     out = []
     for key in ("created", "modified"):
         try:
-            out.append(parse_datetime(record.get(key)))
+            out.append(parse_iso(record.get(key), strict=True))
         except (ValueError, TypeError, OverflowError):
             raise _Reject("invalid_datetime", f"{key} {record.get(key)!r} is not an ISO 8601 datetime") from None
     return out[0], out[1]

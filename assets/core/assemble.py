@@ -11,8 +11,9 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, UTC_US, cast_columns, conform
-from pipelines.sources.facts import Facts
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, conform
+from pipelines.sources.facts import UTC_US, Facts, cast_columns
+from pipelines.sources.times import iso_column
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
 ERROR, INFO = "error", "info"  # core.crawl_errors.severity: a failure, or a notice (data is fine)
@@ -20,14 +21,6 @@ INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 PYTHON_VERSION_RE = r"^Programming Language :: Python :: (\d+\.\d+)$"
 DJANGO_VERSION_RE = r"^Framework :: Django :: (\d+(?:\.\d+)?)$"
 DEPRECATED_STATUSES = ("archived", "deprecated")  # PEP 792 statuses that retire a project
-
-
-def parse_timestamp(expr: pl.Expr) -> pl.Expr:
-    """ISO 8601 text ("...Z", "...+01:00", with or without fractions) -> UTC datetime (null if bad)."""
-    return (
-        expr.str.replace(r"Z$", "+00:00")
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_zone="UTC", strict=False, time_unit="us")
-    )
 
 
 def _versions(classifiers: pl.Expr, pattern: str) -> pl.Expr:
@@ -225,13 +218,13 @@ def assemble_core(
     )
 
     repos = facts.repos.join(facts.commits, on="subject", how="left").with_columns(
-        pl.coalesce(parse_timestamp(pl.col("last_commit_at")), parse_timestamp(pl.col("graph_commit_at")))
+        pl.coalesce(iso_column(pl.col("last_commit_at")), iso_column(pl.col("graph_commit_at")))
         .alias("last_commit_at"),
-        parse_timestamp(pl.col("pushed_at")).alias("pushed_at"),
+        iso_column(pl.col("pushed_at")).alias("pushed_at"),
     )
     # commit dates without a repo body still count (e.g. the repo request failed, commits did not)
     commit_only = facts.commits.join(facts.repos, on="subject", how="anti").select(
-        "subject", parse_timestamp(pl.col("last_commit_at")).alias("last_commit_at")
+        "subject", iso_column(pl.col("last_commit_at")).alias("last_commit_at")
     )
     repo_keys = (
         packages.filter(pl.col("repo_key").is_not_null())
@@ -318,7 +311,7 @@ def assemble_core(
         "core.releases": _per_package(
             packages,
             facts.releases.with_columns(
-                parse_timestamp(pl.col("upload_time")).alias("upload_time"),
+                iso_column(pl.col("upload_time")).alias("upload_time"),
                 pl.col("version").str.contains(PRERELEASE_RE).alias("is_prerelease"),
             ),
             "core.releases",

@@ -1,13 +1,14 @@
 """Dagster assets for the core layer: raw archive + catalogue tables -> core.* (one writer step)."""
 
+
 from datetime import UTC, datetime
 
 import dagster as dg
 from dagster import AssetExecutionContext
 from pydantic import Field
 
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import refresh_core
-from assets.core.transform import CORE_TABLES
 from assets.raw.assets import RAW_KEYS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.ddl import create_raw_views

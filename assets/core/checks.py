@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 
 from assets.core.assets import core_key
-from assets.core.transform import CORE_TABLES
+from assets.core.columns import CORE_TABLES
 from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import table_spec
 

@@ -7,14 +7,10 @@ bit-identical tables, and what lets the incremental refresh swap rows in by key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import polars as pl
 
+from pipelines.sources.facts import UTC_US
 from warehouse.ddl import declared_keys
-
-# timestamps are stored in microseconds, always UTC: the archive and the warehouse agree on one type
-UTC_US = pl.Datetime("us", "UTC")
 
 # the catalogue columns every core.packages row starts from (the crawl adds the rest)
 CATALOGUE_PACKAGE_COLUMNS: dict[str, pl.DataType] = {
@@ -138,12 +134,6 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
 CORE_KEYS: dict[str, tuple[str, ...]] = dict(declared_keys("core.sql"))
 
 CORE_TABLES = tuple(CORE_COLUMNS)
-
-
-def cast_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    """Exactly `schema`'s columns, in its order and types: stage boundaries are typed, so a surprise
-    dtype from an upstream body fails here rather than deep in a join."""
-    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
 
 
 def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:

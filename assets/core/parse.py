@@ -3,7 +3,7 @@
 Two entry points give the same facts. `parse_responses` takes `latest_responses()` (bodies in
 memory; the reference, and what small tests use). `parse_archive` streams the Parquet archive so
 memory stays bounded at any scale (what the refresh uses). Both feed the same `decode_sql` and the
-same readers, which is what keeps them equal.
+same source readers, which is what keeps them equal.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.core import bodies
-from assets.core.columns import UTC_US
-from assets.core.decode import decode_sql, endpoint_docs
-from pipelines.sources.facts import Facts
+from assets.core.decode import decode_sql, endpoint_docs, row_bodies
+from pipelines.sources.facts import UTC_US, Facts
+from pipelines.sources.reading import Bodies
+from pipelines.sources.registry import SOURCES
 from warehouse.archive import RAW_SCHEMA, batch_files
 
 RESPONSE_COLUMNS = (
@@ -39,40 +39,36 @@ FAILING_SQL = "(error_kind IS NOT NULL OR NOT (status BETWEEN 200 AND 299 OR sta
 
 
 def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
-    """Decoded bodies (`decode_sql`'s output) + the newest attempt per request -> per-subject facts."""
-    rest = bodies.github_repos(endpoint_docs(decoded, "github", "repo"), bodies.REST_REPO_FIELDS)
-    graph = bodies.github_repos(endpoint_docs(decoded, "github", "graphql_repo"), bodies.GRAPHQL_REPO_FIELDS)
-    weeks, bad_weeks = bodies.github_participation(endpoint_docs(decoded, "github", "participation"))
-    people = bodies.github_contributors(endpoint_docs(decoded, "github", "contributors"))
-    commits = bodies.github_commits(endpoint_docs(decoded, "github", "commits"))
-    pypi, releases, bad_pypi = bodies.pypi(endpoint_docs(decoded, "pypi", "pypi_json"))
-    simple, bad_simple = bodies.pypi_simple(endpoint_docs(decoded, "pypi", "pypi_simple"))
-    others = decoded.filter(pl.col("other_body").is_not_null() & pl.col("problem").is_null()).select(
-        "request_key", "endpoint", "subject", "good_fetched_at", pl.col("other_body").alias("body")
-    )
-    other_repos, other_commits, bad_other = bodies.other_host_facts(others)
+    """Decoded bodies (`decode_sql`'s output) + the newest attempt per request -> per-subject facts:
+    each source reads its own bodies, and their facts are merged."""
+    parts = [
+        source.read(Bodies(docs={endpoint: endpoint_docs(decoded, source.name, endpoint)
+                                 for endpoint in source.structures},
+                           rows=row_bodies(decoded, source.name)))
+        for source in SOURCES
+    ]
     problems = decoded.filter(pl.col("problem").is_not_null()).select(
         "request_key", pl.format("{} body: {}", "endpoint", "problem").alias("reason")
     )
-
-    repos = pl.concat([r.with_columns(pl.lit(i).alias("priority")) for i, r in enumerate((rest, graph, other_repos))])
-    # REST and GraphQL can both describe a repository: keep the newest good one.
+    # a source can describe one repository twice (two APIs): keep the newest good description,
+    # on a tie the later row
     repos = (
-        repos.sort("subject", "good_fetched_at", "priority", nulls_last=False)
+        pl.concat([part.repos for part in parts])
+        .with_row_index("_order")
+        .sort("subject", "good_fetched_at", "_order", nulls_last=False)
         .unique("subject", keep="last", maintain_order=True)
-        .drop("priority")
+        .drop("_order")
     )
-    malformed = pl.concat([problems, bad_weeks, bad_pypi, bad_simple, bad_other])
     return Facts(
         repos=repos,
-        commits=pl.concat([commits, other_commits]).unique("subject", keep="first", maintain_order=True),
-        weeks=weeks,
-        participants=people,
-        pypi=pypi,
-        releases=releases,
-        malformed=malformed.sort("request_key"),
+        commits=pl.concat([part.commits for part in parts]).unique("subject", keep="first", maintain_order=True),
+        weeks=pl.concat([part.weeks for part in parts]),
+        participants=pl.concat([part.participants for part in parts]),
+        pypi=pl.concat([part.pypi for part in parts]),
+        releases=pl.concat([part.releases for part in parts]),
+        malformed=pl.concat([problems, *(part.malformed for part in parts)]).sort("request_key"),
         requests=requests.sort("request_key"),
-        simple=simple,
+        simple=pl.concat([part.simple for part in parts]),
     )
 
 
@@ -82,7 +78,7 @@ def parse_responses(responses: pl.LazyFrame | pl.DataFrame) -> Facts:
     con = duckdb.connect()
     try:
         con.register("src_frame", frame.filter(pl.col("body").is_not_null()))
-        decoded = _query(con, decode_sql("SELECT * FROM src_frame"))
+        decoded = _query(con, decode_sql("SELECT * FROM src_frame", SOURCES))
     finally:
         con.close()
     return parse_decoded(decoded, frame.drop("body"))
@@ -161,12 +157,12 @@ def parse_archive(
                     status AS good_status, body
                 FROM read_parquet({_sql_list(winner_files)}, filename = true, file_row_number = true) p
                 SEMI JOIN good g ON g.filename = p.filename AND g.file_row_number = p.file_row_number"""
-            decoded = _query(con, decode_sql(src))
+            decoded = _query(con, decode_sql(src, SOURCES))
         else:
             decoded = _query(con, decode_sql("SELECT * FROM (SELECT NULL::VARCHAR AS request_key, NULL::VARCHAR "
                                              "AS source, NULL::VARCHAR AS endpoint, NULL::VARCHAR AS subject, "
                                              "NULL::TIMESTAMPTZ AS good_fetched_at, NULL::INTEGER AS good_status, "
-                                             "NULL::VARCHAR AS body) WHERE FALSE"))
+                                             "NULL::VARCHAR AS body) WHERE FALSE", SOURCES))
         attempts = _query(
             con,
             f"""SELECT request_key, status, error_kind, attempts, fetched_at FROM idx

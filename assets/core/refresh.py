@@ -33,9 +33,11 @@ from typing import Literal
 import duckdb
 import polars as pl
 
-from assets.core.assemble import subject_map
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, cast_columns
-from assets.core.transform import CORE_KEYS, CORE_TABLES, assemble_core, build_core_from_archive, parse_archive
+from assets.core.assemble import assemble_core, subject_map
+from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, CORE_TABLES
+from assets.core.parse import parse_archive
+from assets.core.transform import build_core_from_archive
+from pipelines.sources.facts import cast_columns
 from warehouse.archive import batch_files
 from warehouse.load import query, replace_rows, replace_tables
 
@@ -193,7 +195,7 @@ def refresh_core(
     )
     if not incremental:
         version = _log_version(con, "full", None, now)
-        tables = build_core_from_archive(catalogue, raw_dir, now=now)
+        tables = build_core_from_archive(catalogue, raw_dir)
         counts = replace_tables(con, tables)
         _complete(con, version, fingerprint, files)
         return CoreRefresh("full", counts, version)

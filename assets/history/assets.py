@@ -11,8 +11,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.core.assets import core_key
+from assets.core.columns import CORE_TABLES
 from assets.core.refresh import core_changes
-from assets.core.transform import CORE_TABLES
 from assets.history.history import consumed_core_version, snapshot_history
 from pipelines.resources import WRITER_POOL, WarehouseResource
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.core.assets import core_key
-from assets.core.transform import CORE_TABLES
+from assets.core.columns import CORE_TABLES
 from assets.history.assets import HISTORY_KEY
 from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import declared

@@ -66,7 +66,6 @@ from pipelines.crawler.state import (
     graphql_last_activity,
     graphql_nonempty,
     load_state,
-    parse_time,
     rest_nonempty,
 )
 from pipelines.crawler.upstreams import GITHUB_MAX_CONCURRENCY, Upstreams
@@ -78,6 +77,7 @@ from pipelines.sources import gitlab as gitlab_mod
 from pipelines.sources import pypi as pypi_mod
 from pipelines.sources.http.quota import notify
 from pipelines.sources.http.upstream import BudgetExceeded, Fetched, Tuning
+from pipelines.sources.times import parse_iso
 from warehouse.archive import RawResponse, write_batch
 
 __all__ = [
@@ -96,7 +96,6 @@ __all__ = [
     "graphql_last_activity",
     "graphql_nonempty",
     "load_state",
-    "parse_time",
     "plan_crawl",
     "request_key",
     "rest_nonempty",
@@ -466,7 +465,7 @@ class _Crawler:
         """No push for more than 52 weeks (+ a margin): participation is known to be all zeros."""
         if not self.tuning.derive_idle_participation or not job.last_activity or not job.nonempty:
             return False  # an empty repository answers 204: ask
-        when = parse_time(job.last_activity)
+        when = parse_iso(job.last_activity)
         limit = datetime.now(UTC) - timedelta(weeks=52, days=self.tuning.idle_margin_days)
         return when is not None and when < limit
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import polars as pl
 
+from pipelines.sources.times import parse_iso
 from warehouse.archive import scan_archive
 
 PYPI_JSON_PATH = re.compile(r"^/pypi/[A-Za-z0-9._%-]+/json$")  # where a PyPI 301 may lead us next time
@@ -96,14 +97,6 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
     return states, facts
 
 
-def parse_time(value: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def rest_nonempty(repo: dict[str, Any]) -> bool | None:
     size = repo.get("size")
     return size > 0 if isinstance(size, int) else None
@@ -118,6 +111,6 @@ def graphql_last_activity(node: dict[str, Any]) -> str | None:
     """The later of `pushedAt` and the newest default-branch commit of a GraphQL repository node."""
     target = ((node.get("defaultBranchRef") or {}).get("target") or {})
     stamps = [node.get("pushedAt"), target.get("committedDate") if isinstance(target, dict) else None]
-    parsed = [(t, parse_time(t)) for t in stamps if isinstance(t, str)]
+    parsed = [(t, parse_iso(t)) for t in stamps if isinstance(t, str)]
     parsed = [(t, p) for t, p in parsed if p is not None]
     return max(parsed, key=lambda tp: tp[1])[0] if parsed else None

@@ -22,7 +22,11 @@ The crawl half lives in the top of each module, the reading half under the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal
+
+from pipelines.sources.facts import SourceFacts
+from pipelines.sources.reading import Bodies, JsonShape
 
 SourceKind = Literal["repository", "package"]
 
@@ -40,3 +44,17 @@ class Source:
 
     def request_key(self, endpoint: str, ident: str) -> str:
         return f"{self.name}:{endpoint}:{ident}".lower()
+
+    # --- reading (core): how a stored body becomes facts. `assets.core.decode` builds its one SQL pass
+    # over all bodies from these declarations, `assets.core.parse` hands `read` this source's bodies.
+    # The defaults read nothing (every body is still checked to be valid JSON).
+    shapes: ClassVar[Mapping[str, JsonShape]] = {}  # endpoint -> the JSON type its body must have
+    # endpoint -> DuckDB `json_transform` structure: decoded column-wise into `Bodies.docs[endpoint]`
+    structures: ClassVar[Mapping[str, str]] = {}
+    # endpoint -> SQL reshaping the decoded value `{d}` (e.g. a MAP into entries polars can read)
+    finish: ClassVar[Mapping[str, str]] = {}
+    row_endpoints: ClassVar[tuple[str, ...]] = ()  # endpoints whose JSON text `read` gets in `Bodies.rows`
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        """This source's newest good bodies -> its facts (`reading.read_rows` for row-by-row hosts)."""
+        return SourceFacts()

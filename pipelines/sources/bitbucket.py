@@ -17,8 +17,8 @@ from urllib.parse import quote
 import orjson
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import utc_stamp
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)
@@ -87,3 +87,44 @@ class Bitbucket:
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
+
+from typing import ClassVar  # noqa: E402
+
+from pipelines.sources.facts import SourceFacts  # noqa: E402
+from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text  # noqa: E402
+
+
+def read_repository(doc: dict) -> dict:
+    """A 2.0 repository -> repository facts (Bitbucket reports no stars, forks, issues or archiving)."""
+    branch = doc.get("mainbranch") if isinstance(doc.get("mainbranch"), dict) else {}
+    return {
+        "stars": 0,
+        "forks": None,
+        "watchers": None,
+        "open_issues": None,
+        "description": doc.get("description"),
+        "homepage": doc.get("website") or None,
+        "archived": False,
+        "is_fork": doc.get("parent") is not None,
+        "default_branch": branch.get("name"),
+        "pushed_at": text(doc.get("updated_on")),
+        "license": None,
+        "topics": [],
+        "full_name": doc.get("full_name"),
+    }
+
+
+def last_commit_date(doc: list | dict) -> str | None:
+    first = first_item(doc)
+    return text(first.get("committed_date") or first.get("date"))
+
+
+class BitbucketReading:
+    """Bitbucket's reading half of its `Source` (row by row; the commits body is a page object)."""
+
+    shapes: ClassVar[dict[str, JsonShape]] = {"bitbucket_repo": "object"}
+    row_endpoints: ClassVar[tuple[str, ...]] = ("bitbucket_repo", "bitbucket_commits")
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        return read_rows(bodies.rows, repos={"bitbucket_repo": read_repository},
+                         last_commits={"bitbucket_commits": ((list, dict), last_commit_date)})

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS
@@ -79,3 +80,44 @@ class Codeberg:
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
+
+from typing import ClassVar  # noqa: E402
+
+from pipelines.sources.facts import SourceFacts  # noqa: E402
+from pipelines.sources.reading import Bodies, JsonShape, read_rows, text  # noqa: E402
+
+
+def read_repository(doc: dict) -> dict:
+    """A Forgejo repository -> repository facts."""
+    licenses = doc.get("licenses") if isinstance(doc.get("licenses"), list) else []
+    topics = doc.get("topics") if isinstance(doc.get("topics"), list) else []
+    return {
+        "stars": doc.get("stars_count"),
+        "forks": doc.get("forks_count"),
+        "watchers": doc.get("watchers_count"),
+        "open_issues": doc.get("open_issues_count"),
+        "description": doc.get("description"),
+        "homepage": doc.get("website") or None,
+        "archived": doc.get("archived"),
+        "is_fork": doc.get("fork"),
+        "default_branch": doc.get("default_branch"),
+        "pushed_at": text(doc.get("updated_at")),
+        "license": str(licenses[0]) if licenses else None,
+        "topics": [str(t) for t in topics],
+        "full_name": doc.get("full_name"),
+    }
+
+
+def last_commit_date(doc: list) -> str | None:
+    return commit_date(doc[0] if doc else None)
+
+
+class CodebergReading:
+    """Codeberg's reading half of its `Source` (row by row)."""
+
+    shapes: ClassVar[dict[str, JsonShape]] = {"codeberg_repo": "object", "codeberg_commits": "list"}
+    row_endpoints: ClassVar[tuple[str, ...]] = ("codeberg_repo", "codeberg_commits")
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        return read_rows(bodies.rows, repos={"codeberg_repo": read_repository},
+                         last_commits={"codeberg_commits": (list, last_commit_date)})

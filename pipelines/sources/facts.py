@@ -2,17 +2,28 @@
 
 Parsing knows about upstream bodies and nothing about packages; assembling knows about packages and
 nothing about bodies. These schemas are the whole contract between them, keyed by `subject` (a repo
-key or "pypi:<name>"), so a new host only has to produce these frames. Timestamps stay ISO text
-here: hosts write them differently, and one parser (`assemble.parse_timestamp`) normalises them all.
+key or "pypi:<name>"), so a new host only has to produce these frames (`SourceFacts`, what its
+`Source.read` returns). Timestamps stay ISO text here: hosts write them differently, and one parser
+(`pipelines.sources.times.iso_column`) normalises them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import polars as pl
 
-from assets.core.columns import UTC_US
+# timestamps are stored in microseconds, always UTC: the archive and the warehouse agree on one type
+UTC_US = pl.Datetime("us", "UTC")
+
+
+def cast_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Exactly `schema`'s columns, in its order and types: stage boundaries are typed, so a surprise
+    dtype from an upstream body fails here rather than deep in a join."""
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
 
 REPO_FACTS: dict[str, pl.DataType] = {
     "subject": pl.String(),
@@ -86,3 +97,20 @@ class Facts:
     simple: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SIMPLE_FACTS))
 
     TABLES = ("repos", "commits", "weeks", "participants", "pypi", "releases", "malformed", "requests", "simple")
+
+
+@dataclass
+class SourceFacts:
+    """What one source's `read` returns: the facts its bodies hold, in the schemas above (a source
+    leaves empty the kinds it has none of). The parse stage merges every source's into one `Facts`;
+    when several repository rows describe one subject, the newest good fetch wins and, on a tie, the
+    later row (so a source lists its richer description last)."""
+
+    repos: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=REPO_FACTS))
+    commits: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=COMMIT_FACTS))
+    weeks: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=WEEK_FACTS))
+    participants: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=PARTICIPANT_FACTS))
+    pypi: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=PYPI_FACTS))
+    releases: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=RELEASE_FACTS))
+    simple: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=SIMPLE_FACTS))
+    malformed: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=MALFORMED_FACTS))

@@ -279,3 +279,206 @@ def _graphql_errors(body: dict[str, Any] | None) -> str | None:
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
+
+from typing import ClassVar  # noqa: E402
+
+import polars as pl  # noqa: E402
+
+from pipelines.sources.facts import (  # noqa: E402
+    COMMIT_FACTS,
+    PARTICIPANT_FACTS,
+    REPO_FACTS,
+    WEEK_FACTS,
+    SourceFacts,
+    cast_columns,
+)
+from pipelines.sources.reading import Bodies, JsonShape, is_bot_expr, malformed, structure  # noqa: E402
+
+_S, _I, _B = pl.String(), pl.Int64(), pl.Boolean()
+
+# only the fields core needs are decoded (by DuckDB, column-wise: GitHub is the volume)
+REST_REPO_DTYPE = pl.Struct(
+    {
+        "full_name": _S,
+        "stargazers_count": _I,
+        "forks_count": _I,
+        "subscribers_count": _I,
+        "open_issues_count": _I,
+        "description": _S,
+        "homepage": _S,
+        "archived": _B,
+        "fork": _B,
+        "default_branch": _S,
+        "pushed_at": _S,
+        "license": pl.Struct({"spdx_id": _S}),
+        "topics": pl.List(_S),
+    }
+)
+GRAPHQL_REPO_DTYPE = pl.Struct(
+    {
+        "nameWithOwner": _S,
+        "stargazerCount": _I,
+        "forkCount": _I,
+        "watchers": pl.Struct({"totalCount": _I}),
+        "issues": pl.Struct({"totalCount": _I}),
+        "description": _S,
+        "homepageUrl": _S,
+        "isArchived": _B,
+        "isFork": _B,
+        "pushedAt": _S,
+        "licenseInfo": pl.Struct({"spdxId": _S}),
+        "repositoryTopics": pl.Struct({"nodes": pl.List(pl.Struct({"topic": pl.Struct({"name": _S})}))}),
+        "defaultBranchRef": pl.Struct({"name": _S, "target": pl.Struct({"committedDate": _S})}),
+        "latestRelease": pl.Struct({"tagName": _S}),
+    }
+)
+PARTICIPATION_DTYPE = pl.Struct({"all": pl.List(_I)})
+CONTRIBUTORS_DTYPE = pl.List(pl.Struct({"login": _S, "type": _S, "contributions": _I}))
+COMMITS_DTYPE = pl.List(pl.Struct({"commit": pl.Struct({"committer": pl.Struct({"date": _S})})}))
+
+_doc = pl.col("doc").struct
+_NO_TEXT = pl.lit(None, pl.String)
+
+# REST and GraphQL describe the same repository under different names; the GraphQL answer also
+# carries the default branch's last commit and the latest release, which REST needs extra calls for
+REST_REPO_FACTS: dict[str, pl.Expr] = {
+    "stars": _doc.field("stargazers_count"),
+    "forks": _doc.field("forks_count"),
+    "watchers": _doc.field("subscribers_count"),
+    "open_issues": _doc.field("open_issues_count"),
+    "description": _doc.field("description"),
+    "homepage": _doc.field("homepage"),
+    "archived": _doc.field("archived"),
+    "is_fork": _doc.field("fork"),
+    "default_branch": _doc.field("default_branch"),
+    "pushed_at": _doc.field("pushed_at"),
+    "graph_commit_at": _NO_TEXT,
+    "latest_release": _NO_TEXT,
+    "license": _doc.field("license").struct.field("spdx_id"),
+    "topics": _doc.field("topics"),
+    "full_name": _doc.field("full_name"),
+}
+GRAPHQL_REPO_FACTS: dict[str, pl.Expr] = {
+    "stars": _doc.field("stargazerCount"),
+    "forks": _doc.field("forkCount"),
+    "watchers": _doc.field("watchers").struct.field("totalCount"),
+    "open_issues": _doc.field("issues").struct.field("totalCount"),
+    "description": _doc.field("description"),
+    "homepage": _doc.field("homepageUrl"),
+    "archived": _doc.field("isArchived"),
+    "is_fork": _doc.field("isFork"),
+    "default_branch": _doc.field("defaultBranchRef").struct.field("name"),
+    "pushed_at": _doc.field("pushedAt"),
+    "graph_commit_at": _doc.field("defaultBranchRef").struct.field("target").struct.field("committedDate"),
+    "latest_release": _doc.field("latestRelease").struct.field("tagName"),
+    "license": _doc.field("licenseInfo").struct.field("spdxId"),
+    "topics": _doc.field("repositoryTopics")
+    .struct.field("nodes")
+    .list.eval(pl.element().struct.field("topic").struct.field("name")),
+    "full_name": _doc.field("nameWithOwner"),
+}
+
+
+def read_repos(docs: pl.DataFrame, fields: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Repository facts from decoded REST or GraphQL bodies (`fields`: one of the maps above)."""
+    repos = docs.select("subject", *[expr.alias(name) for name, expr in fields.items()], "good_fetched_at")
+    return cast_columns(repos, REPO_FACTS)
+
+
+def read_participation(docs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Weekly commit counts, dated: GitHub sends only the counts, ending at the fetch."""
+    has_weeks = pl.col("doc").struct.field("all").is_not_null()
+    ok, bad = docs.filter(has_weeks), docs.filter(~has_weeks)
+    # GitHub's weeks end at the fetch: the last entry is the week (starting Sunday) of the fetch.
+    fetched = pl.col("good_fetched_at").dt.date()
+    last_week = fetched - pl.duration(days=fetched.dt.weekday() % 7)
+    weeks = (
+        ok.select(
+            "subject",
+            last_week.alias("last_week"),
+            pl.col("doc").struct.field("all").alias("commits"),
+        )
+        .with_columns(
+            pl.col("commits").list.len().alias("n"),
+            pl.int_ranges(0, pl.col("commits").list.len()).alias("week_index"),
+        )
+        .explode(["commits", "week_index"])
+        .filter(pl.col("commits").is_not_null())
+        .select(
+            "subject",
+            pl.col("week_index").cast(pl.Int16),
+            (pl.col("last_week") - pl.duration(weeks=pl.col("n") - 1 - pl.col("week_index"))).alias(
+                "week_start"
+            ),
+            pl.col("commits").cast(pl.Int32),
+        )
+    )
+    return cast_columns(weeks, WEEK_FACTS), malformed(bad, "participation has no 'all' list")
+
+
+def read_contributors(docs: pl.DataFrame) -> pl.DataFrame:
+    """Participants in GitHub's order (its position is the ranking); anonymous entries have no login."""
+    person = pl.element().struct
+    people = (
+        docs.select(
+            "subject",
+            pl.col("doc")
+            .list.eval(
+                pl.element().filter(
+                    person.field("login").is_not_null() & (person.field("type").fill_null("") != "Anonymous")
+                )
+            )
+            .alias("c"),
+        )
+        .with_columns(pl.int_ranges(0, pl.col("c").list.len(), dtype=pl.Int32).alias("position"))
+        .explode(["c", "position"])
+        .filter(pl.col("c").is_not_null())
+        .unnest("c")
+        .select(
+            "subject",
+            "position",
+            "login",
+            "contributions",
+            is_bot_expr(pl.col("login"), pl.col("type")).alias("is_bot"),
+        )
+    )
+    return cast_columns(people, PARTICIPANT_FACTS)
+
+
+def read_commits(docs: pl.DataFrame) -> pl.DataFrame:
+    """The last commit date: the commit list is newest first, and only its head is fetched."""
+    commits = docs.select(
+        "subject",
+        pl.col("doc").list.first().struct.field("commit").struct.field("committer").struct.field("date")
+        .alias("last_commit_at"),
+    )
+    return cast_columns(commits, COMMIT_FACTS)
+
+
+class GitHubReading:
+    """GitHub's reading half of its `Source` (REST and GraphQL bodies, decoded column-wise).
+    `releases_latest` is archived but not read: GraphQL's `latestRelease` is what core keeps."""
+
+    shapes: ClassVar[dict[str, JsonShape]] = {
+        "repo": "object", "graphql_repo": "object", "participation": "object",
+        "contributors": "list", "commits": "list",
+    }
+    structures: ClassVar[dict[str, str]] = {
+        "repo": structure(REST_REPO_DTYPE),
+        "graphql_repo": structure(GRAPHQL_REPO_DTYPE),
+        "participation": structure(PARTICIPATION_DTYPE),
+        "contributors": structure(CONTRIBUTORS_DTYPE),
+        "commits": structure(COMMITS_DTYPE),
+    }
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        weeks, bad_weeks = read_participation(bodies.docs["participation"])
+        return SourceFacts(
+            # GraphQL last: on equal fetch times its richer description wins
+            repos=pl.concat([read_repos(bodies.docs["repo"], REST_REPO_FACTS),
+                             read_repos(bodies.docs["graphql_repo"], GRAPHQL_REPO_FACTS)]),
+            commits=read_commits(bodies.docs["commits"]),
+            weeks=weeks,
+            participants=read_contributors(bodies.docs["contributors"]),
+            malformed=bad_weeks,
+        )

@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.pages import merge_pages, utc_stamp
+from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.times import utc_stamp
 
 PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
 
@@ -62,3 +63,45 @@ class GitLab:
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
+
+from typing import ClassVar  # noqa: E402
+
+from pipelines.sources.facts import SourceFacts  # noqa: E402
+from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text  # noqa: E402
+
+
+def read_project(doc: dict) -> dict:
+    """A v4 project -> repository facts (GitLab reports no watchers)."""
+    license_ = doc.get("license") if isinstance(doc.get("license"), dict) else {}
+    return {
+        "stars": doc.get("star_count"),
+        "forks": doc.get("forks_count"),
+        "watchers": None,
+        "open_issues": doc.get("open_issues_count"),
+        "description": doc.get("description"),
+        "homepage": doc.get("web_url"),
+        "archived": doc.get("archived"),
+        "is_fork": doc.get("forked_from_project") is not None,
+        "default_branch": doc.get("default_branch"),
+        "pushed_at": text(doc.get("last_activity_at")),
+        "license": license_.get("key"),
+        "topics": [str(t) for t in (doc.get("topics") or doc.get("tag_list") or [])],
+        "full_name": doc.get("path_with_namespace"),
+    }
+
+
+def last_commit_date(doc: list | dict) -> str | None:
+    first = first_item(doc)
+    return text(first.get("committed_date") or first.get("date"))
+
+
+class GitLabReading:
+    """GitLab's reading half of its `Source` (row by row). `gitlab_contributors` is archived but not
+    read: it names authors, not accounts."""
+
+    shapes: ClassVar[dict[str, JsonShape]] = {"gitlab_project": "object", "gitlab_commits": "list"}
+    row_endpoints: ClassVar[tuple[str, ...]] = ("gitlab_project", "gitlab_commits")
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        return read_rows(bodies.rows, repos={"gitlab_project": read_project},
+                         last_commits={"gitlab_commits": ((list, dict), last_commit_date)})

@@ -56,3 +56,111 @@ def _refine(fetched: Fetched, required: str) -> Fetched:
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
+
+from typing import ClassVar  # noqa: E402
+
+import polars as pl  # noqa: E402
+
+from pipelines.sources.facts import PYPI_FACTS, RELEASE_FACTS, SIMPLE_FACTS, SourceFacts, cast_columns  # noqa: E402
+from pipelines.sources.reading import Bodies, JsonShape, malformed, structure  # noqa: E402
+
+# written in DuckDB terms: `releases` is keyed by version and `project_urls` by label, which only a
+# MAP can express (a polars dtype cannot); `FINISH` turns the maps into entries polars can read
+JSON_STRUCTURE = (
+    '{"info": {"version": "VARCHAR", "docs_url": "VARCHAR", "project_urls": "MAP(VARCHAR, VARCHAR)", '
+    '"requires_python": "VARCHAR", "classifiers": ["VARCHAR"]}, '
+    '"releases": "MAP(VARCHAR, STRUCT(upload_time_iso_8601 VARCHAR, yanked BOOLEAN, requires_python VARCHAR)[])"}'
+)
+JSON_FINISH = """CASE WHEN {d} IS NOT NULL THEN struct_pack(
+    info := CASE WHEN {d}.info IS NOT NULL THEN struct_pack(
+        version := {d}.info.version,
+        docs_url := {d}.info.docs_url,
+        project_urls := map_entries({d}.info.project_urls),
+        requires_python := {d}.info.requires_python,
+        classifiers := {d}.info.classifiers
+    ) END,
+    releases := map_entries({d}.releases)
+) END"""
+# PEP 691 Simple JSON: only the name (the shape check) and the PEP 792 project status are read
+SIMPLE_DTYPE = pl.Struct({"name": pl.String(), "project-status": pl.Struct({"status": pl.String(),
+                                                                            "reason": pl.String()})})
+
+
+def read_json(docs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """PyPI JSON decoded by DuckDB (`project_urls` and `releases` are maps: list of {key, value})
+    -> project facts, release facts, malformed reasons."""
+    has_info = pl.col("doc").struct.field("info").is_not_null()
+    ok, bad = docs.filter(has_info), docs.filter(~has_info)
+    info = pl.col("doc").struct.field("info").struct
+    urls = (
+        ok.select("subject", info.field("project_urls").alias("u"))
+        .explode("u")
+        .unnest("u")
+        .with_columns(pl.col("key").str.strip_chars().str.to_lowercase())
+        .filter(pl.col("key").is_in(["documentation", "docs"]) & (pl.col("value").fill_null("") != ""))
+        .sort("subject", pl.col("key") != "documentation")  # Documentation before Docs
+        .unique("subject", keep="first", maintain_order=True)
+        .select("subject", pl.col("value").alias("docs_project_url"))
+    )
+    facts = ok.select(
+        "subject",
+        info.field("version").alias("pypi_version"),
+        pl.when(info.field("docs_url") != "").then(info.field("docs_url")).alias("docs_url"),
+        pl.when(info.field("requires_python").str.strip_chars() != "")
+        .then(info.field("requires_python").str.strip_chars()).alias("requires_python"),
+        info.field("classifiers").list.eval(pl.element().drop_nulls().str.strip_chars())
+        .fill_null(pl.lit([], pl.List(pl.String))).alias("classifiers"),
+    ).join(urls, on="subject", how="left")
+    releases = (
+        ok.select("subject", pl.col("doc").struct.field("releases").alias("r"))
+        .explode("r")
+        .filter(pl.col("r").is_not_null())
+        .unnest("r")
+        .select(
+            "subject",
+            pl.col("key").alias("version"),
+            # (min inside eval: `.list.min()` on a string list is slow and memory-hungry in polars 2.1)
+            pl.col("value").list.eval(pl.element().struct.field("upload_time_iso_8601").min()).list.first()
+            .alias("upload_time"),
+            (
+                (pl.col("value").list.len() > 0)
+                & pl.col("value").list.eval(pl.element().struct.field("yanked").fill_null(False)).list.all()
+            ).fill_null(False).alias("yanked"),
+            pl.col("value").list.eval(pl.element().struct.field("requires_python").drop_nulls()).list.first()
+            .alias("requires_python"),
+        )
+    )
+    return (
+        cast_columns(facts, PYPI_FACTS),
+        cast_columns(releases, RELEASE_FACTS),
+        malformed(bad, "PyPI JSON has no 'info' object"),
+    )
+
+
+def read_simple(docs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """PEP 691 Simple JSON -> the PEP 792 project status. No `project-status` (an index before API
+    1.4) means `active`, as PEP 792 says; the reason is kept only when given."""
+    has_name = pl.col("doc").struct.field("name").is_not_null()
+    ok, bad = docs.filter(has_name), docs.filter(~has_name)
+    status = pl.col("doc").struct.field("project-status").struct
+    reason = status.field("reason").str.strip_chars()
+    simple = ok.select(
+        "subject",
+        status.field("status").str.strip_chars().str.to_lowercase().fill_null("active").alias("pypi_status"),
+        pl.when(reason != "").then(reason).alias("pypi_status_reason"),
+    )
+    return cast_columns(simple, SIMPLE_FACTS), malformed(bad, "PyPI Simple JSON has no 'name'")
+
+
+class PyPIReading:
+    """PyPI's reading half of its `Source` (JSON and Simple JSON, decoded column-wise)."""
+
+    shapes: ClassVar[dict[str, JsonShape]] = {"pypi_json": "object", "pypi_simple": "object"}
+    structures: ClassVar[dict[str, str]] = {"pypi_json": JSON_STRUCTURE, "pypi_simple": structure(SIMPLE_DTYPE)}
+    finish: ClassVar[dict[str, str]] = {"pypi_json": JSON_FINISH}
+
+    def read(self, bodies: Bodies) -> SourceFacts:
+        project, releases, bad_json = read_json(bodies.docs["pypi_json"])
+        simple, bad_simple = read_simple(bodies.docs["pypi_simple"])
+        return SourceFacts(pypi=project, releases=releases, simple=simple,
+                           malformed=pl.concat([bad_json, bad_simple]))

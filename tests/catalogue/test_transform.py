@@ -18,10 +18,10 @@ from assets.catalogue.transform import (
     PACKAGE_SCHEMA,
     REJECT_SCHEMA,
     build_catalogue,
-    parse_datetime,
     reject_codes,
     repo_problem_codes,
 )
+from pipelines.sources.times import parse_iso, utc_stamp
 from tests.catalogue.conftest import v4_world
 
 
@@ -51,11 +51,16 @@ def test_schemas_and_values_of_a_clean_catalogue():
                                     ("categories", "grids", "grid_packages", "packages", "rejects")}
 
 
-def test_parse_datetime_forms():
-    assert parse_datetime("2024-11-24T14:39:30-05:00") == datetime(2024, 11, 24, 19, 39, 30, tzinfo=UTC)
-    assert parse_datetime("2024-11-24T14:39:30Z") == datetime(2024, 11, 24, 14, 39, 30, tzinfo=UTC)
-    assert parse_datetime("2010-08-15 01:29:37") == datetime(2010, 8, 15, 1, 29, 37, tzinfo=UTC)
-    assert parse_datetime("") is None and parse_datetime(None) is None
+def test_parse_iso_forms():
+    assert parse_iso("2024-11-24T14:39:30-05:00") == datetime(2024, 11, 24, 19, 39, 30, tzinfo=UTC)
+    assert parse_iso("2024-11-24T14:39:30Z") == datetime(2024, 11, 24, 14, 39, 30, tzinfo=UTC)
+    assert parse_iso("2010-08-15 01:29:37") == datetime(2010, 8, 15, 1, 29, 37, tzinfo=UTC)
+    assert parse_iso("") is None and parse_iso(None) is None
+    # the crawl reads upstream stamps leniently, the catalogue rejects what it cannot read
+    assert parse_iso("yesterday") is None and parse_iso(17) is None
+    with pytest.raises(ValueError):
+        parse_iso("yesterday", strict=True)
+    assert utc_stamp("2024-11-24T14:39:30.5-05:00") == "2024-11-24T19:39:30Z" and utc_stamp(None) == ""
 
 
 def test_bad_rows_are_rejected_and_the_others_go_on():

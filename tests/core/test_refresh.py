@@ -8,8 +8,9 @@ import duckdb
 import orjson
 import pytest
 
+from assets.core.columns import CORE_KEYS
 from assets.core.refresh import CoreChanges, core_changes, last_mode, read_core, refresh_core
-from assets.core.transform import CORE_KEYS, build_core_from_archive
+from assets.core.transform import build_core_from_archive
 from assets.history.history import consumed_core_version, history_rows, snapshot_history
 from tests.fixtures.sample import rest_repo, sample_catalogue, write_sample
 from warehouse.archive import RawResponse, write_batch
@@ -70,7 +71,7 @@ def test_incremental_equals_full(sample_warehouse):
     assert last_mode(con) == "incremental"
     assert pending(con) == CoreChanges(version=3, full=False, package_ids=(1, 2, 6))
     incremental = read_core(con)
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
     alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
@@ -119,7 +120,7 @@ def test_incremental_codeberg_batch_equals_full(sample_warehouse):
     assert refresh.mode == "incremental" and refresh.written["core.packages"] == 1
     assert pending(con).package_ids == (8,)
     incremental = read_core(con)
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
     theta = query(con, "SELECT repo_watchers, repo_forks, repo_description, last_updated FROM core.packages "
@@ -186,7 +187,7 @@ def test_incremental_history_equals_a_full_snapshot(sample_warehouse):
                        "WHERE refresh_id = 'r2' AND package_id = 4").row(0)
     assert delta == ("0.4", datetime(2026, 11, 24, tzinfo=UTC))
     # and the incremental core equals a full rebuild, so history built on either agrees
-    full = build_core_from_archive(catalogue, raw, now=NOW)
+    full = build_core_from_archive(catalogue, raw)
     incremental = read_core(con)
     for name, frame in full.items():
         assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name

@@ -8,11 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from assets.core.transform import CORE_COLUMNS, CORE_KEYS, build_core, build_core_from_archive
+from assets.core.columns import CORE_COLUMNS, CORE_KEYS
+from assets.core.transform import build_core, build_core_from_archive
 from tests.fixtures.sample import T0, sample_catalogue, sample_responses, write_sample
 from warehouse.archive import RawResponse, latest_responses, scan_archive, write_batch
-
-NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -23,13 +22,13 @@ def raw_dir(tmp_path):
 
 @pytest.fixture
 def core(raw_dir):
-    return build_core(sample_catalogue(), latest_responses(raw_dir), now=NOW, archive=scan_archive(raw_dir))
+    return build_core(sample_catalogue(), latest_responses(raw_dir), archive=scan_archive(raw_dir))
 
 
 def _built_both_ways(raw: Path) -> dict[str, pl.DataFrame]:
     """The core tables from the archive in memory and streamed: they must be equal; returns them."""
-    in_memory = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
-    streamed = build_core_from_archive(sample_catalogue(), raw, now=NOW)
+    in_memory = build_core(sample_catalogue(), latest_responses(raw), archive=scan_archive(raw))
+    streamed = build_core_from_archive(sample_catalogue(), raw)
     assert set(streamed) == set(in_memory)
     for name in in_memory:
         assert streamed[name].equals(in_memory[name]), name
@@ -176,7 +175,7 @@ def test_releases(core):
 
 
 def test_same_archive_gives_identical_tables(raw_dir, core):
-    again = build_core(sample_catalogue(), latest_responses(raw_dir), now=NOW, archive=scan_archive(raw_dir))
+    again = build_core(sample_catalogue(), latest_responses(raw_dir), archive=scan_archive(raw_dir))
     for name in core:
         assert core[name].equals(again[name]), name
 
@@ -194,7 +193,7 @@ def test_newer_good_body_replaces_and_garbage_never_crashes(tmp_path):
                     '{"message": "not a list"}', fetched_at=later),
     ]
     write_batch(raw, "github", rows, "later")
-    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    core = build_core(sample_catalogue(), latest_responses(raw), archive=scan_archive(raw))
     assert _pkg(core, "alpha")["repo_watchers"] == 130
     kinds = core["core.crawl_errors"].filter(pl.col("package_id") == 1)
     assert sorted(kinds["request_key"].to_list()) == ["github:commits:acme/alpha", "github:contributors:acme/alpha"]
@@ -202,7 +201,7 @@ def test_newer_good_body_replaces_and_garbage_never_crashes(tmp_path):
 
 
 def test_empty_archive(tmp_path):
-    core = build_core(sample_catalogue(), latest_responses(tmp_path / "raw"), now=NOW)
+    core = build_core(sample_catalogue(), latest_responses(tmp_path / "raw"))
     assert core["core.packages"].height == 8
     assert core["core.packages"]["repo_watchers"].to_list() == [0] * 8
     assert core["core.commit_weeks"].is_empty()
@@ -256,12 +255,13 @@ def test_an_empty_repository_is_an_answer_not_an_error(tmp_path):
         RawResponse("codeberg:codeberg_commits:cb/theta", "codeberg", "codeberg_commits", "codeberg:cb/theta",
                     "/repos/cb/theta/commits", 409, "[]", fetched_at=later),
     ], "later")
-    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    core = build_core(sample_catalogue(), latest_responses(raw), archive=scan_archive(raw))
     assert core["core.crawl_errors"].filter(pl.col("package_id") == 8).is_empty()
 
 
 def test_bots_are_flagged_by_type_suffix_and_known_account():
-    from assets.core.bodies import KNOWN_BOTS, github_contributors
+    from pipelines.sources.github import read_contributors
+    from pipelines.sources.reading import KNOWN_BOTS
 
     logins = [
         ("alice", "User", False),
@@ -279,7 +279,7 @@ def test_bots_are_flagged_by_type_suffix_and_known_account():
     assert {"codecov-io", "allcontributors", "dependabot", "pre-commit-ci", "pyup-bot"} <= KNOWN_BOTS
     doc = [{"login": login, "type": kind, "contributions": 1} for login, kind, _ in logins]
     frame = pl.DataFrame({"request_key": ["k"], "subject": ["github:a/b"], "good_fetched_at": [T0], "doc": [doc]})
-    people = github_contributors(frame)
+    people = read_contributors(frame)
     assert dict(zip(people["login"], people["is_bot"], strict=True)) == {login: bot for login, _, bot in logins}
 
 
@@ -351,7 +351,7 @@ def test_a_pypi_url_problem_is_a_bad_entry_too():
         pl.when(pl.col("id").is_in([5, 7])).then(pl.lit("not_pypi_host: http://127.0.0.1/pypi/x/json"))
         .otherwise(None).alias("pypi_url_problem")
     )
-    core = build_core(catalogue, latest_responses(Path("/nonexistent")), now=NOW)
+    core = build_core(catalogue, latest_responses(Path("/nonexistent")))
     bad = core["core.crawl_errors"].filter(pl.col("kind") == "bad_entry").select("package_id", "request_key",
                                                                                   "message", "severity")
     assert bad.rows() == [

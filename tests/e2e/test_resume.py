@@ -29,7 +29,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.core.transform import CORE_KEYS, CORE_TABLES
+from assets.core.columns import CORE_KEYS, CORE_TABLES
 from simulator.server import SimServer, start_in_thread
 from tests.e2e.conftest import PULSE, pulse_env, run_pulse
 from warehouse.archive import scan_archive

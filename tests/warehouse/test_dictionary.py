@@ -66,7 +66,7 @@ def warehouse(tmp_path_factory):
     con = connect_writer(tmp_path / "warehouse.duckdb")
     # the catalogue tables exactly as the catalogue asset writes them (build_catalogue's frames)
     replace_tables(con, build_catalogue(CatalogueRecords()).tables())
-    replace_tables(con, build_core(sample_catalogue(), latest_responses(raw), now=datetime.now(UTC),
+    replace_tables(con, build_core(sample_catalogue(), latest_responses(raw),
                                    archive=scan_archive(raw)))
     create_raw_views(con, raw)
     snapshot_history(con, "r1", datetime.now(UTC))

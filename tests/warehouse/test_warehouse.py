@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 28, tzinfo=UTC)
 def built(tmp_path):
     raw = tmp_path / "raw"
     write_sample(raw)
-    core = build_core(sample_catalogue(), latest_responses(raw), now=NOW, archive=scan_archive(raw))
+    core = build_core(sample_catalogue(), latest_responses(raw), archive=scan_archive(raw))
     con = connect_writer(tmp_path / "warehouse.duckdb")
     replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
     replace_tables(con, core)
@@ -221,7 +221,7 @@ def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
     write_sample(raw)
     path = tmp_path / "warehouse.duckdb"
     con = connect_writer(path)
-    refresh_core(con, sample_catalogue(), raw, now=NOW)
+    refresh_core(con, sample_catalogue(), raw, now=datetime.now(UTC))
     snapshot_history(con, "r1", NOW)
     for view in declared()[1]:  # the views read the new columns: an old file had none of them
         con.execute(f"DROP VIEW {view}")

@@ -8,7 +8,6 @@ leaving a silently truncated list behind.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -31,19 +30,6 @@ def next_link(link_header: str | None) -> str | None:
         return None
     links = httpx.Response(200, headers={"link": link_header}).links
     return (links.get("next") or {}).get("url")
-
-
-def utc_stamp(stamp: str | None) -> str:
-    """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); missing/unparsable -> ''."""
-    if not stamp:
-        return ""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def merge_pages(
