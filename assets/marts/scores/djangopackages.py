@@ -19,6 +19,7 @@ Everything here is pure polars + ``packaging`` (what the site itself uses to rea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -259,11 +260,20 @@ def _rule_columns(now: datetime) -> list[pl.Expr]:
     ]
 
 
+def _entry_json(rule: str, description: str, score: pl.Expr, max_score: int, message: pl.Expr,
+                url: str) -> pl.Expr:
+    """One breakdown entry as compact JSON text. The only variable parts are integers and the rule
+    messages, whose texts are fixed apart from integers, so nothing dynamic needs escaping."""
+    return pl.concat_str(
+        pl.lit('{"rule":' + json.dumps(rule) + ',"description":' + json.dumps(description) + ',"score":'),
+        score.cast(pl.Int64).cast(pl.String),
+        pl.lit(f',"max_score":{max_score},"message":"'), message,
+        pl.lit('","documentation_url":' + json.dumps(url) + "}"))
+
+
 def _entry(key: str) -> pl.Expr:
     rule, description, max_score, url = RULES[key]
-    return pl.struct(pl.lit(rule).alias("rule"), pl.lit(description).alias("description"),
-                     pl.col(f"{key}_score").cast(pl.Int64).alias("score"), pl.lit(max_score).alias("max_score"),
-                     pl.col(f"{key}_message").alias("message"), pl.lit(url).alias("documentation_url"))
+    return _entry_json(rule, description, pl.col(f"{key}_score"), max_score, pl.col(f"{key}_message"), url)
 
 
 def _activity_entry() -> pl.Expr:
@@ -271,10 +281,8 @@ def _activity_entry() -> pl.Expr:
     joined with a space."""
     rule, description, max_score, url = ACTIVITY_GROUP
     total = (pl.col("last_updated_score") + pl.col("recent_release_score")).cast(pl.Float64)
-    return pl.struct(pl.lit(rule).alias("rule"), pl.lit(description).alias("description"),
-                     ((total / 40) * max_score).cast(pl.Int64).alias("score"), pl.lit(max_score).alias("max_score"),
-                     pl.concat_str(pl.col("last_updated_message"), pl.col("recent_release_message"), separator=" ")
-                     .alias("message"), pl.lit(url).alias("documentation_url"))
+    message = pl.concat_str(pl.col("last_updated_message"), pl.col("recent_release_message"), separator=" ")
+    return _entry_json(rule, description, ((total / 40) * max_score).cast(pl.Int64), max_score, message, url)
 
 
 def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
@@ -288,8 +296,8 @@ def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
 
 def djangopackages_scores(frame: pl.DataFrame, *, now: datetime,
                           release_time_zone: str | None = SITE_TIME_ZONE) -> pl.DataFrame:
-    """Add ``supports_python3``, ``score``, ``weight``, ``weight_breakdown`` (list of structs) and
-    ``weight_json`` (the breakdown JSON as the rules page builds it) to a frame of packages.
+    """Add ``supports_python3``, ``score``, ``weight`` and ``weight_json`` (the breakdown JSON, as the
+    rules page builds it) to a frame of packages.
 
     ``calc_package_weight``: ``int((total_score / max_possible_score) * max_score)`` with
     ``max_score=100``; ``"message": " ".join(messages)``. Other columns pass through.
@@ -302,7 +310,6 @@ def djangopackages_scores(frame: pl.DataFrame, *, now: datetime,
                            site_release_time(pl.col("last_released"), release_time_zone).alias("_site_released"))
     out = out.with_columns(_rule_columns(now))
     entries = [_entry(k) if k != "activity" else _activity_entry() for k in PAGE_ORDER]
-    out = out.with_columns(pl.concat_list(entries).alias("weight_breakdown"))
     total = pl.sum_horizontal(*(pl.col(f"{k}_score") for k in RULES)).cast(pl.Float64)
     message = pl.concat_str(*(pl.col(f"{k}_message") for k in
                               ("deprecated", "description", "downloads", "forks", "usage", "watchers",
@@ -312,9 +319,12 @@ def djangopackages_scores(frame: pl.DataFrame, *, now: datetime,
         ((total / MAX_POSSIBLE) * 100).cast(pl.Int64).alias("weight"),
         message.alias("weight_message"),
     )
-    out = out.with_columns(
-        pl.struct(pl.col("weight").alias("total_score"), pl.col("weight_message").alias("message"),
-                  pl.col("weight_breakdown").alias("breakdown")).struct.json_encode().alias("weight_json"))
+    # {"total_score", "message", "breakdown": [{"rule", "description", "score", "max_score", "message",
+    #  "documentation_url"}]}: calc_package_weight's dict, as compact JSON
+    out = out.with_columns(pl.concat_str(
+        pl.lit('{"total_score":'), pl.col("weight").cast(pl.String), pl.lit(',"message":"'),
+        pl.col("weight_message"), pl.lit('","breakdown":['), pl.concat_str(entries, separator=","),
+        pl.lit("]}")).alias("weight_json"))
     scratch = [f"{k}_{s}" for k in RULES for s in ("score", "message")] + ["_site_released", "weight_message"]
     return out.drop(scratch)
 

@@ -388,11 +388,14 @@ def score_health(inputs: pl.DataFrame, *, now: datetime, config: HealthConfig | 
     missing = {c: t for c, t in INPUT_SCHEMA.items() if c not in inputs.columns}
     frame = inputs.with_columns(pl.lit(None, t).alias(c) for c, t in missing.items()).select(
         pl.col(c).cast(t) for c, t in INPUT_SCHEMA.items())
-    frame = _currency(frame, now, eol)
+    frame = _currency(frame, now, eol).with_columns(
+        _days(pl.col("last_human_commit_at"), now).alias("_human_days"),
+        _days(pl.col("latest_release_at"), now).alias("_release_days"),
+        _days(pl.col("last_commit_at"), now).alias("_commit_days"))
     a, r, po, co, cu, se, caps = (config[k] for k in (*COMPONENTS, "caps"))
 
-    human_days = _days(pl.col("last_human_commit_at"), now)
-    release_days = _days(pl.col("latest_release_at"), now)
+    human_days = pl.col("_human_days")
+    release_days = pl.col("_release_days")
     vulns = pl.col("latest_vulnerabilities")
 
     # activity
@@ -467,8 +470,9 @@ def score_health(inputs: pl.DataFrame, *, now: datetime, config: HealthConfig | 
     }
     # order by cap value (stable on CAP_ORDER), so the first reason is the binding one
     ordered = sorted(CAP_ORDER, key=lambda k: (caps[k], CAP_ORDER.index(k)))
-    applicable = [pl.when(cap_rules[k][0].fill_null(False)).then(cap_rules[k][1]) for k in ordered]
-    cap_values = [pl.when(cap_rules[k][0].fill_null(False)).then(pl.lit(caps[k], pl.Int32)) for k in ordered]
+    frame = frame.with_columns(cap_rules[k][0].fill_null(False).alias(f"_cap_{k}") for k in ordered)
+    applicable = [pl.when(pl.col(f"_cap_{k}")).then(cap_rules[k][1]) for k in ordered]
+    cap_values = [pl.when(pl.col(f"_cap_{k}")).then(pl.lit(caps[k], pl.Int32)) for k in ordered]
     frame = frame.with_columns(
         pl.min_horizontal(*cap_values).alias("cap"),
         pl.concat_list([e.cast(pl.String) for e in applicable]).list.drop_nulls().list.join("; ").alias("_reasons"))
@@ -500,9 +504,9 @@ def _explanation(frame: pl.DataFrame, config: HealthConfig, now: datetime) -> pl
     def head(c: str) -> pl.Expr:
         return pl.format("{} {}/{}: ", pl.lit(c), pl.col(c), pl.lit(config[c]["max"]))
 
-    human_days = _days(pl.col("last_human_commit_at"), now)
-    commit_days = _days(pl.col("last_commit_at"), now)
-    release_days = _days(pl.col("latest_release_at"), now)
+    human_days = pl.col("_human_days")
+    commit_days = pl.col("_commit_days")
+    release_days = pl.col("_release_days")
     vulns = pl.col("latest_vulnerabilities")
     a = config["activity"]
 
