@@ -184,7 +184,8 @@ def health_inputs(packages: pl.DataFrame, *, now: datetime,
     if last_human_commits is not None:
         base = base.join(last_human_commits.select(pl.col("package_id").cast(pl.Int64),
                                                    pl.col("last_human_commit_at").dt.convert_time_zone("UTC")),
-                         on="package_id", how="left")
+                         on="package_id", how="left").with_columns(
+            pl.coalesce("last_human_commit_at", "last_updated").alias("last_human_commit_at"))
     else:
         base = base.with_columns(pl.col("last_updated").alias("last_human_commit_at"))
 
