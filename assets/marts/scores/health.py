@@ -547,7 +547,9 @@ def _explanation(frame: pl.DataFrame, config: HealthConfig, now: datetime) -> pl
         head("community"),
         pl.format("{} human contributors", pl.col("human_contributors").fill_null(0)),
         pl.when(pl.col("bot_contributors").fill_null(0) > 0)
-        .then(pl.format(" ({} bots not counted)", pl.col("bot_contributors"))).otherwise(pl.lit("")),
+        .then(pl.format(" ({} bot{} not counted)", pl.col("bot_contributors"),
+                        pl.when(pl.col("bot_contributors") == 1).then(pl.lit("")).otherwise(pl.lit("s"))))
+        .otherwise(pl.lit("")),
         pl.format("; bus factor {}", pl.col("bus_factor").fill_null(0)))
     currency = pl.concat_str(head("currency"), pl.col("_py_note"), pl.lit("; "), pl.col("_dj_note"))
     latest = pl.col("latest_version").fill_null("the latest release")
