@@ -392,7 +392,7 @@ def score_health(inputs: pl.DataFrame, *, now: datetime, config: HealthConfig | 
     frame = _currency(frame, now, eol).with_columns(
         _days(pl.col("last_human_commit_at"), now).alias("_human_days"),
         _days(pl.col("latest_release_at"), now).alias("_release_days"),
-        _days(pl.col("last_commit_at"), now).alias("_commit_days"))
+        _days(pl.col("last_commit_at"), now).alias("_commit_days")).lazy()
     a, r, po, co, cu, se, caps = (config[k] for k in (*COMPONENTS, "caps"))
 
     human_days = pl.col("_human_days")
@@ -491,7 +491,7 @@ def score_health(inputs: pl.DataFrame, *, now: datetime, config: HealthConfig | 
         "package_id", "health_score", "health_uncapped",
         *(e for c in COMPONENTS for e in (pl.col(c), pl.lit(float(config[c]["max"])).alias(f"{c}_max"))),
         "cap", "cap_reason", "explanation", pl.lit(version).alias("health_version"),
-        "stars_percentile", "downloads_percentile")
+        "stars_percentile", "downloads_percentile").collect()
 
 
 def _fmt_days(days: pl.Expr) -> pl.Expr:
@@ -500,7 +500,7 @@ def _fmt_days(days: pl.Expr) -> pl.Expr:
         .otherwise(pl.format("{} days ago", d))
 
 
-def _explanation(frame: pl.DataFrame, config: HealthConfig, now: datetime) -> pl.Expr:
+def _explanation(frame: pl.LazyFrame, config: HealthConfig, now: datetime) -> pl.Expr:
     """One line per component (``<name> <points>/<max>: <why>``), the cap's reason first."""
     def head(c: str) -> pl.Expr:
         return pl.format("{} {}/{}: ", pl.lit(c), pl.col(c), pl.lit(config[c]["max"]))
