@@ -460,10 +460,13 @@ def score_health(inputs: pl.DataFrame, *, now: datetime, config: HealthConfig | 
                           pl.lit("its classifiers say Development Status :: 7 - Inactive")),
         "catalogue_deprecated": (pl.col("catalogue_deprecated").fill_null(False),
                                  pl.lit("the catalogue marks it deprecated")),
-        "dormant": (newest_human_or_release.is_not_null()
-                    & (_days(newest_human_or_release, now) > caps["dormant_days"]),
-                    pl.format("no human commit and no release for {} days",
-                              _days(newest_human_or_release, now).floor().cast(pl.Int64))),
+        # no evidence of life: nothing known counts too (so learning of an old date never raises a cap)
+        "dormant": (newest_human_or_release.is_null()
+                    | (_days(newest_human_or_release, now) > caps["dormant_days"]),
+                    pl.when(newest_human_or_release.is_null())
+                    .then(pl.lit("no known human commit and no known release"))
+                    .otherwise(pl.format("no human commit and no release for {} days",
+                                         _days(newest_human_or_release, now).floor().cast(pl.Int64)))),
         "vulnerable": ((vulns > 0).fill_null(False),
                        pl.format("the latest release {} has {} known vulnerabilit{}",
                                  pl.col("latest_version").fill_null("?"), vulns,
