@@ -163,3 +163,20 @@ def test_fragments_and_not_found_shape(gql):
     assert body["data"]["r1"] is None
     assert body["errors"] == [{"type": "NOT_FOUND", "path": ["r1"], "locations": [{"line": 3, "column": 7}],
                                "message": "Could not resolve to a Repository with the name 'nobody-here/nothing'."}]
+
+
+def test_same_shape_other_literals_answers_for_its_own_text(gql):
+    """Queries of one shape share a parsed plan: the answer and error locations are still this query's."""
+    server, post = gql
+    a, b = server.world.select("healthy", limit=2)
+    shape = '{{\n  x: repository(owner: "{}", name: "{}") {{ nameWithOwner }}\n  y: repository(owner: "{}", name: "{}") {{ nameWithOwner }}\n}}'  # noqa: E501
+    first = post(shape.format(a.owner, a.name, "gone", "gone")).json()
+    second = post(shape.format("someone-with-a-much-longer-login", "nothing-here", b.owner, b.name)).json()
+    assert first["data"]["x"]["nameWithOwner"] == a.full_name and first["data"]["y"] is None
+    assert second["data"] == {"x": None, "y": {"nameWithOwner": b.full_name}}
+    (err,) = second["errors"]
+    assert err["path"] == ["x"] and err["locations"] == [{"line": 2, "column": 3}]
+    assert err["message"] == ("Could not resolve to a Repository with the name "
+                              "'someone-with-a-much-longer-login/nothing-here'.")
+    third = post(shape.format(b.owner, b.name, "x" * 40, "y")).json()
+    assert third["errors"][0]["locations"] == [{"line": 3, "column": 3}]
