@@ -49,8 +49,8 @@ from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from simulator import github
-from simulator.core import Resp, SimState, json_resp
-from simulator.world import Package, gh_time
+from simulator.core import Resp, SimState, json_resp, norm_time
+from simulator.model import Package, gh_time
 
 SDL = (Path(__file__).parent / "github.graphql").read_text()
 
@@ -258,14 +258,6 @@ def _price(ctx_vars: dict, doc: DocumentNode, op: OperationDefinitionNode, paths
 
 
 # ---------------------------------------------------------------------- resolvers
-def _norm_time(value: str) -> str:
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    return gh_time(dt if dt.tzinfo else dt.replace(tzinfo=UTC)) or str(value)
-
-
 def _query_field(ctx: Ctx, info: GraphQLResolveInfo, args: dict) -> Any:
     name = info.field_name
     if name == "repository":
@@ -301,9 +293,9 @@ def _commit_field(ctx: Ctx, p: Package, idx: int, name: str, args: dict) -> Any:
         history = commits[idx:]
         since, until = args.get("since"), args.get("until")
         if since:
-            history = tuple(x for x in history if gh_time(x.date) >= _norm_time(since))
+            history = tuple(x for x in history if gh_time(x.date) >= norm_time(since))
         if until:
-            history = tuple(x for x in history if gh_time(x.date) <= _norm_time(until))
+            history = tuple(x for x in history if gh_time(x.date) <= norm_time(until))
         n = int(args.get("first") or 0)
         nodes = [Obj("Commit", (p, commits.index(x))) for x in history[:n]]
         return {"totalCount": len(history), "nodes": nodes,
