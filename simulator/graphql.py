@@ -192,14 +192,14 @@ def _syntax_error(query: str, err: GraphQLSyntaxError) -> dict:
             "locations": [{"line": line, "column": col}]}
 
 
-def _variable_error(err: GraphQLError, variables: dict, op: OperationDefinitionNode) -> dict:
+def _variable_error(err: GraphQLError, variables: dict, op: OperationDefinitionNode, locate: Any) -> dict:
     m = re.match(r"Variable '\$(\w+)'", err.message)
     types = {d.variable.name.value: print_ast(d.type) for d in op.variable_definitions or ()}
+    where = locate(err.nodes[0] if err.nodes else None)
     if not m or m.group(1) not in types:
-        return {"message": err.message, "locations": _loc(err.nodes[0] if err.nodes else None)}
+        return {"message": err.message, "locations": where}
     name = m.group(1)
-    return {"message": f"Variable ${name} of type {types[name]} was provided invalid value",
-            "locations": [{"line": x.line, "column": x.column} for x in err.locations or []],
+    return {"message": f"Variable ${name} of type {types[name]} was provided invalid value", "locations": where,
             "extensions": {"value": variables.get(name), "problems": [{"path": [], "explanation": err.message}]}}
 
 
@@ -568,7 +568,7 @@ def _priced(plan: _Plan, variables: dict, locate: _Locator) -> tuple[int, int]:
     op = plan.op
     coerced = get_variable_values(SCHEMA, op.variable_definitions or (), variables)
     if isinstance(coerced, list):
-        raise Refused([_variable_error(e, variables, op) for e in coerced])
+        raise Refused([_variable_error(e, variables, op, locate) for e in coerced])
     price = _price(coerced, plan.doc, op, plan.paths, locate)
     if not op.variable_definitions:
         plan.price = price
