@@ -18,7 +18,7 @@ import orjson
 import polars as pl
 
 from simulator.github import user_json as _sim_user_json
-from simulator.world import gh_time
+from simulator.model import gh_time
 from warehouse.archive import RawResponse, write_batch
 
 API = "http://127.0.0.1:8000/api/v3"

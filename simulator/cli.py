@@ -23,8 +23,8 @@ from simulator.faults import parse_faults
 @click.option("--now", default=None, help="Simulated 'now' (ISO 8601, default 2026-11-01T00:00:00Z).")
 def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, faults: str,
              now: str | None) -> None:
-    """Serve fake GitHub (REST + GraphQL), PyPI, GitLab, Bitbucket and djangopackages API v4 on one port."""
-    from simulator.server import serve_forever
+    """Serve fake GitHub (REST + GraphQL), PyPI, the other repository hosts and djangopackages API v4 on one port."""
+    from simulator.server import env_for, serve_forever
 
     try:
         spec = parse_faults(faults)
@@ -43,11 +43,7 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
             now_dt = now_dt.replace(tzinfo=UTC)
 
     def ready(url: str) -> None:
-        env = {
-            "PULSE_CATALOGUE": url, "GITHUB_API_URL": f"{url}/api/v3", "GITHUB_GRAPHQL_URL": f"{url}/api/graphql",
-            "PYPI_URL": url, "GITLAB_API_URL": f"{url}/api/v4", "BITBUCKET_API_URL": f"{url}/2.0",
-            "CODEBERG_API_URL": f"{url}/api/v1",
-        }
+        env = env_for(url)
         click.echo(f"# Package Pulse simulator: {packages} packages, seed {seed}, at {url}")
         click.echo("# Point `pulse refresh` at it with:")
         for k, v in env.items():

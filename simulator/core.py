@@ -8,11 +8,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
-from simulator.faults import Faults
-from simulator.world import World
+from simulator.model import gh_time
+
+if TYPE_CHECKING:  # host modules import this one, and the world reads the hosts through the registry
+    from simulator.faults import Faults
+    from simulator.world import World
 
 JSON = "application/json; charset=utf-8"
 
@@ -35,6 +40,23 @@ def jdump(obj: object) -> bytes:
 def json_resp(obj: object, status: int = 200, headers: dict[str, str] | None = None,
               etag: str | None = None, content_type: str = JSON) -> Resp:
     return Resp(status, orjson.dumps(obj), headers or {}, content_type, etag)
+
+
+def query_int(q: dict, name: str, default: int, lo: int, hi: int) -> int:
+    """A paging parameter from ``parse_qs`` output, clamped to ``lo..hi`` (``default`` when not a number)."""
+    try:
+        return max(lo, min(hi, int(q.get(name, [default])[0])))
+    except ValueError:
+        return default
+
+
+def norm_time(value: str) -> str:
+    """An ISO 8601 query time as ``gh_time`` renders one, to compare with commit dates (as given if unparsable)."""
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    return gh_time(dt if dt.tzinfo else dt.replace(tzinfo=UTC)) or str(value)
 
 
 def fingerprint(token: str) -> str:

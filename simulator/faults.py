@@ -17,9 +17,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, fields
 
+from simulator.hosts import REPO_HOSTS
+
 PER_REQUEST = ("5xx", "500", "502", "503", "timeout", "reset", "malformed", "truncated", "slow")
 PER_REPO = ("stats202forever", "repo5xx")
-HOSTS = ("github", "pypi", "gitlab", "bitbucket", "codeberg", "catalogue")
+# the hosts faults can hit by name; by default all but the catalogue
+HOSTS = ("github", "pypi", *(h.name for h in REPO_HOSTS), "catalogue")
 
 
 @dataclass
@@ -28,7 +31,7 @@ class Faults:
     slow_ms: float = 2000.0
     timeout_ms: float = 30_000.0
     seed: int = 0
-    hosts: tuple[str, ...] = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
+    hosts: tuple[str, ...] = HOSTS[:-1]
     # GitHub limits
     ratelimit: str = ""  # "" | exhaust | exhaust429
     ratelimit_status: int = 403

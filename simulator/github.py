@@ -8,7 +8,8 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode
 
 from simulator.core import Resp, SimState, json_resp
-from simulator.world import Package, gh_time, is_org, sha1
+from simulator.model import Package, gh_time, sha1
+from simulator.world import is_org
 
 DOCS = "https://docs.github.com/rest"
 

@@ -6,7 +6,8 @@ import html
 from urllib.parse import quote
 
 from simulator.core import Resp, SimState, json_resp
-from simulator.world import Package, pep503, sha1
+from simulator.model import Package, sha1
+from simulator.world import pep503
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"

@@ -23,9 +23,10 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from simulator import catalogue, github, graphql, otherhosts, pypi
+from simulator import catalogue, github, graphql, pypi
 from simulator.core import JSON, Resp, SimState, fingerprint, json_resp
 from simulator.faults import Faults, parse_faults, unit_hash
+from simulator.hosts import REPO_HOSTS
 from simulator.world import World
 
 log = logging.getLogger("simulator")
@@ -35,9 +36,6 @@ _GH_IDS = re.compile(r"^/api/v3/repositories/(\d+)(/.*)?$")
 _PYPI_JSON = re.compile(r"^/pypi/([^/]+)/json/?$")
 _SIMPLE = re.compile(r"^/simple/([^/]+)/?$")
 _V4 = re.compile(r"^/api/v4/(packages|grids|categories)/(?:([^/]+)/)?$")
-_GITLAB = re.compile(r"^/api/v4/projects/([^/]+)(/repository/commits|/repository/contributors)?/?$")
-_BITBUCKET = re.compile(r"^/2\.0/repositories/([^/]+)/([^/]+)(/commits(?:/[^/]+)?)?/?$")
-_CODEBERG = re.compile(r"^/api/v1/repos/([^/]+)/([^/]+)(/commits)?/?$")
 
 SECONDARY = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
              "If you reach out to GitHub Support for help, please include the request ID {rid}.")
@@ -118,14 +116,10 @@ class Simulator:
             return "github.other", "github", lambda: github.not_found("")
         if path == "/api/graphql":
             return "github.graphql", "github", None
-        if path.startswith("/api/v4/projects/"):
-            m = _GITLAB.match(path)
-            if not m or method != "GET":
-                return "gitlab.other", "gitlab", lambda: otherhosts.gitlab_404()
-            sub = m.group(2) or ""
-            name = {"": "gitlab.project", "/repository/commits": "gitlab.commits",
-                    "/repository/contributors": "gitlab.contributors"}[sub]
-            return name, "gitlab", lambda: otherhosts.gitlab(s, base, unquote(m.group(1)), sub, query)
+        for host in REPO_HOSTS:  # before the catalogue: a host's API may live under /api/v4/ too
+            if path.startswith(host.prefix):
+                name, producer = host.route(s, method, path, query, base)
+                return name, host.name, producer
         if path.startswith("/api/v4/"):
             if method != "GET":
                 return "catalogue.other", "catalogue", lambda: json_resp(
@@ -156,21 +150,6 @@ class Simulator:
                 accept = request.headers.get("Accept", "")
                 return "pypi.simple", "pypi", lambda: pypi.simple(s, base, unquote(m.group(1)), accept)
             return "pypi.other", "pypi", lambda: Resp(404, b"404 Not Found", {}, "text/plain")
-        if path.startswith("/api/v1/"):
-            m = _CODEBERG.match(path)
-            if not m or method not in ("GET", "HEAD"):
-                return "codeberg.other", "codeberg", lambda: otherhosts.codeberg_404(base)
-            name = "codeberg.commits" if m.group(3) else "codeberg.repo"
-            return name, "codeberg", lambda: otherhosts.codeberg(
-                s, base, unquote(m.group(1)), unquote(m.group(2)), m.group(3) or "", query)
-        if path.startswith("/2.0/"):
-            m = _BITBUCKET.match(path)
-            if not m or method != "GET":
-                return "bitbucket.other", "bitbucket", lambda: otherhosts.bitbucket_404()
-            sub = m.group(3) or ""
-            name = "bitbucket.commits" if sub.startswith("/commits") else "bitbucket.repo"
-            return name, "bitbucket", lambda: otherhosts.bitbucket(
-                s, base, unquote(m.group(1)), unquote(m.group(2)), sub, query)
         return "unknown", "sim", None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -446,6 +425,15 @@ class _Abort(Exception):
 
 
 # ---------------------------------------------------------------------- running it
+def env_for(url: str) -> dict[str, str]:
+    """The environment that points ``pulse refresh`` at a simulator serving at ``url``."""
+    env = {"PULSE_CATALOGUE": url, "GITHUB_API_URL": f"{url}/api/v3", "GITHUB_GRAPHQL_URL": f"{url}/api/graphql",
+           "PYPI_URL": url}
+    for host in REPO_HOSTS:
+        env.update((name, f"{url}{path}") for name, path in host.env)
+    return env
+
+
 class SimServer:
     """A simulator running in a daemon thread. Use as a context manager or call ``stop()``."""
 
@@ -469,16 +457,7 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
-        u = self.url
-        return {
-            "PULSE_CATALOGUE": u,
-            "GITHUB_API_URL": f"{u}/api/v3",
-            "GITHUB_GRAPHQL_URL": f"{u}/api/graphql",
-            "PYPI_URL": u,
-            "GITLAB_API_URL": f"{u}/api/v4",
-            "BITBUCKET_API_URL": f"{u}/2.0",
-            "CODEBERG_API_URL": f"{u}/api/v1",
-        }
+        return env_for(self.url)
 
     def stats(self) -> dict:
         return self.sim.state.snapshot()
@@ -595,4 +574,4 @@ def serve_forever(packages: int = 250, seed: int = 1, latency_ms: float = 0, fau
         asyncio.run(main())
 
 
-__all__ = ["JSON", "SimServer", "Simulator", "make_simulator", "serve_forever", "start_in_thread"]
+__all__ = ["JSON", "SimServer", "Simulator", "env_for", "make_simulator", "serve_forever", "start_in_thread"]

@@ -12,10 +12,13 @@ import math
 import random
 import re
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from simulator.hosts import BY_NAME, REPO_HOSTS
+from simulator.model import Commit, Package, Release, sha1
 
 DEFAULT_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -94,16 +97,31 @@ _MALFORMED = (
 )
 
 # rare traits forced onto one package each (so small worlds still have them)
-FORCED = (
-    "renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "archived", "fork",
-    "contributors_too_large", "many_contributors", "gitlab", "bitbucket", "dead_host", "malformed_url",
-    "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
-    "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous", "codeberg",
-)
+
+def _forced() -> tuple[str, ...]:
+    """Rare traits forced onto one package each (so small worlds still have them), in a fixed order.
+
+    The order picks which package gets which trait: a host's trait goes where its module says
+    (``RepoHost.forced_after``), so each world stays what it was when the host was added.
+    """
+    out = ["renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "archived", "fork",
+           "contributors_too_large", "many_contributors", "dead_host", "malformed_url",
+           "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
+           "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous"]
+    pending = [h for h in REPO_HOSTS if h.forced_after is not None]
+    while pending:  # a host may sit after another host
+        host = next(h for h in pending if h.forced_after in out)
+        out.insert(out.index(host.forced_after) + 1, host.name)
+        pending.remove(host)
+    out += [h.name for h in REPO_HOSTS if h.forced_after is None]
+    return tuple(out)
+
+
+FORCED = _forced()
 
 # every trait a test can select packages by (see README)
 TRAITS = (
-    "github", "gitlab", "bitbucket", "codeberg", "dead_host", "malformed_url", "pypi_only", "repo_only",
+    "github", *BY_NAME, "dead_host", "malformed_url", "pypi_only", "repo_only",
     "healthy", "crawlable", "renamed", "archived", "fork", "deleted", "blocked", "blocked_dmca",
     "blocked_tos", "empty", "active", "inactive", "stats_202", "many_contributors", "bots",
     "anonymous_contributors", "contributors_too_large", "no_contributors", "has_release",
@@ -112,15 +130,29 @@ TRAITS = (
     "vulnerable", "url_git_suffix", "url_tree", "url_wiki", "url_uppercase", "url_whitespace",
     "pypi_name_differs", "no_description",
 )
+# hosts whose repositories have a history, and the share of packages each takes (after GitHub's), then
+# the catalogue's repo URLs that lead nowhere: a dead host, a malformed URL, none
+REPO_HOSTING = frozenset(("github", *BY_NAME))
+GITHUB_SHARE = 0.815
+_NOWHERE = (("dead", 0.02), ("malformed", 0.015))
+_FORCED_HOST = {**{h: h for h in BY_NAME}, "dead_host": "dead", "malformed_url": "malformed", "pypi_only": "none"}
+
+
+def _host_bands() -> tuple[tuple[float, str], ...]:
+    """(upper bound, host) of the world's host draw, in the registry's order after GitHub."""
+    bands, top = [(GITHUB_SHARE, "github")], GITHUB_SHARE
+    for name, share in [*((h.name, h.share) for h in REPO_HOSTS), *_NOWHERE]:
+        top = round(top + share, 9)
+        bands.append((top, name))
+    return tuple(bands)
+
+
+_HOST_BANDS = _host_bands()
 
 
 def _seed_int(*parts: object) -> int:
     digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
-
-
-def sha1(*parts: object) -> str:
-    return hashlib.sha1(":".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()
 
 
 def pep503(name: str) -> str:
@@ -140,93 +172,6 @@ def drf_datetime(value: datetime | None) -> str | None:
     if text.endswith("+00:00"):
         text = text[:-6] + "Z"
     return text
-
-
-def gh_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(slots=True)
-class Commit:
-    sha: str
-    date: datetime  # committer date (what the default branch is ordered by, and `last_updated`)
-    author: str | None  # GitHub login (None: no linked account)
-    author_name: str
-    message: str
-    authored: datetime  # author date: earlier than ``date`` for rebased / cherry-picked / merged commits
-    committer: str | None = None  # committer login when it differs from the author (None: GitHub web-flow)
-
-
-@dataclass(slots=True)
-class Release:
-    version: str
-    upload_time: datetime
-    yanked: bool
-    prerelease: bool
-    requires_python: str | None
-    files: int
-
-
-@dataclass(slots=True)
-class Package:
-    id: int
-    slug: str
-    title: str
-    category_id: int
-    created: datetime
-    modified: datetime
-    last_fetched: datetime
-    host: str  # github | gitlab | bitbucket | codeberg | dead | malformed | none
-    repo_url: str  # catalogue value, as given (noise included)
-    owner: str  # current owner/namespace/workspace on the host
-    name: str  # current repo name / slug
-    url_owner: str  # what the catalogue URL points at (differs when renamed)
-    url_name: str
-    repo_id: int
-    status: str  # ok | renamed | deleted | blocked_dmca | blocked_tos | empty (github only)
-    archived: bool
-    fork: bool
-    stars: int
-    forks: int
-    subscribers: int
-    open_issues: int
-    description: str | None
-    homepage: str
-    license: tuple[str, str, str] | None
-    topics: tuple[str, ...]
-    default_branch: str
-    repo_created: datetime
-    n_contributors: int
-    bots: tuple[str, ...]
-    n_anonymous: int
-    contributors_too_large: bool
-    stats_202: int
-    pypi_name: str | None  # display name on PyPI (None: no pypi_url)
-    pypi_url: str
-    pypi_status: str  # ok | missing | none | quarantined
-    simple_status: str  # active | archived | quarantined
-    yanked_latest: bool
-    prerelease_only: bool
-    inactive_classifier: bool
-    project_urls_null: bool
-    docs_in_project_urls: bool
-    docs_url: str | None
-    catalogue_documentation_url: str | None
-    vulnerable: bool
-    activity: str  # active | inactive
-    last_commit_days: float
-    has_gh_release: bool
-    traits: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.name}"
-
-    @property
-    def healthy(self) -> bool:
-        return "healthy" in self.traits
 
 
 @dataclass(slots=True)
@@ -251,6 +196,310 @@ class SearchIndex:
 
 def _lognormal_int(rng: random.Random, median: float, sigma: float, cap: int) -> int:
     return min(cap, int(median * math.exp(rng.gauss(0.0, sigma))))
+
+
+class _Draft:
+    """A package being drawn: the steps of :meth:`World._make_package` fill it in, in order."""
+
+    def __init__(self, pid: int, slug: str, force: str, now: datetime) -> None:
+        self.id, self.slug, self.force, self.now = pid, slug, force, now
+        self.traits: set[str] = set()
+
+    def package(self) -> Package:
+        _traits(self)
+        values = {f.name: getattr(self, f.name) for f in fields(Package) if f.name != "traits"}
+        return Package(**values, traits=frozenset(self.traits))
+
+
+def _catalogue_row(rng: random.Random, d: _Draft) -> None:
+    """Title, category and the catalogue's own dates."""
+    now, slug = d.now, d.slug
+    d.title = slug if rng.random() < 0.7 else slug.replace("-", " ").title().replace(" ", "-")
+    d.category_id = rng.choices((1, 2, 3, 4), weights=(79, 3, 4, 14))[0]
+    d.created = now - timedelta(days=rng.uniform(60, 5800), microseconds=rng.randrange(1_000_000))
+    if rng.random() < 0.05:
+        d.created = d.created.replace(microsecond=0)
+    d.modified = d.created + (now - d.created) * rng.random()
+    d.last_fetched = now - timedelta(hours=rng.uniform(1, 30), microseconds=rng.randrange(1_000_000))
+
+
+def _choose_host(rng: random.Random, d: _Draft) -> None:
+    """Where the repository is (a forced trait decides for its package), and who owns it, by which name."""
+    r = rng.random()
+    host = next((name for top, name in _HOST_BANDS if r < top), "none")
+    d.host = _FORCED_HOST.get(d.force, "github" if d.force else host)
+    if rng.random() < 0.3:
+        owner = rng.choice(_ORGS)
+    else:
+        owner = f"{rng.choice(_FIRST)}{rng.choice(_FIRST)}{rng.randrange(100) if rng.random() < .4 else ''}"
+    if rng.random() < 0.2:
+        owner = owner.capitalize()
+    d.owner = owner
+    d.name = d.slug if rng.random() < 0.85 else d.title
+    d.url_owner, d.url_name = d.owner, d.name
+
+
+def _repository_place(rng: random.Random, d: _Draft) -> None:
+    """GitHub's repository states (renamed, deleted, blocked, empty), archived and fork flags."""
+    status = "ok"
+    r = rng.random()
+    if d.host == "github":
+        if r < 0.04:
+            status = "renamed"
+        elif r < 0.07:
+            status = "deleted"
+        elif r < 0.075:
+            status = "blocked_dmca"
+        elif r < 0.08:
+            status = "blocked_tos"
+        elif r < 0.095:
+            status = "empty"
+    force = d.force
+    if force in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty"):
+        status = force
+    elif force:
+        status = "ok"
+    if status == "renamed":
+        if rng.random() < 0.5:
+            d.owner = rng.choice(_ORGS) + "-org"
+        else:
+            d.name = f"{d.name}-legacy" if rng.random() < 0.3 else f"{d.name}2"
+    d.status = status
+    d.archived = d.host == "github" and status in ("ok", "renamed") and rng.random() < 0.08
+    d.fork = d.host == "github" and status in ("ok", "renamed") and rng.random() < 0.04
+    if force:
+        d.archived, d.fork = force == "archived", force == "fork"
+
+
+def _repository_facts(rng: random.Random, d: _Draft) -> None:
+    """Popularity, description, homepage, license, topics, default branch, creation date."""
+    d.stars = stars = _lognormal_int(rng, 27, 2.08, 90_000)
+    if d.status == "empty":
+        d.stars = stars = rng.randrange(3)
+    d.forks = int(stars * rng.uniform(0.05, 0.25)) + (rng.random() < 0.5)
+    d.subscribers = max(1, int(stars * rng.uniform(0.01, 0.06)) + rng.randrange(1, 4))
+    if d.subscribers == stars:
+        d.subscribers += 1
+    d.open_issues = int(stars * rng.uniform(0, 0.04)) + rng.randrange(3)
+    desc_words = d.slug.replace("django-", "").replace("-", " ")
+    d.description = (
+        f"{rng.choice(('A', 'Simple', 'Reusable', 'Fast', 'Pluggable'))} {desc_words} "
+        f"{rng.choice(('for Django', 'app for Django projects', 'integration', 'done right'))}"
+    )
+    if rng.random() < 0.06:
+        d.description = None
+        d.traits.add("no_description")
+    d.homepage = f"https://{d.slug}.readthedocs.io/" if rng.random() < 0.3 else ""
+    d.license = rng.choice(_LICENSES) if rng.random() < 0.85 else None
+    d.topics = tuple(sorted(rng.sample(("django", "python", "rest", "forms", "admin", "api", "cms"),
+                                       rng.randrange(0, 4))))
+    d.default_branch = "main" if rng.random() < 0.45 else "master"
+    d.repo_created = d.created - timedelta(days=rng.uniform(0, 400))
+
+
+def _activity(rng: random.Random, d: _Draft) -> None:
+    """Active (a commit in the last 52 weeks) or, for most packages, inactive; when the last commit was."""
+    if rng.random() < 0.3 and d.status != "empty":
+        d.activity = "active"
+        d.last_commit_days = min(rng.expovariate(1 / 60), 360)
+    else:
+        d.activity = "inactive"
+        d.last_commit_days = min(370 + rng.expovariate(1 / 900),
+                                 max(371.0, (d.now - d.repo_created).days - 1.0))
+    if d.archived:
+        d.activity = "inactive"
+        d.last_commit_days = max(d.last_commit_days, 370 + rng.random() * 500)
+
+
+def _people(rng: random.Random, d: _Draft) -> None:
+    """How many contributors, which bots, anonymous ones, and how GitHub's statistics answer."""
+    d.n_contributors = max(1, _lognormal_int(rng, 2 + d.stars ** 0.35, 0.8, 400))
+    if rng.random() < 0.015 or d.stars > 20_000:
+        d.n_contributors = rng.randrange(101, 330)
+    d.bots = ()
+    if rng.random() < 0.3:
+        d.bots = tuple(rng.sample(_BOTS, rng.randrange(1, 3)))
+    d.n_anonymous = rng.randrange(1, 6) if rng.random() < 0.2 else 0
+    d.contributors_too_large = d.host == "github" and d.status == "ok" and rng.random() < 0.004
+    force = d.force
+    if force:
+        d.contributors_too_large = force == "contributors_too_large"
+    if force == "many_contributors":
+        d.n_contributors = rng.randrange(101, 330)
+    if force == "bots_anonymous":
+        d.bots, d.n_anonymous = ("dependabot[bot]", "pre-commit-ci[bot]"), 2
+    d.stats_202 = rng.choices((0, 1, 2), weights=(55, 35, 10))[0]
+
+
+def _pypi_project(rng: random.Random, d: _Draft) -> None:
+    """The PyPI side: whether and under which display name, URL form, status, release and docs quirks."""
+    force = d.force
+    r = rng.random()
+    if force in ("yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "pypi_only",
+                 "inactive_classifier", "project_urls_null", "docs_url"):
+        status = "ok"
+    elif force == "not_on_pypi":
+        status = "missing"
+    elif d.host == "none":
+        status = "ok" if rng.random() < 0.9 else "missing"
+    elif r < 0.78:
+        status = "ok"
+    elif r < 0.82:
+        status = "missing"
+    else:
+        status = "none"
+    d.pypi_name, d.pypi_url = _pypi_name_and_url(rng, d.slug) if status != "none" else (None, "")
+    d.simple_status = "active"
+    if status == "ok":
+        r = rng.random()
+        if r < 0.03:
+            d.simple_status = "archived"
+        elif r < 0.04:
+            d.simple_status = status = "quarantined"
+    if force == "pypi_quarantined":
+        d.simple_status, status = "quarantined", "quarantined"
+    elif force == "pypi_archived":
+        d.simple_status = "archived"
+    elif force:
+        d.simple_status = "active"
+    d.pypi_status = status
+    _pypi_quirks(rng, d)
+    r = rng.random()
+    d.catalogue_documentation_url = (None if r < 0.35 else "" if r < 0.55
+                                     else f"https://{d.slug}.readthedocs.io/en/latest/")
+    d.vulnerable = status == "ok" and rng.random() < 0.03
+    d.has_gh_release = d.host == "github" and status == "ok" and rng.random() < 0.5
+
+
+def _pypi_name_and_url(rng: random.Random, slug: str) -> tuple[str, str]:
+    """The display name on PyPI and the catalogue's pypi_url (bare name, old or new URL form)."""
+    r = rng.random()
+    if r < 0.6:
+        name = slug
+    elif r < 0.75:
+        name = slug.replace("-", " ").title().replace(" ", "-")
+    elif r < 0.9:
+        name = slug.replace("-", "_")
+    else:
+        name = slug.replace("-", ".")
+    form = rng.choice(("bare", "old", "old", "new", "new", "new"))
+    shown = name if rng.random() < 0.8 else name.lower()
+    return name, {"bare": shown, "old": f"http://pypi.python.org/pypi/{shown}",
+                  "new": f"https://pypi.org/project/{shown}/"}[form]
+
+
+def _pypi_quirks(rng: random.Random, d: _Draft) -> None:
+    """Yanked or pre-release-only latest, an inactive classifier, project URLs, documentation URLs."""
+    ok = d.pypi_status == "ok"
+    d.yanked_latest = ok and rng.random() < 0.04
+    d.prerelease_only = ok and not d.yanked_latest and rng.random() < 0.03
+    d.inactive_classifier = ok and rng.random() < (0.25 if d.activity == "inactive" else 0.02)
+    d.project_urls_null = ok and rng.random() < 0.2
+    d.docs_in_project_urls = ok and not d.project_urls_null and rng.random() < 0.4
+    d.docs_url = f"https://pythonhosted.org/{d.pypi_name}/" if ok and rng.random() < 0.05 else None
+    force = d.force
+    if force and ok:
+        d.yanked_latest = force == "yanked_latest"
+        d.prerelease_only = force == "prerelease_only"
+        d.inactive_classifier = d.inactive_classifier or force == "inactive_classifier"
+        d.project_urls_null = force == "project_urls_null" or (d.project_urls_null and force != "docs_url")
+        d.docs_in_project_urls = d.docs_in_project_urls and not d.project_urls_null and force != "docs_url"
+        if force == "docs_url":
+            d.docs_url = f"https://pythonhosted.org/{d.pypi_name}/"
+
+
+def _catalogue_repo_url(rng: random.Random, d: _Draft) -> None:
+    """The catalogue's repo_url as people typed it: GitHub's with its noise, the other hosts' as declared."""
+    d.repo_url = ""
+    if d.host == "github":
+        d.repo_url = _noisy_github_url(rng, d)
+    elif d.host in BY_NAME:
+        host = BY_NAME[d.host]
+        d.owner, d.name = host.place(rng, d.owner, d.name)
+        d.url_owner, d.url_name = d.owner, d.name
+        d.repo_url = f"https://{host.domain}/{d.owner}/{d.name}"
+    elif d.host == "dead":
+        d.repo_url = rng.choice(_DEAD_HOSTS).format(name=d.slug)
+    elif d.host == "malformed":
+        d.repo_url = rng.choice(_MALFORMED).format(owner=d.owner, name=d.slug)
+    d.repo_id = REPO_ID_BASE + d.id * REPO_ID_STEP
+
+
+def _noisy_github_url(rng: random.Random, d: _Draft) -> str:
+    url = f"https://github.com/{d.url_owner}/{d.url_name}"
+    r = rng.random()
+    if r < 0.06:
+        url += ".git"
+        d.traits.add("url_git_suffix")
+    elif r < 0.10:
+        url += f"/tree/{d.default_branch}"
+        d.traits.add("url_tree")
+    elif r < 0.12:
+        url += "/wiki"
+        d.traits.add("url_wiki")
+    elif r < 0.17:
+        url += "/"
+    elif r < 0.22:
+        url = url.replace("https://", "http://")
+    elif r < 0.24:
+        url = url.replace("github.com", "www.github.com")
+    elif r < 0.27:
+        url = url.upper().replace("HTTPS://GITHUB.COM", "https://github.com")
+        d.traits.add("url_uppercase")
+    if rng.random() < 0.03:
+        url = f" {url}  " if rng.random() < 0.5 else f"{url}\n"
+        d.traits.add("url_whitespace")
+    return url
+
+
+def _traits(d: _Draft) -> None:
+    """The traits tests select packages by, from what was drawn (no draws)."""
+    traits, host, status = d.traits, d.host, d.status
+    traits.add(host if host in REPO_HOSTING else
+               {"dead": "dead_host", "malformed": "malformed_url", "none": "pypi_only"}[host])
+    if host == "github":
+        _github_traits(d)
+    elif host in BY_NAME:
+        traits.add("crawlable")
+    if status != "empty" and host in REPO_HOSTING and status not in ("deleted", "blocked_dmca", "blocked_tos"):
+        traits.add(d.activity)
+    if status == "empty":
+        traits.add("no_contributors")
+    traits.add({"none": "repo_only", "missing": "not_on_pypi", "quarantined": "pypi_quarantined"}.get(
+        d.pypi_status, "on_pypi"))
+    if d.pypi_status == "ok" and pep503(d.pypi_name or "") != d.pypi_name:
+        traits.add("pypi_name_differs")
+    for flag, trait in ((d.yanked_latest, "yanked_latest"), (d.prerelease_only, "prerelease_only"),
+                        (d.inactive_classifier, "inactive_classifier"),
+                        (d.project_urls_null, "project_urls_null"),
+                        (d.docs_in_project_urls, "documentation_url"), (d.docs_url, "docs_url"),
+                        (d.simple_status == "archived", "pypi_archived"), (d.vulnerable, "vulnerable")):
+        if flag:
+            traits.add(trait)
+
+
+def _github_traits(d: _Draft) -> None:
+    traits, status = d.traits, d.status
+    if status in ("renamed", "deleted", "empty"):
+        traits.add(status)
+    if status.startswith("blocked"):
+        traits.update(("blocked", status))
+    if d.archived:
+        traits.add("archived")
+    if d.fork:
+        traits.add("fork")
+    if status in ("ok", "renamed", "empty"):
+        traits.add("crawlable")
+        for flag, trait in ((d.n_contributors > 100, "many_contributors"), (d.bots, "bots"),
+                            (d.n_anonymous, "anonymous_contributors"),
+                            (d.contributors_too_large, "contributors_too_large"),
+                            (d.stats_202 and status != "empty", "stats_202")):
+            if flag:
+                traits.add(trait)
+    if status == "ok" and not d.contributors_too_large:
+        traits.add("healthy")
+    if d.has_gh_release:
+        traits.add("has_release")
 
 
 class World:
@@ -309,309 +558,20 @@ class World:
         return range(1, self.n + 1)
 
     def _make_package(self, pid: int) -> Package:
+        """One package, drawn from its own RNG: each step below draws in turn, always in the same order."""
         if not 1 <= pid <= self.n:
             raise KeyError(pid)
         rng = random.Random(_seed_int(self.seed, "pkg", pid))
-        force = self._forced.get(pid, "")
-        now = self.now
-        slug = self._slug(pid)
-        traits: set[str] = set()
-        title = slug if rng.random() < 0.7 else slug.replace("-", " ").title().replace(" ", "-")
-        category_id = rng.choices((1, 2, 3, 4), weights=(79, 3, 4, 14))[0]
-        created = now - timedelta(days=rng.uniform(60, 5800), microseconds=rng.randrange(1_000_000))
-        if rng.random() < 0.05:
-            created = created.replace(microsecond=0)
-        modified = created + (now - created) * rng.random()
-        last_fetched = now - timedelta(hours=rng.uniform(1, 30), microseconds=rng.randrange(1_000_000))
-
-        # ------------------------------------------------------------ host
-        r = rng.random()
-        if r < 0.815:
-            host = "github"
-        elif r < 0.83:
-            host = "codeberg"  # ~1.5%: Forgejo's public instance
-        elif r < 0.86:
-            host = "gitlab"
-        elif r < 0.89:
-            host = "bitbucket"
-        elif r < 0.91:
-            host = "dead"
-        elif r < 0.925:
-            host = "malformed"
-        else:
-            host = "none"
-        host = {"gitlab": "gitlab", "bitbucket": "bitbucket", "codeberg": "codeberg", "dead_host": "dead",
-                "malformed_url": "malformed", "pypi_only": "none"}.get(force, "github" if force else host)
-        if rng.random() < 0.3:
-            owner = rng.choice(_ORGS)
-        else:
-            owner = f"{rng.choice(_FIRST)}{rng.choice(_FIRST)}{rng.randrange(100) if rng.random() < .4 else ''}"
-        if rng.random() < 0.2:
-            owner = owner.capitalize()
-        name = slug if rng.random() < 0.85 else title
-        url_owner, url_name = owner, name
-
-        status = "ok"
-        r = rng.random()
-        if host == "github":
-            if r < 0.04:
-                status = "renamed"
-            elif r < 0.07:
-                status = "deleted"
-            elif r < 0.075:
-                status = "blocked_dmca"
-            elif r < 0.08:
-                status = "blocked_tos"
-            elif r < 0.095:
-                status = "empty"
-        if force in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty"):
-            status = force
-        elif force:
-            status = "ok"
-        if status == "renamed":
-            if rng.random() < 0.5:
-                owner = rng.choice(_ORGS) + "-org"
-            else:
-                name = f"{name}-legacy" if rng.random() < 0.3 else f"{name}2"
-        archived = host == "github" and status in ("ok", "renamed") and rng.random() < 0.08
-        fork = host == "github" and status in ("ok", "renamed") and rng.random() < 0.04
-        if force:
-            archived, fork = force == "archived", force == "fork"
-
-        stars = _lognormal_int(rng, 27, 2.08, 90_000)
-        if status == "empty":
-            stars = rng.randrange(3)
-        forks = int(stars * rng.uniform(0.05, 0.25)) + (rng.random() < 0.5)
-        subscribers = max(1, int(stars * rng.uniform(0.01, 0.06)) + rng.randrange(1, 4))
-        if subscribers == stars:
-            subscribers += 1
-        open_issues = int(stars * rng.uniform(0, 0.04)) + rng.randrange(3)
-        desc_words = slug.replace("django-", "").replace("-", " ")
-        description: str | None = (
-            f"{rng.choice(('A', 'Simple', 'Reusable', 'Fast', 'Pluggable'))} {desc_words} "
-            f"{rng.choice(('for Django', 'app for Django projects', 'integration', 'done right'))}"
-        )
-        if rng.random() < 0.06:
-            description = None
-            traits.add("no_description")
-        homepage = f"https://{slug}.readthedocs.io/" if rng.random() < 0.3 else ""
-        license_ = rng.choice(_LICENSES) if rng.random() < 0.85 else None
-        topics = tuple(sorted(rng.sample(("django", "python", "rest", "forms", "admin", "api", "cms"),
-                                         rng.randrange(0, 4))))
-        default_branch = "main" if rng.random() < 0.45 else "master"
-        repo_created = created - timedelta(days=rng.uniform(0, 400))
-
-        # activity: most packages are inactive (no commit in the last 52 weeks)
-        if rng.random() < 0.3 and status != "empty":
-            activity = "active"
-            last_commit_days = rng.expovariate(1 / 60)
-            last_commit_days = min(last_commit_days, 360)
-        else:
-            activity = "inactive"
-            last_commit_days = min(370 + rng.expovariate(1 / 900),
-                                   max(371.0, (now - repo_created).days - 1.0))
-        if archived:
-            activity = "inactive"
-            last_commit_days = max(last_commit_days, 370 + rng.random() * 500)
-
-        n_contributors = max(1, _lognormal_int(rng, 2 + stars ** 0.35, 0.8, 400))
-        if rng.random() < 0.015 or stars > 20_000:
-            n_contributors = rng.randrange(101, 330)
-        bots: tuple[str, ...] = ()
-        if rng.random() < 0.3:
-            bots = tuple(rng.sample(_BOTS, rng.randrange(1, 3)))
-        n_anonymous = rng.randrange(1, 6) if rng.random() < 0.2 else 0
-        too_large = host == "github" and status == "ok" and rng.random() < 0.004
-        if force:
-            too_large = force == "contributors_too_large"
-        if force == "many_contributors":
-            n_contributors = rng.randrange(101, 330)
-        if force == "bots_anonymous":
-            bots, n_anonymous = ("dependabot[bot]", "pre-commit-ci[bot]"), 2
-        stats_202 = rng.choices((0, 1, 2), weights=(55, 35, 10))[0]
-
-        # ------------------------------------------------------------ PyPI
-        r = rng.random()
-        if force in ("yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "pypi_only",
-                     "inactive_classifier", "project_urls_null", "docs_url"):
-            pypi_status = "ok"
-        elif force == "not_on_pypi":
-            pypi_status = "missing"
-        elif host == "none":
-            pypi_status = "ok" if rng.random() < 0.9 else "missing"
-        elif r < 0.78:
-            pypi_status = "ok"
-        elif r < 0.82:
-            pypi_status = "missing"
-        else:
-            pypi_status = "none"
-        pypi_name: str | None = None
-        pypi_url = ""
-        if pypi_status != "none":
-            r = rng.random()
-            if r < 0.6:
-                pypi_name = slug
-            elif r < 0.75:
-                pypi_name = slug.replace("-", " ").title().replace(" ", "-")
-            elif r < 0.9:
-                pypi_name = slug.replace("-", "_")
-            else:
-                pypi_name = slug.replace("-", ".")
-            form = rng.choice(("bare", "old", "old", "new", "new", "new"))
-            shown = pypi_name if rng.random() < 0.8 else pypi_name.lower()
-            pypi_url = {
-                "bare": shown,
-                "old": f"http://pypi.python.org/pypi/{shown}",
-                "new": f"https://pypi.org/project/{shown}/",
-            }[form]
-        simple_status = "active"
-        if pypi_status == "ok":
-            r = rng.random()
-            if r < 0.03:
-                simple_status = "archived"
-            elif r < 0.04:
-                simple_status = "quarantined"
-                pypi_status = "quarantined"
-        if force == "pypi_quarantined":
-            simple_status, pypi_status = "quarantined", "quarantined"
-        elif force == "pypi_archived":
-            simple_status = "archived"
-        elif force:
-            simple_status = "active"
-        yanked_latest = pypi_status == "ok" and rng.random() < 0.04
-        prerelease_only = pypi_status == "ok" and not yanked_latest and rng.random() < 0.03
-        inactive_classifier = pypi_status == "ok" and (
-            rng.random() < (0.25 if activity == "inactive" else 0.02))
-        project_urls_null = pypi_status == "ok" and rng.random() < 0.2
-        docs_in_project_urls = pypi_status == "ok" and not project_urls_null and rng.random() < 0.4
-        docs_url = (f"https://pythonhosted.org/{pypi_name}/"
-                    if pypi_status == "ok" and rng.random() < 0.05 else None)
-        if force and pypi_status == "ok":
-            yanked_latest = force == "yanked_latest"
-            prerelease_only = force == "prerelease_only"
-            inactive_classifier = inactive_classifier or force == "inactive_classifier"
-            project_urls_null = force == "project_urls_null" or (project_urls_null and force != "docs_url")
-            docs_in_project_urls = docs_in_project_urls and not project_urls_null and force != "docs_url"
-            if force == "docs_url":
-                docs_url = f"https://pythonhosted.org/{pypi_name}/"
-        r = rng.random()
-        catalogue_doc = (None if r < 0.35 else "" if r < 0.55
-                         else f"https://{slug}.readthedocs.io/en/latest/")
-        vulnerable = pypi_status == "ok" and rng.random() < 0.03
-        has_gh_release = host == "github" and pypi_status == "ok" and rng.random() < 0.5
-
-        # ------------------------------------------------------------ catalogue repo URL (noisy)
-        repo_url = ""
-        if host == "github":
-            repo_url = f"https://github.com/{url_owner}/{url_name}"
-            r = rng.random()
-            if r < 0.06:
-                repo_url += ".git"
-                traits.add("url_git_suffix")
-            elif r < 0.10:
-                repo_url += f"/tree/{default_branch}"
-                traits.add("url_tree")
-            elif r < 0.12:
-                repo_url += "/wiki"
-                traits.add("url_wiki")
-            elif r < 0.17:
-                repo_url += "/"
-            elif r < 0.22:
-                repo_url = repo_url.replace("https://", "http://")
-            elif r < 0.24:
-                repo_url = repo_url.replace("github.com", "www.github.com")
-            elif r < 0.27:
-                repo_url = repo_url.upper().replace("HTTPS://GITHUB.COM", "https://github.com")
-                traits.add("url_uppercase")
-            if rng.random() < 0.03:
-                repo_url = f" {repo_url}  " if rng.random() < 0.5 else f"{repo_url}\n"
-                traits.add("url_whitespace")
-        elif host == "gitlab":
-            if rng.random() < 0.25:
-                owner = f"{owner}/{rng.choice(('libs', 'django', 'contrib'))}"
-                url_owner = owner
-            repo_url = f"https://gitlab.com/{owner}/{name}"
-        elif host == "bitbucket":
-            owner, name = owner.lower(), name.lower()
-            url_owner, url_name = owner, name
-            repo_url = f"https://bitbucket.org/{owner}/{name}"
-        elif host == "codeberg":
-            repo_url = f"https://codeberg.org/{owner}/{name}"
-        elif host == "dead":
-            repo_url = rng.choice(_DEAD_HOSTS).format(name=slug)
-        elif host == "malformed":
-            repo_url = rng.choice(_MALFORMED).format(owner=owner, name=slug)
-
-        # ------------------------------------------------------------ traits
-        traits.add(host if host in ("github", "gitlab", "bitbucket", "codeberg") else
-                   {"dead": "dead_host", "malformed": "malformed_url", "none": "pypi_only"}[host])
-        if host == "github":
-            if status in ("renamed", "deleted", "empty"):
-                traits.add(status)
-            if status.startswith("blocked"):
-                traits.update(("blocked", status))
-            if archived:
-                traits.add("archived")
-            if fork:
-                traits.add("fork")
-            if status in ("ok", "renamed", "empty"):
-                traits.add("crawlable")
-                if n_contributors > 100:
-                    traits.add("many_contributors")
-                if bots:
-                    traits.add("bots")
-                if n_anonymous:
-                    traits.add("anonymous_contributors")
-                if too_large:
-                    traits.add("contributors_too_large")
-                if stats_202 and status != "empty":
-                    traits.add("stats_202")
-            if status == "ok" and not too_large:
-                traits.add("healthy")
-            if has_gh_release:
-                traits.add("has_release")
-        elif host in ("gitlab", "bitbucket", "codeberg"):
-            traits.add("crawlable")
-        if status != "empty" and host in ("github", "gitlab", "bitbucket", "codeberg") and status not in (
-                "deleted", "blocked_dmca", "blocked_tos"):
-            traits.add(activity)
-        if status == "empty":
-            traits.add("no_contributors")
-        if pypi_status == "none":
-            traits.add("repo_only")
-        elif pypi_status == "missing":
-            traits.add("not_on_pypi")
-        elif pypi_status == "quarantined":
-            traits.add("pypi_quarantined")
-        else:
-            traits.add("on_pypi")
-            if pep503(pypi_name or "") != pypi_name:
-                traits.add("pypi_name_differs")
-        for flag, trait in ((yanked_latest, "yanked_latest"), (prerelease_only, "prerelease_only"),
-                            (inactive_classifier, "inactive_classifier"),
-                            (project_urls_null, "project_urls_null"),
-                            (docs_in_project_urls, "documentation_url"), (docs_url, "docs_url"),
-                            (simple_status == "archived", "pypi_archived"), (vulnerable, "vulnerable")):
-            if flag:
-                traits.add(trait)
-
-        return Package(
-            id=pid, slug=slug, title=title, category_id=category_id, created=created,
-            modified=modified, last_fetched=last_fetched, host=host, repo_url=repo_url,
-            owner=owner, name=name, url_owner=url_owner, url_name=url_name,
-            repo_id=REPO_ID_BASE + pid * REPO_ID_STEP, status=status, archived=archived, fork=fork,
-            stars=stars, forks=forks, subscribers=subscribers, open_issues=open_issues,
-            description=description, homepage=homepage, license=license_, topics=topics,
-            default_branch=default_branch, repo_created=repo_created, n_contributors=n_contributors,
-            bots=bots, n_anonymous=n_anonymous, contributors_too_large=too_large, stats_202=stats_202,
-            pypi_name=pypi_name, pypi_url=pypi_url, pypi_status=pypi_status,
-            simple_status=simple_status, yanked_latest=yanked_latest, prerelease_only=prerelease_only,
-            inactive_classifier=inactive_classifier, project_urls_null=project_urls_null,
-            docs_in_project_urls=docs_in_project_urls, docs_url=docs_url,
-            catalogue_documentation_url=catalogue_doc, vulnerable=vulnerable, activity=activity,
-            last_commit_days=last_commit_days, has_gh_release=has_gh_release,
-            traits=frozenset(traits),
-        )
+        d = _Draft(pid, self._slug(pid), self._forced.get(pid, ""), self.now)
+        _catalogue_row(rng, d)
+        _choose_host(rng, d)
+        _repository_place(rng, d)
+        _repository_facts(rng, d)
+        _activity(rng, d)
+        _people(rng, d)
+        _pypi_project(rng, d)
+        _catalogue_repo_url(rng, d)
+        return d.package()
 
     # ------------------------------------------------------------------ selection
     def select(self, *traits: str, exclude: tuple[str, ...] | list[str] = (), limit: int | None = None
@@ -639,9 +599,7 @@ class World:
     def _build_index(self) -> dict[str, dict[str, int]]:
         if self._index is None:
             gh: dict[str, int] = {}
-            gl: dict[str, int] = {}
-            bb: dict[str, int] = {}
-            cb: dict[str, int] = {}
+            hosted: dict[str, dict[str, int]] = {name: {} for name in BY_NAME}  # owner/name, lower-cased
             pypi: dict[str, int] = {}
             slugs: dict[str, int] = {}
             # the search index: what /api/v4/search/ matches and ranks by, without building packages
@@ -659,17 +617,12 @@ class World:
                 if p.host == "github":
                     gh[f"{p.url_owner}/{p.url_name}".lower()] = pid
                     gh[p.full_name.lower()] = pid
-                elif p.host == "gitlab":
-                    gl[p.full_name.lower()] = pid
-                elif p.host == "bitbucket":
-                    bb[p.full_name.lower()] = pid
-                elif p.host == "codeberg":
-                    cb[p.full_name.lower()] = pid
+                elif p.host in hosted:
+                    hosted[p.host][p.full_name.lower()] = pid
                 if p.pypi_name and p.pypi_status != "missing":
                     pypi[pep503(p.pypi_name)] = pid
             self._search = SearchIndex(haystack, titles, weights)
-            self._index = {"github": gh, "gitlab": gl, "bitbucket": bb, "codeberg": cb, "pypi": pypi,
-                           "slug": slugs}
+            self._index = {**hosted, "github": gh, "pypi": pypi, "slug": slugs}
         return self._index
 
     def warm(self) -> None:
@@ -694,16 +647,9 @@ class World:
         p = self.package(pid)
         return p if p.host == "github" else None
 
-    def find_gitlab(self, path: str) -> Package | None:
-        pid = self._build_index()["gitlab"].get(path.lower())
-        return self.package(pid) if pid else None
-
-    def find_bitbucket(self, ws: str, slug: str) -> Package | None:
-        pid = self._build_index()["bitbucket"].get(f"{ws}/{slug}".lower())
-        return self.package(pid) if pid else None
-
-    def find_codeberg(self, owner: str, name: str) -> Package | None:
-        pid = self._build_index()["codeberg"].get(f"{owner}/{name}".lower())
+    def find_hosted(self, host: str, full_name: str) -> Package | None:
+        """The package whose repository is ``full_name`` (``owner/name``, any case) on a registry host."""
+        pid = self._build_index()[host].get(full_name.lower())
         return self.package(pid) if pid else None
 
     def find_pypi(self, name: str) -> Package | None:
@@ -755,7 +701,7 @@ class World:
     def _make_commits(self, pid: int) -> tuple[Commit, ...]:
         """All commits on the default branch, newest first."""
         p = self.package(pid)
-        if p.host not in ("github", "gitlab", "bitbucket", "codeberg") or p.status in ("empty", "deleted"):
+        if p.host not in REPO_HOSTING or p.status in ("empty", "deleted"):
             return ()
         rng = random.Random(_seed_int(self.seed, "commits", pid))
         newest = self.now - timedelta(days=p.last_commit_days)
@@ -864,16 +810,6 @@ class World:
             out.append(entry)
         return tuple(out)
 
-    def contributors_generic(self, pid: int) -> list[dict]:
-        """GitLab-style contributors: name, email, commits, additions, deletions (commits desc)."""
-        p = self.package(pid)
-        counts: dict[str, int] = {}
-        for c in self.commits(pid):
-            counts[c.author_name] = counts.get(c.author_name, 0) + 1
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [{"name": name, "email": f"{name.lower()}@example.org", "commits": n,
-                 "additions": n * (11 + p.id % 7), "deletions": n * (3 + p.id % 5)} for name, n in ranked]
-
     def _make_releases(self, pid: int) -> tuple[Release, ...]:
         """PyPI releases, oldest first."""
         p = self.package(pid)
@@ -941,8 +877,8 @@ class World:
 
     @staticmethod
     def repo_watchers(p: Package) -> int:
-        """The v4 ``repo_watchers`` of a package: stars of a crawlable GitHub/GitLab/Codeberg repo, else 0."""
-        if "crawlable" in p.traits and p.host in ("github", "gitlab", "codeberg"):
+        """The v4 ``repo_watchers`` of a package: stars of a crawlable repository where the host has stars."""
+        if "crawlable" in p.traits and (p.host == "github" or (p.host in BY_NAME and BY_NAME[p.host].v4_stars)):
             return p.stars
         return 0
 
@@ -966,7 +902,7 @@ class World:
                     commits_over_52 = self.participation(pid)
                 if not p.contributors_too_large:
                     participants = [c["login"] for c in self.contributors(pid) if c["type"] != "Anonymous"]
-            elif p.host in ("gitlab", "codeberg"):
+            elif BY_NAME[p.host].v4_forks:
                 forks = p.forks
         latest = self.pypi_latest(pid) if p.pypi_status == "ok" else None
         return {

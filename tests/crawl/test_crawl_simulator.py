@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.crawler.crawl import request_key, run_crawl
 from pipelines.sources.http.upstream import Tuning
-from simulator.world import gh_time
+from simulator.model import gh_time
 from tests.crawl.simworld import sim_settings as settings_for
 from tests.crawl.simworld import world_packages
 from warehouse.archive import latest_responses, scan_archive

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.world import REBASED_SHARE, drf_datetime, gh_time, is_org
+from simulator.model import gh_time
+from simulator.world import REBASED_SHARE, drf_datetime, is_org
 from tests.simulator.helpers import TOKEN, client
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "upstream"

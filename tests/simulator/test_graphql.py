@@ -123,3 +123,60 @@ def test_cost_model_and_rate_limited(make_simulator):
         assert limited.json()["errors"][0]["type"] == "RATE_LIMITED"
         assert limited.headers["x-ratelimit-resource"] == "graphql"
         assert limited.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_variables_are_type_checked_and_validation_errors_worded_like_github(gql):
+    server, post = gql
+    p = server.world.first("healthy")
+    q = "query($o: String!, $n: String!) { r: repository(owner: $o, name: $n) { nameWithOwner } }"
+    body = post(q, {"o": p.owner, "n": 5}).json()
+    assert "data" not in body
+    (err,) = body["errors"]
+    assert err["message"] == "Variable $n of type String! was provided invalid value"
+    assert err["extensions"]["value"] == 5
+    assert "data" not in post(q, {"o": p.owner}).json()  # a required variable left out
+    body = post(f'{{ r: repository(owner: "{p.owner}", name: "{p.name}") {{ stargazerCount {{ x }} }} }}').json()
+    assert body["errors"][0]["message"] == (
+        "Selections can't be made on scalars (field 'stargazerCount' returns Int! but has selections [x])")
+    assert body["errors"][0]["path"] == ["query", "r", "stargazerCount"]
+    body = post(f'{{ r: repository(owner: "{p.owner}", name: "{p.name}") {{ owner }} }}').json()
+    assert body["errors"][0]["extensions"]["code"] == "selectionMismatch"
+    body = post('{ r: repository(owner: "a", name: "b", bogus: 1) { name } }').json()
+    assert body["errors"][0]["message"] == "Field 'repository' doesn't accept argument 'bogus'"
+    body = post('query Q { r: repository(owner: $x, name: "b") { name } }').json()
+    assert body["errors"][0]["message"] == "Variable $x is used by Q but not declared"
+    body = post('{ r: repository(owner: "a", name: "b") { repositoryTopics(first: 101) { nodes { url } } } }').json()
+    assert body["errors"][0]["type"] == "EXCESSIVE_PAGINATION"
+
+
+def test_fragments_and_not_found_shape(gql):
+    server, post = gql
+    p = server.world.first("healthy")
+    q = f"""query {{
+      r0: repository(owner: "{p.owner}", name: "{p.name}") {{ ...Facts }}
+      r1: repository(owner: "nobody-here", name: "nothing") {{ ...Facts }}
+    }}
+    fragment Facts on Repository {{ nameWithOwner owner {{ __typename login }} stargazerCount }}"""
+    body = post(q).json()
+    assert body["data"]["r0"] == {"nameWithOwner": p.full_name, "owner": {"__typename": "User", "login": p.owner},
+                                  "stargazerCount": p.stars}
+    assert body["data"]["r1"] is None
+    assert body["errors"] == [{"type": "NOT_FOUND", "path": ["r1"], "locations": [{"line": 3, "column": 7}],
+                               "message": "Could not resolve to a Repository with the name 'nobody-here/nothing'."}]
+
+
+def test_same_shape_other_literals_answers_for_its_own_text(gql):
+    """Queries of one shape share a parsed plan: the answer and error locations are still this query's."""
+    server, post = gql
+    a, b = server.world.select("healthy", limit=2)
+    shape = '{{\n  x: repository(owner: "{}", name: "{}") {{ nameWithOwner }}\n  y: repository(owner: "{}", name: "{}") {{ nameWithOwner }}\n}}'  # noqa: E501
+    first = post(shape.format(a.owner, a.name, "gone", "gone")).json()
+    second = post(shape.format("someone-with-a-much-longer-login", "nothing-here", b.owner, b.name)).json()
+    assert first["data"]["x"]["nameWithOwner"] == a.full_name and first["data"]["y"] is None
+    assert second["data"] == {"x": None, "y": {"nameWithOwner": b.full_name}}
+    (err,) = second["errors"]
+    assert err["path"] == ["x"] and err["locations"] == [{"line": 2, "column": 3}]
+    assert err["message"] == ("Could not resolve to a Repository with the name "
+                              "'someone-with-a-much-longer-login/nothing-here'.")
+    third = post(shape.format(b.owner, b.name, "x" * 40, "y")).json()
+    assert third["errors"][0]["locations"] == [{"line": 3, "column": 3}]

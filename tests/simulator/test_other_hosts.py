@@ -104,9 +104,9 @@ def test_codeberg_repo_and_commits(simulator):
 
 
 def test_codeberg_empty_repository_answers_409():
+    from simulator.codeberg import answer
     from simulator.core import SimState
     from simulator.faults import Faults
-    from simulator.otherhosts import codeberg
     from simulator.world import World
 
     world = World(seed=1, packages=60)
@@ -116,8 +116,8 @@ def test_codeberg_empty_repository_answers_409():
     original = world.commits
     world.commits = lambda pid: () if pid == p.id else original(pid)  # the world has no empty codeberg repo
     try:
-        resp = codeberg(state, "http://sim", p.owner, p.name, "/commits", "")
+        resp = answer(state, "http://sim", p.owner, p.name, "/commits", "")
         assert resp.status == 409 and b"Git Repository is empty." in resp.body
-        assert codeberg(state, "http://sim", p.owner, p.name, "", "").status == 200
+        assert answer(state, "http://sim", p.owner, p.name, "", "").status == 200
     finally:
         world.commits = original

@@ -1,0 +1,19 @@
+"""The registry of repository hosts besides GitHub: one line per host; its simulator module declares the rest.
+
+The world generator, the server's routes, the environment it prints and the fault host names all
+iterate over :data:`REPO_HOSTS` (see ``RepoHost`` in :mod:`simulator.model`).
+"""
+
+from __future__ import annotations
+
+from simulator import bitbucket, codeberg, gitlab
+from simulator.model import RepoHost
+
+# In the order the world generator draws a package's host (after GitHub's 81.5%): the order and the
+# shares are part of every world (Codeberg's band was cut from GitHub's when it came, hence first).
+REPO_HOSTS: tuple[RepoHost, ...] = (
+    codeberg.HOST,
+    gitlab.HOST,
+    bitbucket.HOST,
+)
+BY_NAME: dict[str, RepoHost] = {h.name: h for h in REPO_HOSTS}
