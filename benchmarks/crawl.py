@@ -93,10 +93,11 @@ def settings_for(url: str, home: Path, tokens: tuple[str, ...]) -> Settings:
 
 def catalogue_packages(url: str) -> pl.DataFrame:
     """The simulator's catalogue, parsed the way the catalogue asset does (world side)."""
+    from simulator.hosts import REPO_HOSTS
     from simulator.world import World  # the same deterministic world the child process serves
 
     stats = sim_stats(url)["world"]
-    world = World(seed=stats["seed"], packages=stats["packages"])
+    world = World(seed=stats["seed"], packages=stats["packages"], hosts=REPO_HOSTS)
     rows = []
     for pid in world.ids():
         p = world.package(pid)

@@ -72,9 +72,10 @@ async def hammer(url: str, paths: list[str], seconds: float, connections: int) -
 
 
 def paths_for(url: str, packages: int) -> dict[str, list[str]]:
+    from simulator.hosts import REPO_HOSTS
     from simulator.world import World
 
-    w = World(1, packages)
+    w = World(1, packages, hosts=REPO_HOSTS)
     healthy = w.select("healthy", limit=50)
     on_pypi = w.select("on_pypi", limit=50)
     return {
@@ -88,6 +89,7 @@ def paths_for(url: str, packages: int) -> dict[str, list[str]]:
 
 
 def memory_100k(packages: int, touches: int) -> dict:
+    from simulator.hosts import REPO_HOSTS
     from simulator.world import World
 
     t0 = time.perf_counter()
@@ -95,7 +97,7 @@ def memory_100k(packages: int, touches: int) -> dict:
     startup = time.perf_counter() - t0
     try:
         rss_idle = psutil.Process(proc.pid).memory_info().rss
-        w = World(1, packages)
+        w = World(1, packages, hosts=REPO_HOSTS)
         rng = random.Random(7)
         paths = []
         for _ in range(touches):

@@ -8,6 +8,7 @@ import sys
 import click
 
 from simulator.faults import parse_faults
+from simulator.hosts import BY_NAME
 
 
 @click.command("simulate")
@@ -27,7 +28,7 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
     from simulator.server import env_for, serve_forever
 
     try:
-        spec = parse_faults(faults)
+        spec = parse_faults(faults, BY_NAME)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
 

@@ -15,7 +15,7 @@ import orjson
 
 from simulator.model import gh_time
 
-if TYPE_CHECKING:  # host modules import this one, and the world reads the hosts through the registry
+if TYPE_CHECKING:  # neither imports this module (nor the host modules that do)
     from simulator.faults import Faults
     from simulator.world import World
 

@@ -15,14 +15,17 @@ are correlated: they follow the count of requests to a host, from a phase drawn 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-
-from simulator.hosts import REPO_HOSTS
 
 PER_REQUEST = ("5xx", "500", "502", "503", "timeout", "reset", "malformed", "truncated", "slow")
 PER_REPO = ("stats202forever", "repo5xx")
-# the hosts faults can hit by name; by default all but the catalogue
-HOSTS = ("github", "pypi", *(h.name for h in REPO_HOSTS), "catalogue")
+
+
+def fault_hosts(repo_hosts: Iterable[str]) -> tuple[str, ...]:
+    """The hosts faults can hit by name, with the registry's repository hosts (``simulator.hosts``)
+    passed in; by default faults hit all but the last, the catalogue."""
+    return ("github", "pypi", *repo_hosts, "catalogue")
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Faults:
     slow_ms: float = 2000.0
     timeout_ms: float = 30_000.0
     seed: int = 0
-    hosts: tuple[str, ...] = HOSTS[:-1]
+    hosts: tuple[str, ...] | None = None  # the hosts faults hit (None: every one but the catalogue)
     # GitHub limits
     ratelimit: str = ""  # "" | exhaust | exhaust429
     ratelimit_status: int = 403
@@ -61,7 +64,7 @@ class Faults:
         return self.rates.get(fault, 0.0) > 0.0
 
     def applies_to(self, host: str) -> bool:
-        return host in self.hosts
+        return host != "catalogue" if self.hosts is None else host in self.hosts
 
     def roll(self, fault: str, *key: object) -> bool:
         rate = self.rates.get(fault, 0.0)
@@ -87,8 +90,12 @@ def _float(key: str, value: str) -> float:
     return rate
 
 
-def parse_faults(spec: str | dict | Faults | None) -> Faults:
-    """Parse a fault spec string or dict into :class:`Faults` (raises ValueError when invalid)."""
+def parse_faults(spec: str | dict | Faults | None, repo_hosts: Iterable[str] = ()) -> Faults:
+    """Parse a fault spec string or dict into :class:`Faults` (raises ValueError when invalid).
+
+    ``repo_hosts``: the registry's host names (``h.name for h in simulator.hosts.REPO_HOSTS``), which
+    ``hosts=`` may name besides github, pypi and the catalogue.
+    """
     if isinstance(spec, Faults):
         return spec
     faults = Faults()
@@ -135,9 +142,10 @@ def parse_faults(spec: str | dict | Faults | None) -> Faults:
             faults.ratelimit_status = int(value)
         elif key == "hosts":
             hosts = tuple(h for h in value.replace("+", " ").replace("|", " ").split() if h)
-            bad = [h for h in hosts if h not in HOSTS]
+            known = fault_hosts(repo_hosts)
+            bad = [h for h in hosts if h not in known]
             if bad:
-                raise ValueError(f"unknown hosts {bad}; known: {HOSTS}")
+                raise ValueError(f"unknown hosts {bad}; known: {known}")
             faults.hosts = hosts
         elif key in int_fields:
             try:

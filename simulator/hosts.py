@@ -1,7 +1,10 @@
 """The registry of repository hosts besides GitHub: one line per host; its simulator module declares the rest.
 
 The world generator, the server's routes, the environment it prints and the fault host names all
-iterate over :data:`REPO_HOSTS` (see ``RepoHost`` in :mod:`simulator.model`).
+iterate over :data:`REPO_HOSTS` (see ``RepoHost`` in :mod:`simulator.model`). This module sits above the
+host modules it imports, and they import only lower modules; so the world generator and the fault
+parser, which the host modules' answers depend on, get the registry as an argument
+(``World(..., hosts=REPO_HOSTS)``, ``parse_faults(spec, BY_NAME)``) from the server and the CLI.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The world's records (package, commit, release), the time and id helpers they are rendered with, and
 what a repository host's simulator module declares (:class:`RepoHost`).
 
-Kept apart from :mod:`simulator.world` so that host modules, which the world generator reads through
-the registry (:mod:`simulator.hosts`), import these without importing the generator.
+Pure data: this module imports nothing from the simulator, so every other module may import it (the
+world generator, the server state in :mod:`simulator.core`, the host modules and their registry
+:mod:`simulator.hosts`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from simulator.core import SimState
+from typing import Any
 
 
 def sha1(*parts: object) -> str:
@@ -127,8 +125,9 @@ class RepoHost:
     domain: str
     prefix: str  # API path prefix on the simulator's port
     env: tuple[tuple[str, str], ...]  # (variable, path after the simulator's URL) pointing a crawl at it
-    # (state, method, path, query, base) -> (route name, producer of the answer)
-    route: Callable[[SimState, str, str, str, str], tuple[str, Callable[[], Any]]]
+    # (state: simulator.core.SimState, method, path, query, base) -> (route name, producer of the answer);
+    # the state is typed Any here, since SimState holds a World, which is generated from RepoHosts
+    route: Callable[[Any, str, str, str, str], tuple[str, Callable[[], Any]]]
     v4_stars: bool  # the v4 record's repo_watchers are the repository's stars (else 0)
     v4_forks: bool  # the v4 record's repo_forks are the repository's forks (else 0)
     # where the host's trait sits in the world's forced traits (the order picks which package gets it;

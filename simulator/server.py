@@ -26,7 +26,7 @@ from aiohttp import web
 from simulator import catalogue, github, graphql, pypi
 from simulator.core import JSON, Resp, SimState, fingerprint, json_resp
 from simulator.faults import Faults, parse_faults, unit_hash
-from simulator.hosts import REPO_HOSTS
+from simulator.hosts import BY_NAME, REPO_HOSTS
 from simulator.world import World
 
 log = logging.getLogger("simulator")
@@ -534,7 +534,8 @@ class SimServer:
 def make_simulator(packages: int = 250, seed: int = 1, latency_ms: float = 0,
                    faults: str | dict | Faults | None = None, now: datetime | None = None,
                    log_cap: int = 100_000) -> Simulator:
-    return Simulator(World(seed=seed, packages=packages, now=now), parse_faults(faults), latency_ms, log_cap)
+    return Simulator(World(seed=seed, packages=packages, now=now, hosts=REPO_HOSTS), parse_faults(faults, BY_NAME),
+                     latency_ms, log_cap)
 
 
 def start_in_thread(packages: int = 250, seed: int = 1, latency_ms: float = 0,

@@ -12,13 +12,13 @@ import math
 import random
 import re
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from simulator.hosts import BY_NAME, REPO_HOSTS
-from simulator.model import Commit, Package, Release, sha1
+from simulator.model import Commit, Package, Release, RepoHost, sha1
 
 DEFAULT_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -98,7 +98,7 @@ _MALFORMED = (
 
 # rare traits forced onto one package each (so small worlds still have them)
 
-def _forced() -> tuple[str, ...]:
+def _forced(hosts: Sequence[RepoHost]) -> tuple[str, ...]:
     """Rare traits forced onto one package each (so small worlds still have them), in a fixed order.
 
     The order picks which package gets which trait: a host's trait goes where its module says
@@ -108,20 +108,18 @@ def _forced() -> tuple[str, ...]:
            "contributors_too_large", "many_contributors", "dead_host", "malformed_url",
            "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
            "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous"]
-    pending = [h for h in REPO_HOSTS if h.forced_after is not None]
+    pending = [h for h in hosts if h.forced_after is not None]
     while pending:  # a host may sit after another host
         host = next(h for h in pending if h.forced_after in out)
         out.insert(out.index(host.forced_after) + 1, host.name)
         pending.remove(host)
-    out += [h.name for h in REPO_HOSTS if h.forced_after is None]
+    out += [h.name for h in hosts if h.forced_after is None]
     return tuple(out)
 
 
-FORCED = _forced()
-
-# every trait a test can select packages by (see README)
-TRAITS = (
-    "github", *BY_NAME, "dead_host", "malformed_url", "pypi_only", "repo_only",
+# every trait a test can select packages by (see README), after "github" and the registry's host names
+_TRAITS = (
+    "dead_host", "malformed_url", "pypi_only", "repo_only",
     "healthy", "crawlable", "renamed", "archived", "fork", "deleted", "blocked", "blocked_dmca",
     "blocked_tos", "empty", "active", "inactive", "stats_202", "many_contributors", "bots",
     "anonymous_contributors", "contributors_too_large", "no_contributors", "has_release",
@@ -130,24 +128,37 @@ TRAITS = (
     "vulnerable", "url_git_suffix", "url_tree", "url_wiki", "url_uppercase", "url_whitespace",
     "pypi_name_differs", "no_description",
 )
-# hosts whose repositories have a history, and the share of packages each takes (after GitHub's), then
-# the catalogue's repo URLs that lead nowhere: a dead host, a malformed URL, none
-REPO_HOSTING = frozenset(("github", *BY_NAME))
+# the share of packages GitHub takes (the registry's hosts take theirs after it), then the catalogue's
+# repo URLs that lead nowhere: a dead host, a malformed URL, none
 GITHUB_SHARE = 0.815
 _NOWHERE = (("dead", 0.02), ("malformed", 0.015))
-_FORCED_HOST = {**{h: h for h in BY_NAME}, "dead_host": "dead", "malformed_url": "malformed", "pypi_only": "none"}
 
 
-def _host_bands() -> tuple[tuple[float, str], ...]:
+def _host_bands(hosts: Sequence[RepoHost]) -> tuple[tuple[float, str], ...]:
     """(upper bound, host) of the world's host draw, in the registry's order after GitHub."""
     bands, top = [(GITHUB_SHARE, "github")], GITHUB_SHARE
-    for name, share in [*((h.name, h.share) for h in REPO_HOSTS), *_NOWHERE]:
+    for name, share in [*((h.name, h.share) for h in hosts), *_NOWHERE]:
         top = round(top + share, 9)
         bands.append((top, name))
     return tuple(bands)
 
 
-_HOST_BANDS = _host_bands()
+class Hosts:
+    """What the generator reads from the registry of repository hosts (:data:`simulator.hosts.REPO_HOSTS`).
+
+    The registry is passed in (``World(..., hosts=REPO_HOSTS)``): host modules answer from a world, so
+    this module cannot import them.
+    """
+
+    def __init__(self, hosts: Sequence[RepoHost]) -> None:
+        self.by_name: dict[str, RepoHost] = {h.name: h for h in hosts}
+        self.forced = _forced(hosts)
+        self.traits: tuple[str, ...] = ("github", *self.by_name, *_TRAITS)
+        # hosts whose repositories have a history
+        self.hosting = frozenset(("github", *self.by_name))
+        self.forced_host = {**{h: h for h in self.by_name}, "dead_host": "dead", "malformed_url": "malformed",
+                            "pypi_only": "none"}
+        self.bands = _host_bands(hosts)
 
 
 def _seed_int(*parts: object) -> int:
@@ -201,8 +212,8 @@ def _lognormal_int(rng: random.Random, median: float, sigma: float, cap: int) ->
 class _Draft:
     """A package being drawn: the steps of :meth:`World._make_package` fill it in, in order."""
 
-    def __init__(self, pid: int, slug: str, force: str, now: datetime) -> None:
-        self.id, self.slug, self.force, self.now = pid, slug, force, now
+    def __init__(self, pid: int, slug: str, force: str, now: datetime, hosts: Hosts) -> None:
+        self.id, self.slug, self.force, self.now, self.hosts = pid, slug, force, now, hosts
         self.traits: set[str] = set()
 
     def package(self) -> Package:
@@ -226,8 +237,8 @@ def _catalogue_row(rng: random.Random, d: _Draft) -> None:
 def _choose_host(rng: random.Random, d: _Draft) -> None:
     """Where the repository is (a forced trait decides for its package), and who owns it, by which name."""
     r = rng.random()
-    host = next((name for top, name in _HOST_BANDS if r < top), "none")
-    d.host = _FORCED_HOST.get(d.force, "github" if d.force else host)
+    host = next((name for top, name in d.hosts.bands if r < top), "none")
+    d.host = d.hosts.forced_host.get(d.force, "github" if d.force else host)
     if rng.random() < 0.3:
         owner = rng.choice(_ORGS)
     else:
@@ -413,8 +424,8 @@ def _catalogue_repo_url(rng: random.Random, d: _Draft) -> None:
     d.repo_url = ""
     if d.host == "github":
         d.repo_url = _noisy_github_url(rng, d)
-    elif d.host in BY_NAME:
-        host = BY_NAME[d.host]
+    elif d.host in d.hosts.by_name:
+        host = d.hosts.by_name[d.host]
         d.owner, d.name = host.place(rng, d.owner, d.name)
         d.url_owner, d.url_name = d.owner, d.name
         d.repo_url = f"https://{host.domain}/{d.owner}/{d.name}"
@@ -455,13 +466,14 @@ def _noisy_github_url(rng: random.Random, d: _Draft) -> str:
 def _traits(d: _Draft) -> None:
     """The traits tests select packages by, from what was drawn (no draws)."""
     traits, host, status = d.traits, d.host, d.status
-    traits.add(host if host in REPO_HOSTING else
+    hosting = d.hosts.hosting
+    traits.add(host if host in hosting else
                {"dead": "dead_host", "malformed": "malformed_url", "none": "pypi_only"}[host])
     if host == "github":
         _github_traits(d)
-    elif host in BY_NAME:
+    elif host in d.hosts.by_name:
         traits.add("crawlable")
-    if status != "empty" and host in REPO_HOSTING and status not in ("deleted", "blocked_dmca", "blocked_tos"):
+    if status != "empty" and host in hosting and status not in ("deleted", "blocked_dmca", "blocked_tos"):
         traits.add(d.activity)
     if status == "empty":
         traits.add("no_contributors")
@@ -503,11 +515,15 @@ def _github_traits(d: _Draft) -> None:
 
 
 class World:
-    """A deterministic world of ``packages`` packages for ``seed``."""
+    """A deterministic world of ``packages`` packages for ``seed``, on GitHub and the registry's ``hosts``
+    (pass :data:`simulator.hosts.REPO_HOSTS`; their order, shares and forced traits are part of the world)."""
 
-    def __init__(self, seed: int = 1, packages: int = 250, now: datetime | None = None) -> None:
+    def __init__(self, seed: int = 1, packages: int = 250, now: datetime | None = None, *,
+                 hosts: Sequence[RepoHost]) -> None:
         if packages < 1:
             raise ValueError("packages must be >= 1")
+        self._hosts = Hosts(hosts)
+        self.traits = self._hosts.traits  # every trait select() knows
         self.seed = int(seed)
         self.n = int(packages)
         self.now = (now or DEFAULT_NOW).astimezone(UTC)
@@ -524,11 +540,12 @@ class World:
         self._grids: list[tuple[int, str, str, str, bool, bool, datetime, datetime, tuple[int, ...]]] | None
         self._grids = None
         self._package_grids: dict[int, list[int]] | None = None
-        # rare traits are guaranteed in every world of >= 2 * len(FORCED) packages
+        # rare traits are guaranteed in every world of >= 2 * len(forced) packages
+        forced = self._hosts.forced
         self._forced: dict[int, str] = {}
-        if self.n >= 2 * len(FORCED):
+        if self.n >= 2 * len(forced):
             k = 0
-            for trait in FORCED:
+            for trait in forced:
                 while True:
                     pid = 1 + (self.seed * 7919 + k * 104_729) % self.n
                     k += 1
@@ -562,7 +579,7 @@ class World:
         if not 1 <= pid <= self.n:
             raise KeyError(pid)
         rng = random.Random(_seed_int(self.seed, "pkg", pid))
-        d = _Draft(pid, self._slug(pid), self._forced.get(pid, ""), self.now)
+        d = _Draft(pid, self._slug(pid), self._forced.get(pid, ""), self.now, self._hosts)
         _catalogue_row(rng, d)
         _choose_host(rng, d)
         _repository_place(rng, d)
@@ -578,8 +595,8 @@ class World:
                ) -> list[Package]:
         """Packages having all ``traits`` and none of ``exclude``, in id order."""
         for t in (*traits, *exclude):
-            if t not in TRAITS:
-                raise ValueError(f"unknown trait {t!r}; known: {', '.join(TRAITS)}")
+            if t not in self.traits:
+                raise ValueError(f"unknown trait {t!r}; known: {', '.join(self.traits)}")
         out = []
         for pid in self.ids():
             p = self.package(pid)
@@ -599,7 +616,7 @@ class World:
     def _build_index(self) -> dict[str, dict[str, int]]:
         if self._index is None:
             gh: dict[str, int] = {}
-            hosted: dict[str, dict[str, int]] = {name: {} for name in BY_NAME}  # owner/name, lower-cased
+            hosted: dict[str, dict[str, int]] = {name: {} for name in self._hosts.by_name}  # owner/name, lower-cased
             pypi: dict[str, int] = {}
             slugs: dict[str, int] = {}
             # the search index: what /api/v4/search/ matches and ranks by, without building packages
@@ -701,7 +718,7 @@ class World:
     def _make_commits(self, pid: int) -> tuple[Commit, ...]:
         """All commits on the default branch, newest first."""
         p = self.package(pid)
-        if p.host not in REPO_HOSTING or p.status in ("empty", "deleted"):
+        if p.host not in self._hosts.hosting or p.status in ("empty", "deleted"):
             return ()
         rng = random.Random(_seed_int(self.seed, "commits", pid))
         newest = self.now - timedelta(days=p.last_commit_days)
@@ -875,10 +892,10 @@ class World:
                 return p.docs_url
         return p.catalogue_documentation_url
 
-    @staticmethod
-    def repo_watchers(p: Package) -> int:
+    def repo_watchers(self, p: Package) -> int:
         """The v4 ``repo_watchers`` of a package: stars of a crawlable repository where the host has stars."""
-        if "crawlable" in p.traits and (p.host == "github" or (p.host in BY_NAME and BY_NAME[p.host].v4_stars)):
+        by_name = self._hosts.by_name
+        if "crawlable" in p.traits and (p.host == "github" or (p.host in by_name and by_name[p.host].v4_stars)):
             return p.stars
         return 0
 
@@ -902,7 +919,7 @@ class World:
                     commits_over_52 = self.participation(pid)
                 if not p.contributors_too_large:
                     participants = [c["login"] for c in self.contributors(pid) if c["type"] != "Anonymous"]
-            elif BY_NAME[p.host].v4_forks:
+            elif self._hosts.by_name[p.host].v4_forks:
                 forks = p.forks
         latest = self.pypi_latest(pid) if p.pypi_status == "ok" else None
         return {

@@ -209,13 +209,14 @@ def test_spent_quota_with_budget_stops_github_and_the_next_run_continues(make_si
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
+    from simulator.hosts import REPO_HOSTS
     from simulator.world import World
     from pipelines.crawler.crawl import run_crawl
     from pipelines.sources.http.upstream import Tuning
     from tests.crawl.simworld import world_packages
     from pipelines.settings import Settings
     settings = Settings.from_env()
-    packages = world_packages(World(seed=1, packages=int(sys.argv[1])))
+    packages = world_packages(World(seed=1, packages=int(sys.argv[1]), hosts=REPO_HOSTS))
     run_crawl(settings, packages, run_id="child", tuning=Tuning(flush_interval_s=0.05,
               github_rest_per_minute=None, computing_base_s=0.01, computing_max_s=0.02, jobs_in_flight=8,
               github_concurrency=4, pypi_concurrency=4))

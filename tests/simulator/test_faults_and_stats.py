@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from simulator.faults import parse_faults
+from simulator.hosts import BY_NAME, REPO_HOSTS
 from simulator.world import World
 from tests.simulator.helpers import TOKEN, client
 
@@ -20,7 +21,7 @@ def test_fault_spec_grammar():
     assert f.rates["5xx"] == 0.05 and f.rates["slow"] == 0.05 and f.slow_ms == 2000
     assert f.ratelimit == "exhaust"
     assert parse_faults({"5xx": 0.1, "burst": 0}).burst == 0
-    assert parse_faults("hosts=github+pypi").hosts == ("github", "pypi")
+    assert parse_faults("hosts=github+pypi", BY_NAME).hosts == ("github", "pypi")
     for bad in ("5xx=2", "nonsense=1", "ratelimit=maybe", "5xx"):
         with pytest.raises(ValueError):
             parse_faults(bad)
@@ -172,7 +173,7 @@ def test_same_seed_byte_identical(make_simulator):
 
     assert fetch(a) == fetch(b)
     assert fetch(a)[0] != fetch(other)[0]
-    assert World(5, 80).v4_package(3, "x") == World(5, 80).v4_package(3, "x")
+    assert World(5, 80, hosts=REPO_HOSTS).v4_package(3, "x") == World(5, 80, hosts=REPO_HOSTS).v4_package(3, "x")
 
 
 def test_stats_endpoint(make_simulator):
@@ -355,7 +356,7 @@ def test_now_is_overridable():
 
     from simulator.world import World
 
-    a = World(1, 50, now=datetime(2030, 1, 6, tzinfo=UTC))
-    b = World(1, 50)
+    a = World(1, 50, now=datetime(2030, 1, 6, tzinfo=UTC), hosts=REPO_HOSTS)
+    b = World(1, 50, hosts=REPO_HOSTS)
     pid = a.first("healthy", "active").id
     assert a.commits(pid)[0].date.year >= 2029 and b.commits(pid)[0].date.year <= 2026

@@ -107,9 +107,10 @@ def test_codeberg_empty_repository_answers_409():
     from simulator.codeberg import answer
     from simulator.core import SimState
     from simulator.faults import Faults
+    from simulator.hosts import REPO_HOSTS
     from simulator.world import World
 
-    world = World(seed=1, packages=60)
+    world = World(seed=1, packages=60, hosts=REPO_HOSTS)
     p = world.first("codeberg")
     state = SimState(world, Faults(), 0)
     world.commits.cache_clear()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.hosts import REPO_HOSTS
 from simulator.world import World
 from tests.simulator.helpers import client
 
@@ -60,7 +61,7 @@ def real() -> dict:
 
 @pytest.fixture(scope="module")
 def synthetic(real) -> dict:
-    w = World(seed=1, packages=real["n"])  # a world the size of the real directory
+    w = World(seed=1, packages=real["n"], hosts=REPO_HOSTS)  # a world the size of the real directory
     packages = [w.package(i) for i in w.ids()]
     answering = [p for p in packages if p.host in ("github", "gitlab") and p.status not in (
         "deleted", "blocked_dmca", "blocked_tos")]

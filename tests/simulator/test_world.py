@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.world import TRAITS, World
+from simulator.hosts import REPO_HOSTS
+from simulator.world import World
 
 
 def test_every_trait_exists_in_the_default_world(simulator):
     w = simulator.world
-    missing = [t for t in TRAITS if not w.select(t, limit=1)]
+    missing = [t for t in w.traits if not w.select(t, limit=1)]
     assert missing == []
     with pytest.raises(ValueError):
         w.select("no-such-trait")
 
 
 def test_small_worlds_still_have_the_rare_traits():
-    w = World(seed=9, packages=60)
+    w = World(seed=9, packages=60, hosts=REPO_HOSTS)
     for trait in ("renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "contributors_too_large",
                   "many_contributors", "gitlab", "bitbucket", "codeberg", "yanked_latest", "prerelease_only",
                   "pypi_quarantined", "pypi_archived", "not_on_pypi", "pypi_only", "repo_only"):
@@ -24,7 +25,7 @@ def test_small_worlds_still_have_the_rare_traits():
 
 
 def test_lazy_generation_of_a_big_world():
-    w = World(seed=1, packages=100_000)
+    w = World(seed=1, packages=100_000, hosts=REPO_HOSTS)
     assert w.package.cache_info().currsize == 0 and w._index is None  # nothing generated up front
     p = w.package(99_999)
     w.commits(99_999)
@@ -54,7 +55,7 @@ def _world_digest(seed: int, packages: int) -> str:
     from simulator.gitlab import contributors as gitlab_contributors
     from simulator.world import World
 
-    w = World(seed=seed, packages=packages)
+    w = World(seed=seed, packages=packages, hosts=REPO_HOSTS)
     state = type("State", (), {"world": w})()
     h = hashlib.sha256()
     for pid in w.ids():
