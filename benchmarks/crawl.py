@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 import httpx
 import polars as pl
+from packaging.utils import canonicalize_name
 from pydantic import SecretStr
 
 from pipelines.crawler.crawl import run_crawl
@@ -105,16 +106,10 @@ def catalogue_packages(url: str) -> pl.DataFrame:
             "id": pid, "slug": p.slug, "repo_host": host,
             "repo_owner": p.url_owner if host else None, "repo_name": p.url_name if host else None,
             "repo_key": f"{host}:{p.url_owner}/{p.url_name}".lower() if host else None,
-            "pypi_name": _pep503(p.pypi_name) if p.pypi_name else None,
+            "pypi_name": canonicalize_name(p.pypi_name) if p.pypi_name else None,
             "repo_url_problem": None if host or p.host == "none" else "unsupported host",
         })
     return pl.DataFrame(rows)
-
-
-def _pep503(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def quota_spent(url: str) -> float:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from packaging.utils import canonicalize_name
+
 from simulator.core import Resp, SimState, json_resp
-from simulator.world import Package, pep503, sha1
+from simulator.world import Package, sha1
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 SIMPLE_HTML = "application/vnd.pypi.simple.v1+html"
@@ -136,7 +138,7 @@ def pypi_json(state: SimState, base: str, name: str, slash: bool = False) -> Res
 
 
 def simple(state: SimState, base: str, name: str, accept: str) -> Resp:
-    norm = pep503(name)
+    norm = canonicalize_name(name)
     p = state.world.find_pypi(name)
     if p is None or p.pypi_status not in ("ok", "quarantined"):
         return Resp(404, b"404 Not Found", {}, "text/plain")

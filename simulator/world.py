@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import re
 from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from packaging.utils import canonicalize_name
 
 DEFAULT_NOW = datetime(2026, 11, 1, tzinfo=UTC)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -121,10 +122,6 @@ def _seed_int(*parts: object) -> int:
 
 def sha1(*parts: object) -> str:
     return hashlib.sha1(":".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()
-
-
-def pep503(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def is_org(login: str) -> bool:
@@ -585,7 +582,7 @@ class World:
             traits.add("pypi_quarantined")
         else:
             traits.add("on_pypi")
-            if pep503(pypi_name or "") != pypi_name:
+            if canonicalize_name(pypi_name or "") != pypi_name:
                 traits.add("pypi_name_differs")
         for flag, trait in ((yanked_latest, "yanked_latest"), (prerelease_only, "prerelease_only"),
                             (inactive_classifier, "inactive_classifier"),
@@ -666,7 +663,7 @@ class World:
                 elif p.host == "codeberg":
                     cb[p.full_name.lower()] = pid
                 if p.pypi_name and p.pypi_status != "missing":
-                    pypi[pep503(p.pypi_name)] = pid
+                    pypi[canonicalize_name(p.pypi_name)] = pid
             self._search = SearchIndex(haystack, titles, weights)
             self._index = {"github": gh, "gitlab": gl, "bitbucket": bb, "codeberg": cb, "pypi": pypi,
                            "slug": slugs}
@@ -707,7 +704,7 @@ class World:
         return self.package(pid) if pid else None
 
     def find_pypi(self, name: str) -> Package | None:
-        pid = self._build_index()["pypi"].get(pep503(name))
+        pid = self._build_index()["pypi"].get(canonicalize_name(name))
         return self.package(pid) if pid else None
 
     def find_slug(self, slug: str) -> Package | None:

@@ -16,11 +16,17 @@ from urllib.parse import quote
 
 import orjson
 
+from pipelines.sources.base import Source
+from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.pages import utc_stamp
+from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+WEB_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # catalogue URLs: workspaces
+WEB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # and repository slugs
 PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)
 
 
@@ -84,6 +90,43 @@ class Bitbucket:
             first.text = orjson.dumps(body).decode()
         first.headers["x-pulse-pages"] = str(pages)
         return first
+
+
+class BitbucketSource(Source):
+    name = "bitbucket"
+    env_url = "BITBUCKET_API_URL"
+    default_url = "https://api.bitbucket.org/2.0"
+    web_hosts = ("bitbucket.org",)
+    platform_domains = ("bitbucket.org", "bitbucket.io")
+    retired_domains = ("bitbucket.io",)  # Bitbucket's static websites: gone
+    concurrency = 16
+
+    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
+        return owner_and_name(self.name, segments, WEB_OWNER, WEB_NAME)
+
+    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
+        return (f"{self.name}_repo", f"{self.name}_commits")
+
+    def connect(self, url: str, settings: Any, wiring: Wiring) -> Bitbucket:
+        return Bitbucket(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
+
+    async def crawl(self, unit: Job, client: Bitbucket, run: Run) -> None:
+        job = unit
+        workspace, _, slug = job.ident.partition("/")
+        if not valid_name(workspace, slug):
+            run.bad_entry(job, "not a usable Bitbucket workspace/slug")
+            return
+        await repository_then_commits(
+            run, job,
+            lambda etag: client.repository(workspace, slug, etag),
+            lambda etag: client.commits(workspace, slug, run.window_since, etag),
+        )
+
+    def stats(self, client: Bitbucket) -> SourceStats:
+        return SourceStats.of(client.upstream)
+
+
+SOURCE = BitbucketSource()
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------

@@ -33,17 +33,19 @@ def next_link(link_header: str | None) -> str | None:
     return (links.get("next") or {}).get("url")
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp as an aware datetime (naive = UTC); missing or unparsable -> None."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def utc_stamp(stamp: str | None) -> str:
     """An ISO timestamp as UTC 'YYYY-MM-DDTHH:MM:SSZ' (comparable as text); missing/unparsable -> ''."""
-    if not stamp:
-        return ""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = parse_time(stamp) if stamp else None
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else ""
 
 
 async def merge_pages(
