@@ -446,6 +446,19 @@ class _Abort(Exception):
 
 
 # ---------------------------------------------------------------------- running it
+def env_for(u: str) -> dict[str, str]:
+    """The environment variables that point `pulse` at a simulator serving at `u`."""
+    return {
+        "PULSE_CATALOGUE": u,
+        "GITHUB_API_URL": f"{u}/api/v3",
+        "GITHUB_GRAPHQL_URL": f"{u}/api/graphql",
+        "PYPI_URL": u,
+        "GITLAB_API_URL": f"{u}/api/v4",
+        "BITBUCKET_API_URL": f"{u}/2.0",
+        "CODEBERG_API_URL": f"{u}/api/v1",
+    }
+
+
 class SimServer:
     """A simulator running in a daemon thread. Use as a context manager or call ``stop()``."""
 
@@ -469,16 +482,7 @@ class SimServer:
         return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
-        u = self.url
-        return {
-            "PULSE_CATALOGUE": u,
-            "GITHUB_API_URL": f"{u}/api/v3",
-            "GITHUB_GRAPHQL_URL": f"{u}/api/graphql",
-            "PYPI_URL": u,
-            "GITLAB_API_URL": f"{u}/api/v4",
-            "BITBUCKET_API_URL": f"{u}/2.0",
-            "CODEBERG_API_URL": f"{u}/api/v1",
-        }
+        return env_for(self.url)
 
     def stats(self) -> dict:
         return self.sim.state.snapshot()

@@ -18,9 +18,9 @@ Repo problems carry a stable `code` (for counting) and a human `detail`; `str(pr
 - `ip_address`: a literal IPv4/IPv6 address instead of a host name;
 - `localhost`: `localhost` or a `*.localhost` / `*.local` / `*.internal` name;
 - `not_repository_host`: a service of a supported platform that hosts no repositories
-  (gist.github.com, raw.githubusercontent.com, api.github.com, GitHub/GitLab Pages);
+  (gist.github.com, raw.githubusercontent.com, api.github.com, a platform's Pages sites);
 - `lookalike_host`: a host that mentions a supported platform but is not it (github.com.evil.io,
-  githubb.com, a self-hosted GitLab), or a non-ASCII host name;
+  githubb.com, a self-hosted instance of a supported forge), or a non-ASCII host name;
 - `dead_host`: a code host that is gone (Google Code, Gitorious, ...) or hosts nothing we can crawl
   (Launchpad, SourceForge, Savannah);
 - `unknown_host`: any other host;
@@ -71,7 +71,7 @@ _FAST_HTTP = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class RepoRef:
-    """A validated repository: `host` is its source's name; `owner` may be "group/subgroup" on GitLab."""
+    """A validated repository: `host` is its source's name; `owner` may be nested ("group/subgroup")."""
 
     host: str
     owner: str
@@ -165,8 +165,9 @@ def parse_repo_url(url: str) -> RepoRef | RepoProblem:
 
     Accepted: http/https/git/ssh URLs, scp-like `git@host:owner/name.git`, no scheme when the URL
     starts with a supported host, `www.`, any case, surrounding whitespace, a trailing `.git` or
-    slash, deeper pages (`/tree/<branch>/...`, `/wiki`, `/issues`, GitLab `/-/...`), `?query` and
-    `#fragment`. GitLab owners may be nested groups ("group/sub").
+    slash, deeper pages (`/tree/<branch>/...`, `/wiki`, `/issues`, `/-/...`), `?query` and
+    `#fragment`. Which path segments name the owner and the repository is the host's source's
+    `parse_repo_path` (nested groups, reserved owner names, allowed characters).
     """
     if not isinstance(url, str) or not url.strip():
         return _problem("empty", "no repository URL")

@@ -8,11 +8,13 @@ A source is declared once, in its own module, as a `Source` subclass instance (`
 - **catalogue**: `kind` says what a package names it by: `"repository"` sources own the catalogue
   `repo_url` hosts in `web_hosts` (and `parse_repo_path` turns the URL's path segments into an
   owner/name or a problem); the `"package"` source (PyPI) is named by the catalogue's `pypi_name`;
-- **requests**: `endpoints(with_token)` (the archive endpoint names due for one subject),
-  `request_key(endpoint, ident)` (ARCHITECTURE.md, "Raw archive");
-- **fetching**: `connect(...)` builds its client over the shared HTTP plumbing
-  (`pipelines.sources.http`), `crawl(job, run)` asks for one subject's due endpoints and hands every
-  answer to `run.archive(...)`; `units(jobs)` may batch jobs (GitHub GraphQL);
+- **requests**: `endpoints(with_token=, tuning=)` (the archive endpoint names of one subject),
+  `request_key(endpoint, ident)` (ARCHITECTURE.md, "Raw archive"), `remember(...)` (what a stored
+  answer tells the next plan);
+- **fetching**: `connect(url, settings, wiring)` builds its client over the shared HTTP plumbing
+  (`pipelines.sources.http`), `crawl(unit, client, run)` asks for one unit's due endpoints and hands
+  every answer to `run.archive(...)`; `units(client, jobs, tuning)` may batch jobs (GitHub GraphQL);
+  `stats(client)` reports what it cost (`pipelines.sources.crawling`);
 - **reading**: `structures` (DuckDB `json_transform` structures of the endpoints decoded column-wise)
   and `read(bodies)` (stored bodies -> the typed fact frames of `pipelines.sources.facts`).
 

@@ -2,7 +2,7 @@
 
 Bitbucket pages its lists inside the body (`{"values": [...], "pagelen": n, "next": <absolute URL>}`)
 rather than in a Link header, so commits are paged here: newest first, following `next` until a page
-reaches back past the window start (like GitLab and Codeberg), at most `max_pages` pages. The
+reaches back past the window start (as for the other forges), at most `max_pages` pages. The
 archived body keeps Bitbucket's shape: one page object whose `values` are all the pages' commits
 (`next` dropped, `x-pulse-pages` header says how many were merged).
 """

@@ -62,7 +62,7 @@ class Codeberg:
     async def commits(self, owner: str, name: str, since: datetime, etag: str | None = None) -> Fetched:
         """Default-branch commits, newest first: pages until one reaches back past `since`.
 
-        As for GitLab: the body always holds the newest commit (last activity, even for an idle
+        The body always holds the newest commit (last activity, even for an idle
         repository) and every commit of the window; no `since` parameter, so the URL stays the same
         from run to run and the ETag can answer 304. 409 (empty repository) -> `[]`.
         """

@@ -37,7 +37,7 @@ class Job:
 
     source: str
     subject: str  # the package-side key: the catalogue repo_key, or `<source>:<name>` for packages
-    ident: str  # owner/name, GitLab path, workspace/slug or PyPI name (as the catalogue spells it)
+    ident: str  # what the source asks by: owner/name, a nested path, a package name (as the catalogue spells it)
     due: dict[str, KeyState | None]
     keys: dict[str, str]  # endpoint -> request key (every due endpoint)
     order: tuple[int, datetime] = (0, EPOCH)

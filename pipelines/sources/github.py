@@ -132,8 +132,7 @@ class GitHub:
             try:
                 async with rest.semaphore:
                     rest.stats.requests += 1
-                    response = await rest.client.get(url, headers={**rest.headers, **REST_HEADERS,
-                                                                   **pool.auth_header(index)})
+                    response = await rest.client.get(url, headers={**REST_HEADERS, **pool.auth_header(index)})
             except httpx.HTTPError:
                 rest.stats.statuses[0] += 1
                 return
@@ -172,7 +171,7 @@ class GitHub:
         async for attempt in retrying:
             with attempt:
                 polls += 1
-                fetched = await self.rest.get(path, etag=etag, headers=REST_HEADERS, expect_json=True)
+                fetched = await self.rest.get(path, etag=etag, headers=REST_HEADERS)
                 fetched.attempts += polls - 1
             if not attempt.retry_state.outcome.failed:
                 attempt.retry_state.set_result(fetched)
@@ -241,30 +240,15 @@ class GitHub:
 
     async def graphql_repos(self, repos: list[tuple[str, str]]) -> list[GraphQLResult]:
         """Repository nodes for a batch; per-repo errors (NOT_FOUND, ...) are classified."""
-        assert self.graphql is not None
-        query = self.graphql_query(repos)
-        for _ in range(self.graphql.tuning.quota_max_waits + 1):
-            fetched = await self.graphql.request("POST", "", json_body={"query": query},
-                                                 headers={"Content-Type": "application/json"})
-            body = fetched.data if isinstance(fetched.data, dict) else None
-            limited = body is not None and any(
-                isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in body.get("errors") or [])
-            if not limited or self.graphql.pool is None:
-                break
-            # the points are spent: wait for the reset (or stop at the budget) and ask again
-            self.graphql.pool.exhausted_headers("graphql", fetched.headers)
-        results: list[GraphQLResult] = []
-        url = fetched.url
+        fetched = await self._graphql_post(self.graphql_query(repos))
         body = fetched.data if isinstance(fetched.data, dict) else None
         if not fetched.ok or body is None or not isinstance(body.get("data"), dict):
             kind = fetched.error_kind or "malformed"
             message = fetched.error or _graphql_errors(body) or "GraphQL answer without data"
-            for owner, name in repos:
-                results.append(GraphQLResult(owner, name, Fetched(
-                    url=url, status=fetched.status, headers=fetched.headers, attempts=fetched.attempts,
-                    error_kind=kind, error=message)))
             self.graphql_cost += 1
-            return results
+            return [GraphQLResult(owner, name, Fetched(
+                url=fetched.url, status=fetched.status, headers=fetched.headers, attempts=fetched.attempts,
+                error_kind=kind, error=message)) for owner, name in repos]
         data = body["data"]
         rate = data.get("rateLimit") if isinstance(data.get("rateLimit"), dict) else None
         cost = rate.get("cost") if rate else None
@@ -273,32 +257,40 @@ class GitHub:
         for err in body.get("errors") or []:
             if isinstance(err, dict) and err.get("path"):
                 errors_by_alias[str(err["path"][0])] = err
-        for i, (owner, name) in enumerate(repos):
-            alias = f"r{i}"
-            node = data.get(alias)
-            headers = dict(fetched.headers)
-            if isinstance(node, dict):
-                results.append(GraphQLResult(owner, name, Fetched(
-                    url=url, status=fetched.status, headers=headers, attempts=fetched.attempts,
-                    text=orjson.dumps(node).decode(), data=node)))
-                continue
-            err = errors_by_alias.get(alias, {})
-            etype = str(err.get("type") or "")
-            if etype == "NOT_FOUND":
-                kind = "gone"
-            elif etype in ("FORBIDDEN", "UNAUTHORIZED"):
-                kind = "blocked"
-            elif etype in ("RATE_LIMITED",):
-                kind = "rate_limited"
-            elif err:
-                kind = "transient"
-            else:
-                kind = "malformed"
-            message = f"GraphQL {etype or 'error'}: {str(err.get('message') or 'no repository node')[:200]}"
-            results.append(GraphQLResult(owner, name, Fetched(
-                url=url, status=fetched.status, headers=headers, attempts=fetched.attempts,
-                error_kind=kind, error=message)))
-        return results
+        return [GraphQLResult(owner, name, _node_fetched(fetched, data.get(f"r{i}"), errors_by_alias.get(f"r{i}", {})))
+                for i, (owner, name) in enumerate(repos)]
+
+    async def _graphql_post(self, query: str) -> Fetched:
+        """POST the query; when GitHub says the points are spent, wait for the reset (or stop at the
+        budget) and ask again, at most `Tuning.quota_max_waits` times."""
+        assert self.graphql is not None
+        for _ in range(self.graphql.tuning.quota_max_waits + 1):
+            fetched = await self.graphql.request("POST", "", json_body={"query": query},
+                                                 headers={"Content-Type": "application/json"})
+            body = fetched.data if isinstance(fetched.data, dict) else None
+            limited = body is not None and any(
+                isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in body.get("errors") or [])
+            if not limited or self.graphql.pool is None:
+                break
+            self.graphql.pool.exhausted_headers("graphql", fetched.headers)
+        return fetched
+
+
+GRAPHQL_ERROR_KINDS = {"NOT_FOUND": "gone", "FORBIDDEN": "blocked", "UNAUTHORIZED": "blocked",
+                       "RATE_LIMITED": "rate_limited"}
+
+
+def _node_fetched(answer: Fetched, node: Any, err: dict[str, Any]) -> Fetched:
+    """One repository's part of a GraphQL answer: its node, or its error classified."""
+    headers = dict(answer.headers)
+    if isinstance(node, dict):
+        return Fetched(url=answer.url, status=answer.status, headers=headers, attempts=answer.attempts,
+                       text=orjson.dumps(node).decode(), data=node)
+    etype = str(err.get("type") or "")
+    kind = GRAPHQL_ERROR_KINDS.get(etype) or ("transient" if err else "malformed")
+    message = f"GraphQL {etype or 'error'}: {str(err.get('message') or 'no repository node')[:200]}"
+    return Fetched(url=answer.url, status=answer.status, headers=headers, attempts=answer.attempts,
+                   error_kind=kind, error=message)
 
 
 def _graphql_errors(body: dict[str, Any] | None) -> str | None:

@@ -74,7 +74,6 @@ class Upstream:
         concurrency: int,
         pool: TokenPool | None = None,
         resource: str = "core",
-        headers: Mapping[str, str] | None = None,
         log: logging.Logger | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -88,7 +87,6 @@ class Upstream:
         self.semaphore = AdaptiveGate(concurrency, regrow_after=tuning.concurrency_regrow_after)
         self.pool = pool
         self.resource = resource
-        self.headers = dict(headers or {})
         self.log = log or logging.getLogger(__name__)
         self._sleep = sleep
         self._clock = clock  # monotonic; injectable with `sleep` so tests need not wait
@@ -120,9 +118,8 @@ class Upstream:
         *,
         etag: str | None = None,
         headers: Mapping[str, str] | None = None,
-        expect_json: bool = True,
     ) -> Fetched:
-        return await self.request("GET", path, etag=etag, headers=headers, expect_json=expect_json)
+        return await self.request("GET", path, etag=etag, headers=headers)
 
     async def request(
         self,
@@ -132,7 +129,6 @@ class Upstream:
         etag: str | None = None,
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
-        expect_json: bool = True,
     ) -> Fetched:
         url = self.absolute(path)
         first = self.relative(url)
@@ -152,7 +148,7 @@ class Upstream:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    fetched = await self._send(method, url, etag, headers, json_body, expect_json)
+                    fetched = await self._send(method, url, etag, headers, json_body)
                     fetched.url = first
                     fetched.attempts = attempts
                     return fetched
@@ -181,7 +177,6 @@ class Upstream:
         etag: str | None,
         extra: Mapping[str, str] | None,
         json_body: Any,
-        expect_json: bool,
     ) -> Fetched:
         """One attempt: follows redirects (same host, bounded) and waits out rate limits.
 
@@ -206,13 +201,11 @@ class Upstream:
                 if response.status_code == 303:
                     method, json_body = "GET", None
                 continue
-            return self._outcome(url, response, etag, hops.final_url, expect_json)
+            return self._outcome(url, response, etag, hops.final_url)
 
     def _headers(self, extra: Mapping[str, str] | None, etag: str | None, slot: int | None) -> dict[str, str]:
-        """The upstream's headers, the call's, the conditional `If-None-Match` and the token's."""
-        headers = dict(self.headers)
-        if extra:
-            headers.update(extra)
+        """The call's headers, the conditional `If-None-Match` and the token's."""
+        headers = dict(extra or {})
         if etag:
             headers["If-None-Match"] = etag
         if slot is not None:
@@ -291,8 +284,7 @@ class Upstream:
             return Fetched(url=url, status=status, headers=keep_headers(response.headers), error_kind="renamed",
                            error=f"HTTP {status}: redirect not followed: {exc}")
 
-    def _outcome(self, url: str, response: httpx.Response, etag: str | None, final_url: str | None,
-                 expect_json: bool) -> Fetched:
+    def _outcome(self, url: str, response: httpx.Response, etag: str | None, final_url: str | None) -> Fetched:
         """A final answer, classified; raises `_Retry` for a server error or a broken JSON body."""
         status, rheaders, text = response.status_code, response.headers, response.text
         kept = keep_headers(rheaders)
@@ -309,7 +301,7 @@ class Upstream:
         if status >= 500:
             raise retry("transient", "server error")
         data = None
-        if expect_json and 200 <= status < 300 and status not in (202, 204):
+        if 200 <= status < 300 and status not in (202, 204):  # every upstream answers JSON
             if not text:
                 raise retry("malformed", "empty body")
             try:
