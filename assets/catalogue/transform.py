@@ -40,8 +40,9 @@ import orjson
 import polars as pl
 
 from assets.catalogue.readers import CatalogueRecords
-from assets.catalogue.urls import RepoProblem, parse_pypi, parse_repo_url
+from assets.catalogue.urls import parse_pypi, parse_repo_url
 from pipelines.sources.djangopackages import id_from_url
+from pipelines.sources.webpaths import RepoProblem
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 

@@ -10,12 +10,12 @@ from collections import Counter
 import pytest
 
 from assets.catalogue.urls import (
-    RepoProblem,
     RepoRef,
     parse_pypi,
     parse_pypi_name,
     parse_repo_url,
 )
+from pipelines.sources.webpaths import RepoProblem
 
 ACCEPTED = [
     ("https://github.com/mgrouchy/django-stronghold", "github", "mgrouchy", "django-stronghold"),

@@ -25,7 +25,7 @@ class Tuning:
     max_redirects: int = 3
     max_pages: int = 50  # contributors / commits pages per request key
     # requests in flight per source name, overriding the source's own `Source.concurrency`
-    concurrency: Mapping[str, int] = field(default_factory=dict)
+    concurrency: Mapping[str, int] = field(default_factory=dict, hash=False)
     github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
     # repositories per GraphQL query. GitHub's cost: the connections a query asks for (here one per
     # repository: `repositoryTopics(first: 20)`; `totalCount`-only connections are not counted) / 100, rounded, at
