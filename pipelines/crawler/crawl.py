@@ -77,10 +77,6 @@ class CrawlReport:
     stop_reason: str | None = None
 
     @property
-    def error_count(self) -> int:
-        return len(self.errors)
-
-    @property
     def left(self) -> int:
         """Request keys that were due but not archived (a stopped crawl): the next run's work."""
         return max(0, self.planned - self.archived)
