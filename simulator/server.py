@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from simulator import catalogue, github, graphql, otherhosts, pypi
+from simulator import bitbucket, catalogue, codeberg, github, gitlab, graphql, pypi
 from simulator.core import JSON, Resp, SimState, fingerprint, json_resp
 from simulator.faults import Faults, parse_faults, unit_hash
 from simulator.world import World
@@ -121,11 +121,11 @@ class Simulator:
         if path.startswith("/api/v4/projects/"):
             m = _GITLAB.match(path)
             if not m or method != "GET":
-                return "gitlab.other", "gitlab", lambda: otherhosts.gitlab_404()
+                return "gitlab.other", "gitlab", lambda: gitlab.not_found()
             sub = m.group(2) or ""
             name = {"": "gitlab.project", "/repository/commits": "gitlab.commits",
                     "/repository/contributors": "gitlab.contributors"}[sub]
-            return name, "gitlab", lambda: otherhosts.gitlab(s, base, unquote(m.group(1)), sub, query)
+            return name, "gitlab", lambda: gitlab.serve(s, base, unquote(m.group(1)), sub, query)
         if path.startswith("/api/v4/"):
             if method != "GET":
                 return "catalogue.other", "catalogue", lambda: json_resp(
@@ -159,17 +159,17 @@ class Simulator:
         if path.startswith("/api/v1/"):
             m = _CODEBERG.match(path)
             if not m or method not in ("GET", "HEAD"):
-                return "codeberg.other", "codeberg", lambda: otherhosts.codeberg_404(base)
+                return "codeberg.other", "codeberg", lambda: codeberg.not_found(base)
             name = "codeberg.commits" if m.group(3) else "codeberg.repo"
-            return name, "codeberg", lambda: otherhosts.codeberg(
+            return name, "codeberg", lambda: codeberg.serve(
                 s, base, unquote(m.group(1)), unquote(m.group(2)), m.group(3) or "", query)
         if path.startswith("/2.0/"):
             m = _BITBUCKET.match(path)
             if not m or method != "GET":
-                return "bitbucket.other", "bitbucket", lambda: otherhosts.bitbucket_404()
+                return "bitbucket.other", "bitbucket", lambda: bitbucket.not_found()
             sub = m.group(3) or ""
             name = "bitbucket.commits" if sub.startswith("/commits") else "bitbucket.repo"
-            return name, "bitbucket", lambda: otherhosts.bitbucket(
+            return name, "bitbucket", lambda: bitbucket.serve(
                 s, base, unquote(m.group(1)), unquote(m.group(2)), sub, query)
         return "unknown", "sim", None
 

@@ -104,9 +104,9 @@ def test_codeberg_repo_and_commits(simulator):
 
 
 def test_codeberg_empty_repository_answers_409():
+    from simulator.codeberg import serve as codeberg
     from simulator.core import SimState
     from simulator.faults import Faults
-    from simulator.otherhosts import codeberg
     from simulator.world import World
 
     world = World(seed=1, packages=60)
