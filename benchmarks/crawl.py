@@ -12,10 +12,10 @@ real limits one token allows 5,000 requests an hour: see the quota figures for t
 4. the first token crawl again with the idle-participation shortcut off (a repository with no push
    for 52 weeks + `Tuning.idle_margin_days` otherwise gets a derived all-zero participation without
    a request), fresh simulator: `github_quota_per_package_no_idle_shortcut`;
-5. a plain sequential crawler (one request at a time, same endpoints, no ETags, 202s polled like the
-   crawler polls them) on a fresh simulator, so it meets the same 202s as run 1: each host's part
-   (GitHub, PyPI, GitLab, Bitbucket, Codeberg) timed on a sample and scaled by that host's own
-   population: `baseline_seconds` (the parts in `baseline_parts`).
+5. a plain sequential crawler (`simulator.sequential`: one request at a time, same endpoints, no
+   ETags, 202s polled like the crawler polls them) on a fresh simulator, so it meets the same 202s
+   as run 1: each source's part (every source of `pipelines.sources.registry`) timed on a sample and
+   scaled by that source's own population: `baseline_seconds` (the parts in `baseline_parts`).
 
 Quota figures are per GitHub package (REST calls + GraphQL points, as the simulator charged them).
 The lifted limits and the shortcut are printed in words before the figures; the last line printed
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import socket
 import subprocess
@@ -37,16 +36,18 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import polars as pl
-from pydantic import SecretStr
+from packaging.utils import canonicalize_name
 
 from pipelines.crawler.crawl import run_crawl
 from pipelines.settings import Settings
-from pipelines.sources.http.upstream import Tuning
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.registry import SOURCES
 from pipelines.sources.times import utc_stamp
+from simulator.sequential import Sequential
+from simulator.server import env_for
 
 RELAXED = "quota=100000000,anon_quota=100000000,graphql_quota=100000000,burst=0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,12 +84,10 @@ def sim_stats(url: str) -> dict:
 
 
 def settings_for(url: str, home: Path, tokens: tuple[str, ...]) -> Settings:
-    return Settings(
-        home=home, catalogue=url, public_url="http://localhost:8000", timezone="UTC",
-        github_api_url=f"{url}/api/v3", github_graphql_url=f"{url}/api/graphql",
-        github_tokens=tuple(SecretStr(t) for t in tokens), pypi_url=url,
-        gitlab_api_url=f"{url}/api/v4", bitbucket_api_url=f"{url}/2.0", codeberg_api_url=f"{url}/api/v1",
-    )
+    return Settings.from_env({**env_for(url), "PULSE_HOME": str(home), "GITHUB_TOKEN": ",".join(tokens)})
+
+
+REPOSITORY_SOURCES = tuple(source.name for source in SOURCES if source.kind == "repository")
 
 
 def catalogue_packages(url: str) -> pl.DataFrame:
@@ -101,21 +100,15 @@ def catalogue_packages(url: str) -> pl.DataFrame:
     rows = []
     for pid in world.ids():
         p = world.package(pid)
-        host = p.host if p.host in ("github", "gitlab", "bitbucket", "codeberg") else None
+        host = p.host if p.host in REPOSITORY_SOURCES else None
         rows.append({
             "id": pid, "slug": p.slug, "repo_host": host,
             "repo_owner": p.url_owner if host else None, "repo_name": p.url_name if host else None,
             "repo_key": f"{host}:{p.url_owner}/{p.url_name}".lower() if host else None,
-            "pypi_name": _pep503(p.pypi_name) if p.pypi_name else None,
+            "pypi_name": canonicalize_name(p.pypi_name) if p.pypi_name else None,
             "repo_url_problem": None if host or p.host == "none" else "unsupported host",
         })
     return pl.DataFrame(rows)
-
-
-def _pep503(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def quota_spent(url: str) -> float:
@@ -126,127 +119,35 @@ def reset_stats(url: str) -> None:
     httpx.post(f"{url}/_sim/reset", timeout=30)
 
 
-BASELINE_HOSTS = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
-
-
-class _Baseline:
-    """A plain sequential crawler: one request at a time, the crawler's endpoints, no ETags.
-
-    202 "statistics being computed" answers are polled like the crawler polls them (at most
-    `Tuning.computing_attempts` polls, waits drawn the same way: uniform up to base * 2**n, capped),
-    so both meet and wait for the same 202s; the time spent in those waits is reported apart.
-    """
-
-    def __init__(self, url: str, tuning: Tuning) -> None:
-        self.url = url
-        self.tuning = tuning
-        self.client = httpx.Client(timeout=30, headers={"Authorization": "Bearer baseline-token"})
-        self.rng = random.Random(0)
-        self.since = (datetime.now(UTC) - timedelta(weeks=52)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.met_202 = 0
-        self.waited_202_s = 0.0
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _in_window(self, date: object) -> bool:
-        return isinstance(date, str) and utc_stamp(date) >= self.since
-
-    def github(self, row: dict) -> None:
-        base = f"{self.url}/api/v3/repos/{row['repo_owner']}/{row['repo_name']}"
-        repo = self.client.get(base, follow_redirects=True)
-        if repo.status_code != 200:
-            return
-        data = repo.json()
-        base = f"{self.url}/api/v3/repos/{data['full_name']}"
-        for attempt in range(1, self.tuning.computing_attempts + 1):
-            if self.client.get(f"{base}/stats/participation").status_code != 202:
-                break
-            self.met_202 += 1
-            if attempt < self.tuning.computing_attempts:
-                wait = self.rng.uniform(0, min(self.tuning.computing_max_s,
-                                               self.tuning.computing_base_s * 2 ** (attempt - 1)))
-                self.waited_202_s += wait
-                time.sleep(wait)
-        page: str | None = f"{base}/contributors?per_page=100"
-        while page:
-            answer = self.client.get(page)
-            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
-        self.client.get(f"{base}/commits?per_page=1&sha={data['default_branch']}")
-
-    def pypi(self, name: str) -> None:
-        self.client.get(f"{self.url}/pypi/{name}/json", follow_redirects=True)
-        self.client.get(f"{self.url}/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-                        follow_redirects=True)
-
-    def _pages(self, page: str | None, date_of, next_of) -> None:
-        """Follow pages while the last one still reaches into the 52-week window."""
-        while page:
-            answer = self.client.get(page)
-            if answer.status_code != 200:
-                return
-            body = answer.json()
-            items = body.get("values") if isinstance(body, dict) else body
-            if not items or not self._in_window(date_of(items[-1])):
-                return
-            page = next_of(answer, body)
-
-    def gitlab(self, row: dict) -> None:
-        path = quote(f"{row['repo_owner']}/{row['repo_name']}", safe="")
-        project = self.client.get(f"{self.url}/api/v4/projects/{path}")
-        if project.status_code != 200:
-            return
-        base = f"{self.url}/api/v4/projects/{project.json()['id']}/repository"
-        self._pages(f"{base}/commits?per_page=100", lambda c: c.get("committed_date"),
-                    lambda answer, _: answer.links.get("next", {}).get("url"))
-        page: str | None = f"{base}/contributors?per_page=100"
-        while page:
-            answer = self.client.get(page)
-            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
-
-    def bitbucket(self, row: dict) -> None:
-        base = f"{self.url}/2.0/repositories/{row['repo_owner']}/{row['repo_name']}"
-        if self.client.get(base).status_code != 200:
-            return
-        self._pages(f"{base}/commits?pagelen=100", lambda c: c.get("date"), lambda _, body: body.get("next"))
-
-    def codeberg(self, row: dict) -> None:
-        base = f"{self.url}/api/v1/repos/{row['repo_owner']}/{row['repo_name']}"
-        if self.client.get(base).status_code != 200:
-            return
-        self._pages(f"{base}/commits?limit=50&stat=false&verification=false&files=false",
-                    lambda c: ((c.get("commit") or {}).get("committer") or {}).get("date") or c.get("created"),
-                    lambda answer, _: answer.links.get("next", {}).get("url"))
-
-
 def baseline(url: str, packages: pl.DataFrame, sample: int, tuning: Tuning) -> dict[str, object]:
-    """Each host's part of a sequential crawl, timed on a sample and scaled by that host's population.
+    """Each source's part of a sequential crawl, timed on a sample and scaled by that source's population.
 
     Run it on a fresh simulator, so it meets the 202s the crawler met on its own fresh one.
     """
-    crawler = _Baseline(url, tuning)
+    since = (datetime.now(UTC) - timedelta(weeks=52)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    crawler = Sequential(url, computing_attempts=tuning.computing_attempts, computing_base_s=tuning.computing_base_s,
+                         computing_max_s=tuning.computing_max_s,
+                         in_window=lambda date: isinstance(date, str) and utc_stamp(date) >= since)
     parts: dict[str, dict[str, float]] = {}
     try:
-        for host in BASELINE_HOSTS:
-            if host == "pypi":
-                population = packages.filter(pl.col("pypi_name").is_not_null())["pypi_name"].unique(
+        for source in SOURCES:
+            if source.kind == "package":
+                column = source.catalogue_column
+                population = packages.filter(pl.col(column).is_not_null())[column].unique(
                     maintain_order=True).to_list()
-                units = population[:sample]
-                fetch = crawler.pypi
             else:
-                population = packages.filter(pl.col("repo_host") == host).unique("repo_key", maintain_order=True
-                                                                                  ).to_dicts()
-                units = population[:sample]
-                fetch = getattr(crawler, host)
+                population = packages.filter(pl.col("repo_host") == source.name).unique(
+                    "repo_key", maintain_order=True).to_dicts()
+            units = population[:sample]
             waited_before = crawler.waited_202_s
             started = time.monotonic()
             for unit in units:
-                fetch(unit)
+                crawler.fetch(source.name, unit)
             elapsed = time.monotonic() - started
             scale = len(population) / max(1, len(units))
-            parts[host] = {"sample": len(units), "population": len(population), "sample_seconds": round(elapsed, 2),
-                           "scaled_seconds": round(elapsed * scale, 1),
-                           "scaled_202_wait_seconds": round((crawler.waited_202_s - waited_before) * scale, 1)}
+            parts[source.name] = {"sample": len(units), "population": len(population),
+                                  "sample_seconds": round(elapsed, 2), "scaled_seconds": round(elapsed * scale, 1),
+                                  "scaled_202_wait_seconds": round((crawler.waited_202_s - waited_before) * scale, 1)}
     finally:
         crawler.close()
     seconds = sum(p["scaled_seconds"] for p in parts.values())
@@ -277,7 +178,7 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=5000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--baseline-sample", type=int, default=60, help="packages per host timed sequentially")
+    parser.add_argument("--baseline-sample", type=int, default=60, help="packages per source timed sequentially")
     parser.add_argument("--faults", default=RELAXED, help="simulator fault/limit spec")
     args = parser.parse_args()
 
@@ -287,7 +188,7 @@ def main() -> None:
     proc, url = fresh()
     try:
         packages = catalogue_packages(url)
-        n_github = packages.filter(pl.col("repo_host") == "github").height
+        n_github = packages.filter(pl.col("repo_host") == "github").height  # the quota figures are per GitHub package
         tuning = Tuning(github_rest_per_minute=None)  # the simulator's secondary limit is off here
         out: dict[str, object] = {"packages": args.packages, "github_packages": n_github,
                                   "latency_ms": args.latency_ms}
@@ -298,7 +199,7 @@ def main() -> None:
             first = run_crawl(token_settings, packages, run_id="bench-1", tuning=tuning)
             out["seconds"] = round(first.seconds, 2)
             out["github_quota_per_package"] = round((quota_spent(url) - before) / n_github, 3)
-            out["crawler_quota_per_package"] = round(first.github_quota_spent / n_github, 3)
+            out["crawler_quota_per_package"] = round(first.quota_spent / n_github, 3)
             out["errors_first_crawl"] = dict(Counter(error[2] for error in first.errors))
 
             before = quota_spent(url)

@@ -91,10 +91,9 @@ def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
     per_source = ", ".join(f"{source} {n}" for source, n in requests.items() if n)
     lines = [f"crawl: {sum(requests.values())} requests ({per_source or 'none'}), "
              f"{crawl.get('not_modified', 0)} unchanged (304); GitHub quota spent "
-             f"{crawl.get('github_quota_spent', 0):g}"
-             + (f", {crawl['github_quota_wait_s']:.0f} s waited for quota resets"
-                if crawl.get("github_quota_wait_s") else "")
-             + (f", {crawl['github_backoffs']} secondary-limit back-offs" if crawl.get("github_backoffs") else "")]
+             f"{crawl.get('quota_spent', 0):g}"
+             + (f", {crawl['quota_wait_s']:.0f} s waited for quota resets" if crawl.get("quota_wait_s") else "")
+             + (f", {crawl['backoffs']} secondary-limit back-offs" if crawl.get("backoffs") else "")]
     if crawl.get("stopped_by_budget"):
         reason = f" ({crawl['stop_reason']})" if crawl.get("stop_reason") else ""
         lines.append(f"stopped by the time budget: {crawl.get('left', 0)} requests left for the next run{reason}")

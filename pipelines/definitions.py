@@ -19,6 +19,7 @@ from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from assets.raw.assets import crawl
 from pipelines.resources import CrawlerResource, PulseResource, WarehouseResource
+from pipelines.sources.registry import SOURCES
 
 
 def _env(name: str) -> str | None:
@@ -37,12 +38,8 @@ RESOURCES = {
     "crawler": CrawlerResource(
         **PLACE,
         github_tokens=_env("GITHUB_TOKEN"),
-        github_api_url=_env("GITHUB_API_URL"),
         github_graphql_url=_env("GITHUB_GRAPHQL_URL"),
-        pypi_url=_env("PYPI_URL"),
-        gitlab_api_url=_env("GITLAB_API_URL"),
-        bitbucket_api_url=_env("BITBUCKET_API_URL"),
-        codeberg_api_url=_env("CODEBERG_API_URL"),
+        api_urls={s.env_url: url for s in SOURCES if (url := _env(s.env_url)) is not None},
     ),
 }
 

@@ -2,7 +2,8 @@
 
 Everything is read from environment variables (DESIGN.md, "Configuration") so that the CLI, the
 Dagster UI and CI configure the pipeline the same way. Tokens are kept as `SecretStr` so that a
-stray `repr()` or log line cannot leak them.
+stray `repr()` or log line cannot leak them. Each source's base URL comes from the variable its
+module declares (`Source.env_url`, e.g. CODEBERG_API_URL), through the registry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+
+from pipelines.sources.http.hosts import netloc
+from pipelines.sources.registry import SOURCES
 
 
 class SettingsError(ValueError):
@@ -41,13 +45,9 @@ class Settings(BaseModel):
     catalogue: str
     public_url: str
     timezone: str
-    github_api_url: str
+    source_urls: dict[str, str]  # base URL per source name (pipelines.sources.registry)
     github_graphql_url: str
     github_tokens: tuple[SecretStr, ...] = ()
-    pypi_url: str
-    gitlab_api_url: str
-    bitbucket_api_url: str
-    codeberg_api_url: str
 
     @field_validator("timezone")
     @classmethod
@@ -59,40 +59,43 @@ class Settings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return cls.from_mapping(os.environ)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From `os.environ`, or from `environ` when given (the simulator's, a benchmark's)."""
+        return cls.from_mapping(os.environ if environ is None else environ)
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str | None]) -> Settings:
         """Settings from environment-variable names -> values (None or blank: the default), so that
-        Dagster resources can pass their configured fields through the same defaults and checks."""
+        Dagster resources pass their configured fields through the same defaults and checks."""
 
-        def _env(name: str, default: str | None = None) -> str | None:
+        def value(name: str, default: str | None = None) -> str | None:
             return _value(env, name, default)
 
-        api = _check_url("GITHUB_API_URL", _env("GITHUB_API_URL", "https://api.github.com"))
-        graphql = _env("GITHUB_GRAPHQL_URL") or default_graphql_url(api)
-        tokens = tuple(SecretStr(t.strip()) for t in (_env("GITHUB_TOKEN", "") or "").split(",") if t.strip())
-        catalogue = _env("PULSE_CATALOGUE", "https://djangopackages.org")
+        urls = {source.name: _check_url(source.env_url, value(source.env_url, source.default_url))
+                for source in SOURCES}
+        graphql = value("GITHUB_GRAPHQL_URL") or default_graphql_url(urls["github"])
+        tokens = tuple(SecretStr(t.strip()) for t in (value("GITHUB_TOKEN", "") or "").split(",") if t.strip())
+        catalogue = value("PULSE_CATALOGUE", "https://djangopackages.org")
         if catalogue.startswith(("http://", "https://")):
             catalogue = _check_url("PULSE_CATALOGUE", catalogue)
         return cls(
-            home=Path(_env("PULSE_HOME", "./data")).expanduser().resolve(),
+            home=Path(value("PULSE_HOME", "./data")).expanduser().resolve(),
             catalogue=catalogue,
-            public_url=_check_url("PULSE_PUBLIC_URL", _env("PULSE_PUBLIC_URL", "http://localhost:8000")),
-            timezone=_env("PULSE_TIMEZONE", "UTC"),
-            github_api_url=api,
+            public_url=_check_url("PULSE_PUBLIC_URL", value("PULSE_PUBLIC_URL", "http://localhost:8000")),
+            timezone=value("PULSE_TIMEZONE", "UTC"),
+            source_urls=urls,
             github_graphql_url=_check_url("GITHUB_GRAPHQL_URL", graphql),
             github_tokens=tokens,
-            pypi_url=_check_url("PYPI_URL", _env("PYPI_URL", "https://pypi.org")),
-            gitlab_api_url=_check_url("GITLAB_API_URL", _env("GITLAB_API_URL", "https://gitlab.com/api/v4")),
-            bitbucket_api_url=_check_url(
-                "BITBUCKET_API_URL", _env("BITBUCKET_API_URL", "https://api.bitbucket.org/2.0")
-            ),
-            codeberg_api_url=_check_url(
-                "CODEBERG_API_URL", _env("CODEBERG_API_URL", "https://codeberg.org/api/v1")
-            ),
         )
+
+    def url(self, source: str) -> str:
+        """The configured base URL of one source (by registry name)."""
+        return self.source_urls[source]
+
+    @property
+    def with_token(self) -> bool:
+        """GitHub tokens are configured (GraphQL batches; without one, REST only)."""
+        return bool(self.github_tokens)
 
     @property
     def catalogue_is_url(self) -> bool:
@@ -116,18 +119,10 @@ class Settings(BaseModel):
 
     def allowed_hosts(self) -> frozenset[str]:
         """The only network locations the crawler may contact (host:port)."""
-        urls = [self.github_api_url, self.github_graphql_url, self.pypi_url, self.gitlab_api_url,
-                self.bitbucket_api_url, self.codeberg_api_url]
+        urls = [*self.source_urls.values(), self.github_graphql_url]
         if self.catalogue_is_url:
             urls.append(self.catalogue)
         return frozenset(netloc(u) for u in urls)
-
-
-def netloc(url: str) -> str:
-    """host:port with the scheme's default port filled in, lower-cased."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{(parts.hostname or '').lower()}:{port}"
 
 
 def default_graphql_url(api_url: str) -> str:

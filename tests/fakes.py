@@ -13,6 +13,7 @@ import polars as pl
 
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.resources import CrawlConfig, CrawlerResource
+from pipelines.sources.crawling import SourceStats
 from tests.fixtures.sample import sample_responses
 from warehouse.archive import write_batch
 
@@ -26,18 +27,15 @@ class FakeCrawlerResource(CrawlerResource):
                                                               packages["pypi_name"].drop_nulls()}
         raw_dir = self.settings().raw_dir
         report = CrawlReport()
-        statuses: Counter[int] = Counter()
         for source, rows in sample_responses().items():
             rows = [row for row in rows if row.subject in subjects]
             if rows:
                 write_batch(raw_dir, source, rows, run_id)
-            report.requests_by_source[source] = len(rows)
+            report.sources[source] = SourceStats(requests=len(rows), statuses=Counter(row.status for row in rows))
             report.archived += len(rows)
-            statuses.update(row.status for row in rows)
             report.errors.extend((row.subject, source, row.error_kind, row.status, row.error or "")
                                  for row in rows if row.error_kind)
         report.planned = report.archived
-        report.responses_by_status = dict(statuses)
         if progress is not None:
             progress("crawl", report.archived, report.planned)
         return report

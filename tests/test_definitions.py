@@ -111,8 +111,8 @@ def test_secrets_and_urls_reach_the_resources_as_env_vars(monkeypatch):
     try:
         crawler = reloaded.RESOURCES["crawler"]
         assert crawler.github_tokens == dg.EnvVar("GITHUB_TOKEN") and isinstance(crawler.github_tokens, dg.EnvVar)
-        assert isinstance(crawler.pypi_url, dg.EnvVar)
-        assert crawler.gitlab_api_url is None
+        assert isinstance(crawler.api_urls["PYPI_URL"], dg.EnvVar)
+        assert "GITLAB_API_URL" not in crawler.api_urls
         assert "secret-token" not in repr(crawler)
     finally:
         monkeypatch.undo()

@@ -15,16 +15,16 @@ from warehouse.db import connect_reader
 
 def test_the_crawler_builds_its_settings_from_its_fields_not_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_API_URL", "http://from-the-environment.invalid")
-    crawler = CrawlerResource(home=str(tmp_path), github_tokens=" t1, t2 ,", github_api_url="http://ghe.local/api/v3",
-                              pypi_url="http://pypi.local/")
+    crawler = CrawlerResource(home=str(tmp_path), github_tokens=" t1, t2 ,",
+                              api_urls={"GITHUB_API_URL": "http://ghe.local/api/v3", "PYPI_URL": "http://pypi.local/"})
     settings = crawler.settings()
     assert settings.raw_dir == tmp_path / "raw"
     assert [t.get_secret_value() for t in settings.github_tokens] == ["t1", "t2"]
     assert "t1" not in repr(settings)
-    assert settings.github_api_url == "http://ghe.local/api/v3"
+    assert settings.url("github") == "http://ghe.local/api/v3"
     assert settings.github_graphql_url == "http://ghe.local/api/graphql"  # derived, as from the environment
-    assert settings.pypi_url == "http://pypi.local"
-    assert settings.gitlab_api_url == "https://gitlab.com/api/v4"  # None: the variable's default
+    assert settings.url("pypi") == "http://pypi.local"
+    assert settings.url("gitlab") == "https://gitlab.com/api/v4"  # left out: the variable's default
     assert PulseResource(home=str(tmp_path), timezone="Europe/Paris").settings().timezone == "Europe/Paris"
     assert WarehouseResource(home=str(tmp_path)).path() == tmp_path / "warehouse.duckdb"
 

@@ -5,12 +5,15 @@ minutes, and a batch must be durable the moment it is written (a SIGKILL loses a
 in flight). Each batch is one Parquet file written under a temporary name and renamed into place,
 so a reader sees whole batches or nothing. The same layout moves to object storage unchanged.
 
-Layout: ``PULSE_HOME/raw/<source>/<batch_id>.parquet``; see ``RAW_SCHEMA`` for the columns.
+Layout: ``PULSE_HOME/raw/<source>/<batch_id>.parquet``; see ``RAW_SCHEMA`` for the columns. The
+archive knows no source by name: a folder is whatever source name a batch is written under, and
+readers read the folders they are given (every folder when none are named).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +23,12 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-SOURCES = ("github", "gitlab", "bitbucket", "pypi", "codeberg")  # append only: folders under raw/
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # a source name is a folder name under raw/
 
 RAW_SCHEMA: dict[str, pl.DataType] = {
     # what was asked: a stable key per logical request, e.g. "github:repo:django/django"
     "request_key": pl.String(),
-    "source": pl.String(),  # github | gitlab | bitbucket | pypi | codeberg
+    "source": pl.String(),  # the source's registry name (pipelines.sources.registry), its folder
     "endpoint": pl.String(),  # repo, participation, contributors, commits, graphql_repo, pypi_json, ...
     "subject": pl.String(),  # repo key "github:owner/name" (lower-cased) or "pypi:<pep503 name>"
     "url": pl.String(),  # path and query below the configured base URL; never a token
@@ -85,8 +88,8 @@ def _batch_frame(rows: Iterable[RawResponse], run_id: str) -> pl.DataFrame:
 
 def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id: str) -> Path | None:
     """Write one durable batch; returns its path (None when there was nothing to write)."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown raw source {source!r}")
+    if not SOURCE_NAME.match(source):
+        raise ValueError(f"not a usable raw source name {source!r}")
     frame = _batch_frame(rows, run_id)
     if frame.is_empty():
         return None
@@ -117,11 +120,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def batch_files(raw_dir: Path, sources: Iterable[str] = SOURCES) -> list[Path]:
-    return sorted(p for s in sources for p in (raw_dir / s).glob("*.parquet"))
+def source_folders(raw_dir: Path) -> list[str]:
+    """The source names the archive holds batches for."""
+    if not raw_dir.is_dir():
+        return []
+    return sorted(p.name for p in raw_dir.iterdir() if p.is_dir() and SOURCE_NAME.match(p.name))
 
 
-def scan_archive(raw_dir: Path, sources: Iterable[str] = SOURCES) -> pl.LazyFrame:
+def batch_files(raw_dir: Path, sources: Iterable[str] | None = None) -> list[Path]:
+    names = source_folders(raw_dir) if sources is None else sources
+    return sorted(p for s in names for p in (raw_dir / s).glob("*.parquet"))
+
+
+def scan_archive(raw_dir: Path, sources: Iterable[str] | None = None) -> pl.LazyFrame:
     """All archived responses (an empty frame with the right schema when there are none)."""
     files = batch_files(raw_dir, sources)
     if not files:
@@ -129,7 +140,7 @@ def scan_archive(raw_dir: Path, sources: Iterable[str] = SOURCES) -> pl.LazyFram
     return pl.scan_parquet(files, schema=RAW_SCHEMA)
 
 
-def latest_responses(raw_dir: Path, sources: Iterable[str] = SOURCES) -> pl.LazyFrame:
+def latest_responses(raw_dir: Path, sources: Iterable[str] | None = None) -> pl.LazyFrame:
     """The newest archived response per request key, plus the newest *usable* body per key.
 
     A 304 or a failed fetch does not erase what was learnt before: `body` is the newest body that

@@ -40,9 +40,10 @@ import orjson
 import polars as pl
 
 from assets.catalogue.readers import CatalogueRecords
-from assets.catalogue.urls import RepoProblem, parse_pypi, parse_repo_url
+from assets.catalogue.urls import parse_pypi, parse_repo_url
 from pipelines.sources.djangopackages import id_from_url
 from pipelines.sources.times import parse_iso
+from pipelines.sources.webpaths import RepoProblem
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 

@@ -18,9 +18,9 @@ Repo problems carry a stable `code` (for counting) and a human `detail`; `str(pr
 - `ip_address`: a literal IPv4/IPv6 address instead of a host name;
 - `localhost`: `localhost` or a `*.localhost` / `*.local` / `*.internal` name;
 - `not_repository_host`: a service of a supported platform that hosts no repositories
-  (gist.github.com, raw.githubusercontent.com, api.github.com, GitHub/GitLab Pages);
+  (gist.github.com, raw.githubusercontent.com, api.github.com, a platform's Pages sites);
 - `lookalike_host`: a host that mentions a supported platform but is not it (github.com.evil.io,
-  githubb.com, a self-hosted gitlab.example.org), or a non-ASCII host name;
+  githubb.com, a self-hosted instance of a supported forge), or a non-ASCII host name;
 - `dead_host`: a code host that is gone (Google Code, Gitorious, ...) or hosts nothing we can crawl
   (Launchpad, SourceForge, Savannah);
 - `unknown_host`: any other host;
@@ -35,65 +35,35 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-Host = Literal["github", "gitlab", "bitbucket", "codeberg"]
+from packaging.utils import canonicalize_name
 
-HOSTS: dict[str, Host] = {
-    "github.com": "github",
-    "gitlab.com": "gitlab",
-    "bitbucket.org": "bitbucket",
-    "codeberg.org": "codeberg",
-}
-"""Supported code hosts by domain (a leading `www.` is accepted)."""
+from pipelines.sources.base import Source
+from pipelines.sources.registry import SOURCES
+from pipelines.sources.webpaths import RepoProblem
 
-_PLATFORM_DOMAINS = (
-    "github.com", "github.io", "githubusercontent.com", "githubassets.com", "gitlab.com", "gitlab.io",
-    "bitbucket.org", "bitbucket.io", "codeberg.org", "codeberg.page",
-)
-_PLATFORM_STEMS = ("github", "gitlab", "bitbucket", "codeberg")
+_REPOSITORY_SOURCES = [source for source in SOURCES if source.kind == "repository"]
+HOSTS: dict[str, Source] = {domain: source for source in _REPOSITORY_SOURCES for domain in source.web_hosts}
+"""Supported code hosts by domain (a leading `www.` is accepted): each repository source's `web_hosts`."""
+
+_PLATFORM_DOMAINS = tuple(domain for source in _REPOSITORY_SOURCES for domain in source.platform_domains)
+_PLATFORM_STEMS = tuple(source.name for source in _REPOSITORY_SOURCES)
 
 DEAD_HOSTS = (
     "code.google.com", "googlecode.com", "gitorious.org", "launchpad.net", "sourceforge.net", "sf.net",
-    "codeplex.com", "fedorahosted.org", "berlios.de", "bitbucket.io", "savannah.nongnu.org",
-    "savannah.gnu.org", "git.gnome.org", "assembla.com", "repo.or.cz",
+    "codeplex.com", "fedorahosted.org", "berlios.de", "savannah.nongnu.org", "savannah.gnu.org",
+    "git.gnome.org", "assembla.com", "repo.or.cz",
+    *(domain for source in _REPOSITORY_SOURCES for domain in source.retired_domains),
 )
 """Hosts that are gone or host nothing we can crawl; matched as the domain or any subdomain of it."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "git": 9418, "ssh": 22}
 
-# GitHub: owner 1-39 of [A-Za-z0-9-], not starting with "-" (GitHub also forbids a trailing or
-# doubled hyphen today, but some old accounts have them, so those are accepted); repository name
-# 1-100 of [A-Za-z0-9._-], not "." or "..".
-_GITHUB_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
-_GITHUB_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-# GitLab: each namespace / project path segment starts with a letter, digit or underscore (or a dot
-# in old paths) and holds [A-Za-z0-9_.-]; at most 20 levels.
-_GITLAB_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}")
-# Bitbucket workspaces and repository slugs; Codeberg (Forgejo) users and repositories.
-_BITBUCKET_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_BITBUCKET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_CODEBERG_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,40}")
-_CODEBERG_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-
-_GITHUB_RESERVED = frozenset({
-    "about", "account", "apps", "blog", "codespaces", "collections", "contact", "customer-stories",
-    "dashboard", "enterprise", "events", "explore", "features", "issues", "join", "login", "logout",
-    "marketplace", "new", "notifications", "organizations", "orgs", "pricing", "pulls", "readme",
-    "search", "security", "sessions", "settings", "site", "sponsors", "team", "topics", "trending",
-    "users",
-})
-# GitLab URL words that end the project path in old-style URLs without the "/-/" separator; GitLab
-# reserves these names so no project or group can be called that.
-_GITLAB_ROUTE_WORDS = frozenset({
-    "-", "tree", "blob", "raw", "issues", "merge_requests", "wikis", "commits", "commit", "pipelines",
-    "tags", "branches", "activity", "network", "graphs", "compare", "releases", "archive",
-})
 _SCP_FORM = re.compile(r"^(?P<user>[A-Za-z0-9_.-]+)@(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/].*)$")
 _FORBIDDEN_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
 _FAST_HTTP = re.compile(
-    r"^https?://(?:www\.)?(?P<host>github\.com|gitlab\.com|bitbucket\.org|codeberg\.org)"
+    r"^https?://(?:www\.)?(?P<host>" + "|".join(re.escape(domain) for domain in HOSTS) + ")"
     r"(?P<path>/[^?#]*)?(?:[?#].*)?$",
     re.IGNORECASE,
 )
@@ -101,9 +71,9 @@ _FAST_HTTP = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class RepoRef:
-    """A validated repository: `owner` may be "group/subgroup" on GitLab."""
+    """A validated repository: `host` is its source's name; `owner` may be nested ("group/subgroup")."""
 
-    host: Host
+    host: str
     owner: str
     name: str
 
@@ -116,22 +86,11 @@ class RepoRef:
         return f"{self.owner}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class RepoProblem:
-    """Why a repository URL is not usable: `code` is stable (see the module docstring)."""
-
-    code: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
-
-
 def _problem(code: str, detail: str) -> RepoProblem:
     return RepoProblem(code, detail)
 
 
-def _classify_host(host: str) -> Host | RepoProblem:
+def _classify_host(host: str) -> Source | RepoProblem:
     bare = host[4:] if host.startswith("www.") else host
     if bare in HOSTS:
         return HOSTS[bare]
@@ -201,56 +160,14 @@ def _segments(path: str) -> list[str] | RepoProblem:
     return decoded
 
 
-def _strip_git(name: str) -> str:
-    return name[:-4] if name.lower().endswith(".git") and len(name) > 4 else name
-
-
-def _two_segments(host: Host, segments: list[str], owner_re: re.Pattern, name_re: re.Pattern,
-                  reserved: frozenset[str] = frozenset()) -> RepoRef | RepoProblem:
-    if not segments:
-        return _problem("missing_owner", "no owner in the path")
-    owner = segments[0]
-    if owner.lower() in reserved:
-        return _problem("reserved_owner", f"/{owner} is a {host} page, not an owner")
-    if len(segments) < 2:
-        return _problem("missing_name", f"no repository after owner {owner!r}")
-    name = _strip_git(segments[1])
-    if not owner_re.fullmatch(owner):
-        return _problem("invalid_owner", f"{owner!r} is not a valid {host} owner")
-    if not name_re.fullmatch(name) or name in (".", ".."):
-        return _problem("invalid_name", f"{name!r} is not a valid {host} repository name")
-    return RepoRef(host, owner, name)
-
-
-def _gitlab(segments: list[str]) -> RepoRef | RepoProblem:
-    project: list[str] = []
-    for segment in segments:
-        if segment in _GITLAB_ROUTE_WORDS:
-            break
-        project.append(segment)
-    if not project:
-        return _problem("missing_owner", "no group in the path")
-    if len(project) < 2:
-        return _problem("missing_name", f"no project after group {project[0]!r}")
-    if len(project) > 21:
-        return _problem("invalid_owner", "more than 20 nested groups")
-    *groups, name = project
-    name = _strip_git(name)
-    for group in groups:
-        if not _GITLAB_SEGMENT.fullmatch(group) or group.endswith((".git", ".atom")):
-            return _problem("invalid_owner", f"{group!r} is not a valid gitlab group")
-    if not _GITLAB_SEGMENT.fullmatch(name) or name.endswith(".atom"):
-        return _problem("invalid_name", f"{name!r} is not a valid gitlab project name")
-    return RepoRef("gitlab", "/".join(groups), name)
-
-
 def parse_repo_url(url: str) -> RepoRef | RepoProblem:
     """A repository reference from a catalogue `repo_url`, or the precise reason it is unusable.
 
     Accepted: http/https/git/ssh URLs, scp-like `git@host:owner/name.git`, no scheme when the URL
     starts with a supported host, `www.`, any case, surrounding whitespace, a trailing `.git` or
-    slash, deeper pages (`/tree/<branch>/...`, `/wiki`, `/issues`, GitLab `/-/...`), `?query` and
-    `#fragment`. GitLab owners may be nested groups ("group/sub").
+    slash, deeper pages (`/tree/<branch>/...`, `/wiki`, `/issues`, `/-/...`), `?query` and
+    `#fragment`. Which path segments name the owner and the repository is the host's source's
+    `parse_repo_path` (nested groups, reserved owner names, allowed characters).
     """
     if not isinstance(url, str) or not url.strip():
         return _problem("empty", "no repository URL")
@@ -259,7 +176,7 @@ def parse_repo_url(url: str) -> RepoRef | RepoProblem:
         return _problem("malformed", "whitespace, control character or backslash inside the URL")
     fast = _FAST_HTTP.match(url)  # the common case, without urlsplit (same result, 3x faster)
     if fast:
-        host: Host | RepoProblem = HOSTS[fast["host"].lower()]
+        host: Source | RepoProblem = HOSTS[fast["host"].lower()]
         path = fast["path"] or ""
     else:
         location = _split_location(url)
@@ -272,13 +189,10 @@ def parse_repo_url(url: str) -> RepoRef | RepoProblem:
     segments = _segments(path)
     if isinstance(segments, RepoProblem):
         return segments
-    if host == "github":
-        return _two_segments("github", segments, _GITHUB_OWNER, _GITHUB_NAME, _GITHUB_RESERVED)
-    if host == "gitlab":
-        return _gitlab(segments)
-    if host == "bitbucket":
-        return _two_segments("bitbucket", segments, _BITBUCKET_OWNER, _BITBUCKET_NAME)
-    return _two_segments("codeberg", segments, _CODEBERG_OWNER, _CODEBERG_NAME)
+    found = host.parse_repo_path(segments)
+    if isinstance(found, RepoProblem):
+        return found
+    return RepoRef(host.name, *found)
 
 
 # --- PyPI names ---------------------------------------------------------------------------------
@@ -293,14 +207,9 @@ _FAST_PYPI = re.compile(
 )
 
 
-def normalize_pypi_name(name: str) -> str:
-    """PEP 503 normalisation: lower case, runs of `-`, `_`, `.` become one `-`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _valid_name(name: str | None) -> str | None:
     if name and _PEP508_NAME.match(name):
-        return normalize_pypi_name(name)
+        return canonicalize_name(name)
     return None
 
 

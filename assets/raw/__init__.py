@@ -1,1 +1,1 @@
-"""Raw layer: the crawl of GitHub, PyPI, GitLab, Bitbucket and Codeberg into the raw response archive."""
+"""Raw layer: the crawl of every registered source (pipelines.sources.registry) into the raw response archive."""

@@ -11,10 +11,10 @@ import dagster as dg
 
 from pipelines import progress
 from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
+from pipelines.sources.registry import SOURCES
 from warehouse.load import read_table
 
-RAW_SOURCES = ("github", "pypi", "gitlab", "bitbucket", "codeberg")
-RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in RAW_SOURCES}
+RAW_KEYS = {source.name: dg.AssetKey(["raw", source.name]) for source in SOURCES}
 
 
 @dg.multi_asset(
@@ -42,14 +42,16 @@ def crawl(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: Crawl
         context.log.warning("crawl stopped at its time budget; the next refresh continues where it stopped")
     summary = dg.MetadataValue.json(report.summary())  # the whole crawl (`pulse refresh` prints it)
     for source, key in RAW_KEYS.items():
+        stats = report.sources.get(source)
         metadata = {
-            "requests": report.requests_by_source.get(source, 0),
+            "requests": stats.requests if stats else 0,
             "errors": errors_by_source.get(source, 0),
             "stopped_by_budget": report.stopped_by_budget,
             "seconds": round(report.seconds, 2),
             "crawl": summary,
         }
-        if source == "github":
-            metadata["github_quota_spent"] = report.github_quota_spent
+        if stats and stats.quota_spent:
+            metadata["quota_spent"] = stats.quota_spent
+        if source == SOURCES[0].name:  # the whole crawl's errors, once
             metadata["errors_by_kind"] = dg.MetadataValue.json(dict(errors_by_kind))
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)

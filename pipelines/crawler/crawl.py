@@ -2,9 +2,9 @@
 
 `run_crawl()` is the whole thing (sync; one asyncio loop). It
 
-1. plans (`pipelines.crawler.state` reads what the archive holds, `pipelines.crawler.plan` decides what is due):
-   one job per unique repo_key (GitHub, GitLab, Bitbucket, Codeberg) and per unique pypi_name, with
-   the request keys of ARCHITECTURE.md; keys whose newest good fetch is younger than
+1. plans (`pipelines.crawler.state` reads what the archive holds, `pipelines.crawler.plan` decides
+   what is due): one job per unique repo_key and per unique package name, with the request keys of
+   ARCHITECTURE.md; keys whose newest good fetch is younger than
    `max_age_hours` are skipped unless `force`; never-seen keys first, then the oldest;
 2. runs the jobs concurrently (bounded per upstream), sending `If-None-Match` with the newest good
    ETag of each key (a 304 is archived with a null body: the previous good body stays current);
@@ -13,23 +13,14 @@
    a worker thread (`_ArchiveBuffer`: temporary file, fsync, rename, fsync of the folder), never on
    the event loop, so requests keep flowing while Parquet is written.
 
-Without a GitHub token, repositories go through REST (repo, participation, contributors, newest
-commit). With one, repository metadata (and the newest commit: `defaultBranchRef.target`) come in
-GraphQL batches (`graphql_repo`, query in `pipelines.sources.github`) and REST is kept for
-participation and contributors.
-
-Quota saver: a non-empty repository with no push for 52 weeks + `Tuning.idle_margin_days` has a
-participation of 52 zeros; that row is archived without a request (status 200, `attempts` 0, header
-`x-pulse-derived`). Most catalogue packages are idle, so this saves ~0.7 requests per package.
+Every source crawls its own jobs (`Source.units`, `Source.crawl` in `pipelines.sources.<name>`):
+the engine knows no host by name, only the registry (`pipelines.sources.registry.SOURCES`).
 
 Failures never raise: each answer is archived with its `error_kind`, and the run goes on. When a
 quota reset (or a secondary-limit back-off) cannot be waited for within `time_budget_s`, that source
 stops taking new work, the archive is flushed and `CrawlReport.stopped_by_budget` is set; the next
 run skips what was archived (staleness policy) and continues. Waits and stops are announced on the
 `pulse.notice` logger too (`pipelines.sources.http.quota.notify`), which `pulse refresh` prints.
-
-The planning names (`request_key`, `KeyState`, `Job`, `Plan`, `load_state`, `plan_crawl`, ...) are
-re-exported here, where callers have always imported them from.
 """
 
 from __future__ import annotations
@@ -46,61 +37,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import orjson
 import polars as pl
 
-from pipelines.crawler.plan import (
-    BITBUCKET_ENDPOINTS,
-    CODEBERG_ENDPOINTS,
-    EPOCH,
-    GITHUB_REST_ENDPOINTS,
-    GITHUB_TOKEN_ENDPOINTS,
-    GITLAB_ENDPOINTS,
-    Job,
-    Plan,
-    plan_crawl,
-    request_key,
-)
-from pipelines.crawler.state import (
-    KeyState,
-    graphql_last_activity,
-    graphql_nonempty,
-    load_state,
-    rest_nonempty,
-)
-from pipelines.crawler.upstreams import GITHUB_MAX_CONCURRENCY, Upstreams
+from pipelines.crawler.plan import Plan, plan_crawl
+from pipelines.crawler.state import load_state
+from pipelines.crawler.upstreams import Upstreams
 from pipelines.settings import Settings
-from pipelines.sources import bitbucket as bitbucket_mod
-from pipelines.sources import codeberg as codeberg_mod
-from pipelines.sources import github as github_mod
-from pipelines.sources import gitlab as gitlab_mod
-from pipelines.sources import pypi as pypi_mod
-from pipelines.sources.http.quota import notify
-from pipelines.sources.http.upstream import BudgetExceeded, Fetched, Tuning
-from pipelines.sources.times import parse_iso
+from pipelines.sources.base import Source
+from pipelines.sources.crawling import Job, SourceStats
+from pipelines.sources.http.fetched import Fetched
+from pipelines.sources.http.quota import BudgetExceeded, notify
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.registry import SOURCES
 from warehouse.archive import RawResponse, write_batch
-
-__all__ = [
-    "BITBUCKET_ENDPOINTS",
-    "CODEBERG_ENDPOINTS",
-    "EPOCH",
-    "ERROR_BODY_CHARS",
-    "GITHUB_MAX_CONCURRENCY",
-    "GITHUB_REST_ENDPOINTS",
-    "GITHUB_TOKEN_ENDPOINTS",
-    "GITLAB_ENDPOINTS",
-    "CrawlReport",
-    "Job",
-    "KeyState",
-    "Plan",
-    "graphql_last_activity",
-    "graphql_nonempty",
-    "load_state",
-    "plan_crawl",
-    "request_key",
-    "rest_nonempty",
-    "run_crawl",
-]
 
 log_default = logging.getLogger(__name__)
 
@@ -113,13 +62,11 @@ ERROR_BODY_CHARS = 2000
 
 @dataclass
 class CrawlReport:
-    requests_by_source: dict[str, int] = field(default_factory=dict)
-    responses_by_status: dict[int, int] = field(default_factory=dict)
+    sources: dict[str, SourceStats] = field(default_factory=dict)  # what each source reports it spent
     # (subject, source, kind, http_status, message)
     errors: list[tuple[str, str, str, int, str]] = field(default_factory=list)
     skipped_fresh: int = 0
     stopped_by_budget: bool = False
-    github_quota_spent: float = 0.0
     seconds: float = 0.0
     planned: int = 0  # request keys due this run
     archived: int = 0  # responses written to the archive
@@ -128,17 +75,35 @@ class CrawlReport:
     skipped_unsupported: int = 0  # repos on hosts we have no client for
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
-    github_quota_wait_s: float = 0.0  # seconds spent waiting for GitHub quota resets
-    github_backoffs: list[float] = field(default_factory=list)  # secondary-limit back-offs (s)
-
-    @property
-    def error_count(self) -> int:
-        return len(self.errors)
 
     @property
     def left(self) -> int:
         """Request keys that were due but not archived (a stopped crawl): the next run's work."""
         return max(0, self.planned - self.archived)
+
+    @property
+    def requests_by_source(self) -> dict[str, int]:
+        return {name: stats.requests for name, stats in self.sources.items()}
+
+    @property
+    def responses_by_status(self) -> dict[int, int]:
+        statuses: Counter[int] = Counter()
+        for stats in self.sources.values():
+            statuses.update(stats.statuses)
+        return dict(sorted(statuses.items()))
+
+    @property
+    def quota_spent(self) -> float:
+        """Requests that cost quota plus query points, as the upstreams count them (GitHub's, today)."""
+        return sum(stats.quota_spent for stats in self.sources.values())
+
+    @property
+    def quota_wait_s(self) -> float:
+        return sum(stats.quota_wait_s for stats in self.sources.values())
+
+    @property
+    def backoffs(self) -> list[float]:
+        return [delay for stats in self.sources.values() for delay in stats.backoffs]
 
     def summary(self) -> dict[str, Any]:
         """What the run asked, spent and left, for asset metadata and the CLI's closing lines."""
@@ -147,11 +112,11 @@ class CrawlReport:
             "archived": self.archived,
             "not_modified": self.not_modified,
             "left": self.left,
-            "requests_by_source": dict(self.requests_by_source),
+            "requests_by_source": self.requests_by_source,
             "errors": len(self.errors),
-            "github_quota_spent": round(self.github_quota_spent, 1),
-            "github_quota_wait_s": round(self.github_quota_wait_s, 1),
-            "github_backoffs": len(self.github_backoffs),
+            "quota_spent": round(self.quota_spent, 1),
+            "quota_wait_s": round(self.quota_wait_s, 1),
+            "backoffs": len(self.backoffs),
             "stopped_by_budget": self.stopped_by_budget,
             "stop_reason": self.stop_reason,
             "seconds": round(self.seconds, 2),
@@ -231,6 +196,8 @@ class _ArchiveBuffer:
 
 
 class _Crawler:
+    """One crawl's loop: every source's units of work, concurrently, each answer archived (`Run`)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -255,11 +222,14 @@ class _Crawler:
                                   skipped_unsupported=plan.skipped_unsupported,
                                   skipped_problem=plan.skipped_problem,
                                   jobs_by_source={s: len(j) for s, j in plan.jobs.items()})
+        # commit pages reach back to the start of the 52-week window
+        self.window_since = (datetime.now(UTC) - timedelta(weeks=52)).replace(hour=0, minute=0, second=0,
+                                                                             microsecond=0)
         self._stop_reason: str | None = None
         self._source_stop: dict[str, str] = {}
         self._done: Counter[str] = Counter()
 
-    # -- archive ---------------------------------------------------------------------------
+    # -- archive (the `Run` a source reports to) ----------------------------------------------
     def archive(self, job: Job, endpoint: str, fetched: Fetched) -> None:
         body = fetched.text
         if fetched.status == 304 or fetched.status == 0:
@@ -287,13 +257,10 @@ class _Crawler:
             self.report.errors.append((job.subject, job.source, fetched.error_kind, fetched.status,
                                        fetched.error or fetched.error_kind))
 
-    def _bad_entry(self, job: Job, why: str) -> None:
+    def bad_entry(self, job: Job, why: str) -> None:
         """Archive every due key of a job that cannot be asked for, so the reason shows in crawl_errors."""
         for endpoint in job.due:
             self.archive(job, endpoint, Fetched(url="", status=0, attempts=0, error_kind="bad_entry", error=why))
-
-    async def _one(self, job: Job, endpoint: str, call: Awaitable[Fetched]) -> None:
-        self.archive(job, endpoint, await call)
 
     # -- stopping --------------------------------------------------------------------------
     def stopped(self, source: str) -> bool:
@@ -309,6 +276,7 @@ class _Crawler:
             self._source_stop[source] = reason
             notify(self.log, f"{source}: stopping at the time budget: {reason} (the next run continues from here)")
 
+    # -- running ---------------------------------------------------------------------------
     async def _guard(self, source: str, job_count: int, unit: Any, handle: Callable[[Any], Awaitable[None]],
                      size: int) -> None:
         try:
@@ -341,220 +309,34 @@ class _Crawler:
         if tasks:
             await asyncio.gather(*tasks)
 
-    # -- sources ---------------------------------------------------------------------------
+    async def _source(self, source: Source, client: Any) -> None:
+        jobs = self.plan.jobs[source.name]
+        await source.prepare(client, jobs)
+        await self.drive(source.name, source.units(client, jobs, self.tuning),
+                         functools.partial(source.crawl, client=client, run=self))
+
     async def run(self) -> None:
         upstreams = Upstreams.connect(self.settings, self.tuning, deadline=self.deadline, log=self.log,
                                       transport=self.transport)
-        self.github, self.pypi = upstreams.github, upstreams.pypi
-        self.gitlab, self.bitbucket, self.codeberg = upstreams.gitlab, upstreams.bitbucket, upstreams.codeberg
-        # GitLab / Codeberg commit pages reach back to the start of the 52-week window
-        self.window_since = (datetime.now(UTC) - timedelta(weeks=52)).replace(hour=0, minute=0, second=0,
-                                                                             microsecond=0)
-
         flusher = asyncio.create_task(self._flush_periodically())
         try:
-            jobs = self.plan.jobs
-            if jobs["github"]:
-                await self.github.prime_quota()  # free: what every token has left, before spending
-            if self.settings.github_tokens:
-                github_units = self._github_token_units(jobs["github"])
-                github_handle = self._github_unit
-            else:
-                github_units = [(job, 1) for job in jobs["github"]]
-                github_handle = self._github_rest
-            await asyncio.gather(
-                self.drive("github", github_units, github_handle),
-                self.drive("pypi", [(job, 1) for job in jobs["pypi"]], self._pypi),
-                self.drive("gitlab", [(job, 1) for job in jobs["gitlab"]], self._gitlab),
-                self.drive("bitbucket", [(job, 1) for job in jobs["bitbucket"]], self._bitbucket),
-                self.drive("codeberg", [(job, 1) for job in jobs["codeberg"]], self._codeberg),
-            )
+            await asyncio.gather(*(self._source(source, upstreams.by_source[source.name]) for source in SOURCES))
             await self.writer.flush()
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             await upstreams.aclose()
-        report = self.report
         reasons = ([self._stop_reason] if self._stop_reason else []) + [
             f"{source}: {reason}" for source, reason in self._source_stop.items()]
-        report.stop_reason = "; ".join(reasons) or None
+        self.report.stop_reason = "; ".join(reasons) or None
         if reasons:
-            report.stopped_by_budget = True
-        report.requests_by_source = upstreams.requests_by_source()
-        report.responses_by_status = upstreams.responses_by_status()
-        report.github_quota_spent = upstreams.github_quota_spent()
-        report.github_quota_wait_s = upstreams.pool.waited_s
-        report.github_backoffs = upstreams.github_backoffs()
+            self.report.stopped_by_budget = True
+        self.report.sources = upstreams.stats()
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.tuning.flush_interval_s)
             await self.writer.flush()
-
-    # GitHub --------------------------------------------------------------------------------
-    def _github_token_units(self, jobs: list[Job]) -> list[tuple[Any, int]]:
-        units: list[tuple[Any, int]] = []
-        batch: list[Job] = []
-        for job in jobs:
-            if "graphql_repo" in job.due and _valid_github(job):
-                batch.append(job)
-                if len(batch) >= self.tuning.graphql_batch:
-                    units.append((batch, len(batch)))
-                    batch = []
-            else:
-                units.append((job, 1))
-        if batch:
-            units.append((batch, len(batch)))
-        return units
-
-    async def _github_unit(self, unit: Job | list[Job]) -> None:
-        if isinstance(unit, Job):
-            await self._github_rest(unit)
-            return
-        batch = [job for job in unit if not self.stopped("github")]
-        if not batch:
-            return
-        names = [tuple((job.full_name or job.ident).split("/", 1)) for job in batch]
-        results = await self.github.graphql_repos(names)
-        follow_ups = []
-        for job, result in zip(batch, results, strict=True):
-            fetched = result.fetched
-            self.archive(job, "graphql_repo", fetched)
-            if fetched.ok:
-                node = fetched.data
-                job.full_name = node.get("nameWithOwner") or job.full_name
-                job.default_branch = (node.get("defaultBranchRef") or {}).get("name") or job.default_branch
-                job.last_activity = graphql_last_activity(node) or job.last_activity
-                job.nonempty = graphql_nonempty(node)
-            elif fetched.error_kind in ("gone", "blocked"):
-                continue  # nothing else to ask about this repository now
-            follow_ups.append(self._github_rest(job, metadata_done=True))
-        await asyncio.gather(*follow_ups)
-
-    async def _github_rest(self, job: Job, metadata_done: bool = False) -> None:
-        if not _valid_github(job):
-            self._bad_entry(job, "owner/name not usable for a GitHub request")
-            return
-        full = job.full_name or job.ident
-        branch = job.default_branch
-        if "repo" in job.due and not metadata_done:
-            fetched = await self.github.repo(full, job.etag("repo"))
-            self.archive(job, "repo", fetched)
-            if fetched.ok:
-                full = str(fetched.data.get("full_name") or full)
-                branch = fetched.data.get("default_branch") or branch
-                job.last_activity = fetched.data.get("pushed_at") or job.last_activity
-                job.nonempty = rest_nonempty(fetched.data)
-            elif not fetched.not_modified:
-                return  # the repository is unavailable: do not spend quota on the rest now
-        tasks = []
-        if "participation" in job.due and self._idle(job):
-            self.archive(job, "participation", self._idle_participation(full, job))
-        elif "participation" in job.due:
-            tasks.append(self._one(job, "participation",
-                                   self.github.participation(full, job.etag("participation"))))
-        if "contributors" in job.due:
-            tasks.append(self._one(job, "contributors",
-                                   self.github.contributors(full, job.etag("contributors"))))
-        if "commits" in job.due:
-            tasks.append(self._one(job, "commits",
-                                   self.github.newest_commit(full, branch, job.etag("commits"))))
-        await asyncio.gather(*tasks)
-
-    def _idle(self, job: Job) -> bool:
-        """No push for more than 52 weeks (+ a margin): participation is known to be all zeros."""
-        if not self.tuning.derive_idle_participation or not job.last_activity or not job.nonempty:
-            return False  # an empty repository answers 204: ask
-        when = parse_iso(job.last_activity)
-        limit = datetime.now(UTC) - timedelta(weeks=52, days=self.tuning.idle_margin_days)
-        return when is not None and when < limit
-
-    def _idle_participation(self, full: str, job: Job) -> Fetched:
-        """The participation GitHub would answer for an idle repository, without spending quota.
-
-        Archived with status 200, `attempts` 0 and an `x-pulse-derived` header naming the evidence,
-        so a reader can always tell it from an upstream answer.
-        """
-        zeros = [0] * 52
-        body = orjson.dumps({"all": zeros, "owner": zeros}).decode()
-        return Fetched(url=github_mod.repo_path(full) + "/stats/participation", status=200, text=body,
-                       attempts=0, headers={"x-pulse-derived": f"no push since {job.last_activity}"})
-
-    # PyPI ----------------------------------------------------------------------------------
-    async def _pypi(self, job: Job) -> None:
-        if not pypi_mod.valid_name(job.ident):
-            self._bad_entry(job, "not a normalised PyPI project name")
-            return
-        tasks = []
-        if "pypi_json" in job.due:
-            tasks.append(self._one(job, "pypi_json",
-                                   self.pypi.project_json(job.ident, job.etag("pypi_json"), job.path)))
-        if "pypi_simple" in job.due:
-            tasks.append(self._one(job, "pypi_simple", self.pypi.simple(job.ident, job.etag("pypi_simple"))))
-        await asyncio.gather(*tasks)
-
-    # GitLab --------------------------------------------------------------------------------
-    async def _gitlab(self, job: Job) -> None:
-        if not gitlab_mod.valid_path(job.ident):
-            self._bad_entry(job, "not a usable GitLab project path")
-            return
-        project: int | str = job.project_id or job.ident
-        if "gitlab_project" in job.due:
-            fetched = await self.gitlab.project(job.ident, job.etag("gitlab_project"))
-            self.archive(job, "gitlab_project", fetched)
-            if fetched.ok and isinstance(fetched.data.get("id"), int):
-                project = fetched.data["id"]
-            elif not fetched.not_modified:
-                return
-        tasks = []
-        if "gitlab_commits" in job.due:
-            tasks.append(self._one(job, "gitlab_commits",
-                                   self.gitlab.commits(project, self.window_since, job.etag("gitlab_commits"))))
-        if "gitlab_contributors" in job.due:
-            tasks.append(self._one(job, "gitlab_contributors",
-                                   self.gitlab.contributors(project, job.etag("gitlab_contributors"))))
-        await asyncio.gather(*tasks)
-
-    # Bitbucket -----------------------------------------------------------------------------
-    async def _bitbucket(self, job: Job) -> None:
-        workspace, _, slug = job.ident.partition("/")
-        if not bitbucket_mod.valid_name(workspace, slug):
-            self._bad_entry(job, "not a usable Bitbucket workspace/slug")
-            return
-        await self._repository_then_commits(
-            job,
-            lambda etag: self.bitbucket.repository(workspace, slug, etag),
-            lambda etag: self.bitbucket.commits(workspace, slug, self.window_since, etag),
-        )
-
-    # Codeberg ------------------------------------------------------------------------------
-    async def _codeberg(self, job: Job) -> None:
-        owner, _, name = job.ident.partition("/")
-        if not codeberg_mod.valid_name(owner, name):
-            self._bad_entry(job, "not a usable Codeberg owner/name")
-            return
-        await self._repository_then_commits(
-            job,
-            lambda etag: self.codeberg.repository(owner, name, etag),
-            lambda etag: self.codeberg.commits(owner, name, self.window_since, etag),
-        )
-
-    # Bitbucket and Codeberg ----------------------------------------------------------------
-    async def _repository_then_commits(
-        self,
-        job: Job,
-        repository: Callable[[str | None], Awaitable[Fetched]],
-        commits: Callable[[str | None], Awaitable[Fetched]],
-    ) -> None:
-        """`<source>_repo`, then `<source>_commits` only when the repository is there (or unchanged)."""
-        repo_endpoint, commits_endpoint = f"{job.source}_repo", f"{job.source}_commits"
-        if repo_endpoint in job.due:
-            fetched = await repository(job.etag(repo_endpoint))
-            self.archive(job, repo_endpoint, fetched)
-            if not (fetched.ok or fetched.not_modified):
-                return  # the repository is unavailable: do not ask for its commits now
-        if commits_endpoint in job.due:
-            await self._one(job, commits_endpoint, commits(job.etag(commits_endpoint)))
 
 
 def _run_loop(main: Callable[[], Awaitable[None]]) -> None:
@@ -567,11 +349,6 @@ def _run_loop(main: Callable[[], Awaitable[None]]) -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
         executor.submit(lambda: asyncio.run(main())).result()
 
-
-
-def _valid_github(job: Job) -> bool:
-    owner, _, name = (job.full_name or job.ident).partition("/")
-    return github_mod.valid_name(owner, name)
 
 
 
@@ -598,15 +375,14 @@ def run_crawl(
     started = time.monotonic()
     deadline = started + time_budget_s if time_budget_s is not None else None
     states, facts = load_state(settings.raw_dir)
-    plan = plan_crawl(packages, states, facts, with_token=bool(settings.github_tokens),
-                      now=datetime.now(UTC), force=force, max_age_hours=max_age_hours,
-                      fetch_simple=tuning.fetch_simple)
+    plan = plan_crawl(packages, states, facts, with_token=settings.with_token, now=datetime.now(UTC),
+                      force=force, max_age_hours=max_age_hours, tuning=tuning)
     log.info(
-        "crawl plan: %d request keys due (%s jobs), %d fresh keys skipped%s",
+        "crawl plan: %d request keys due (%s jobs), %d fresh keys skipped (%s)",
         plan.planned,
         ", ".join(f"{s} {len(j)}" for s, j in plan.jobs.items()),
         plan.skipped_fresh,
-        " (GitHub via GraphQL + REST)" if settings.github_tokens else " (GitHub via REST, no token)",
+        "with a token" if settings.with_token else "no token",
     )
     # httpx logs every request at INFO: tens of thousands of lines per crawl; keep them out
     quiet = [logging.getLogger(name) for name in ("httpx", "httpcore")]
@@ -627,8 +403,8 @@ def run_crawl(
     report = crawler.report
     report.seconds = time.monotonic() - started
     log.info(
-        "crawl done in %.1f s: %d responses archived (%d not modified), %d errors, GitHub quota %.1f%s",
-        report.seconds, report.archived, report.not_modified, len(report.errors), report.github_quota_spent,
+        "crawl done in %.1f s: %d responses archived (%d not modified), %d errors, quota spent %.1f%s",
+        report.seconds, report.archived, report.not_modified, len(report.errors), report.quota_spent,
         f"; stopped early: {report.stop_reason}" if report.stopped_by_budget else "",
     )
     if report.stopped_by_budget:  # `pulse refresh` prints this in its closing summary

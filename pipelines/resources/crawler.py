@@ -41,27 +41,23 @@ class CrawlerResource(dg.ConfigurableResource):
     public_url: str | None = None  # PULSE_PUBLIC_URL
     timezone: str | None = None  # PULSE_TIMEZONE
     github_tokens: str | None = Field(default=None, description="GITHUB_TOKEN: comma-separated tokens (secret).")
-    github_api_url: str | None = None
-    github_graphql_url: str | None = None  # None: derived from github_api_url
-    pypi_url: str | None = None
-    gitlab_api_url: str | None = None
-    bitbucket_api_url: str | None = None
-    codeberg_api_url: str | None = None
+    github_graphql_url: str | None = None  # GITHUB_GRAPHQL_URL; None: derived from GitHub's base URL
+    api_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Base URL per source, keyed by the variable its module declares (Source.env_url, "
+        "e.g. PYPI_URL); a source left out uses that variable's default.",
+    )
     jobs_in_flight: int | None = Field(default=None, description="Crawl jobs running at once (None: the default).")
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
+            **self.api_urls,
             "PULSE_HOME": self.home,
             "PULSE_CATALOGUE": self.catalogue,
             "PULSE_PUBLIC_URL": self.public_url,
             "PULSE_TIMEZONE": self.timezone,
             "GITHUB_TOKEN": self.github_tokens,
-            "GITHUB_API_URL": self.github_api_url,
             "GITHUB_GRAPHQL_URL": self.github_graphql_url,
-            "PYPI_URL": self.pypi_url,
-            "GITLAB_API_URL": self.gitlab_api_url,
-            "BITBUCKET_API_URL": self.bitbucket_api_url,
-            "CODEBERG_API_URL": self.codeberg_api_url,
         })
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,

@@ -2,7 +2,7 @@
 
 Bitbucket pages its lists inside the body (`{"values": [...], "pagelen": n, "next": <absolute URL>}`)
 rather than in a Link header, so commits are paged here: newest first, following `next` until a page
-reaches back past the window start (like GitLab and Codeberg), at most `max_pages` pages. The
+reaches back past the window start (as for the other forges), at most `max_pages` pages. The
 archived body keeps Bitbucket's shape: one page object whose `values` are all the pages' commits
 (`next` dropped, `x-pulse-pages` header says how many were merged).
 """
@@ -16,11 +16,17 @@ from urllib.parse import quote
 
 import orjson
 
+from pipelines.sources.base import Source
+from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
 from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.times import utc_stamp
+from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+WEB_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # catalogue URLs: workspaces
+WEB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # and repository slugs
 PAGE_LEN = 100  # Bitbucket's largest `pagelen` for commits (default 30)
 
 
@@ -86,6 +92,42 @@ class Bitbucket:
         return first
 
 
+class BitbucketCrawling(Source):
+    name = "bitbucket"
+    env_url = "BITBUCKET_API_URL"
+    default_url = "https://api.bitbucket.org/2.0"
+    web_hosts = ("bitbucket.org",)
+    platform_domains = ("bitbucket.org", "bitbucket.io")
+    retired_domains = ("bitbucket.io",)  # Bitbucket's static websites: gone
+    concurrency = 16
+
+    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
+        return owner_and_name(self.name, segments, WEB_OWNER, WEB_NAME)
+
+    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
+        return (f"{self.name}_repo", f"{self.name}_commits")
+
+    def connect(self, url: str, settings: Any, wiring: Wiring) -> Bitbucket:
+        return Bitbucket(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
+
+    async def crawl(self, unit: Job, client: Bitbucket, run: Run) -> None:
+        job = unit
+        workspace, _, slug = job.ident.partition("/")
+        if not valid_name(workspace, slug):
+            run.bad_entry(job, "not a usable Bitbucket workspace/slug")
+            return
+        await repository_then_commits(
+            run, job,
+            lambda etag: client.repository(workspace, slug, etag),
+            lambda etag: client.commits(workspace, slug, run.window_since, etag),
+        )
+
+    def stats(self, client: Bitbucket) -> SourceStats:
+        return SourceStats.of(client.upstream)
+
+
+
+
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
 
 from typing import ClassVar  # noqa: E402
@@ -128,3 +170,10 @@ class BitbucketReading:
     def read(self, bodies: Bodies) -> SourceFacts:
         return read_rows(bodies.rows, repos={"bitbucket_repo": read_repository},
                          last_commits={"bitbucket_commits": ((list, dict), last_commit_date)})
+
+
+class BitbucketSource(BitbucketReading, BitbucketCrawling):
+    """Both halves of the source: crawled by `BitbucketCrawling`, read by `BitbucketReading`."""
+
+
+SOURCE = BitbucketSource()

@@ -15,12 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from pipelines.sources.base import Source
+from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.pages import merge_pages
+from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.times import utc_stamp
+from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+WEB_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # catalogue URLs: Forgejo users and organisations
+WEB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 PAGE_SIZE = 50  # Codeberg's MAX_RESPONSE_ITEMS
 # no per-commit diff statistics, signature checks or file lists: cheaper for the server
 COMMITS_QUERY = f"limit={PAGE_SIZE}&stat=false&verification=false&files=false"
@@ -57,7 +63,7 @@ class Codeberg:
     async def commits(self, owner: str, name: str, since: datetime, etag: str | None = None) -> Fetched:
         """Default-branch commits, newest first: pages until one reaches back past `since`.
 
-        As for GitLab: the body always holds the newest commit (last activity, even for an idle
+        The body always holds the newest commit (last activity, even for an idle
         repository) and every commit of the window; no `since` parameter, so the URL stays the same
         from run to run and the ETag can answer 304. 409 (empty repository) -> `[]`.
         """
@@ -77,6 +83,41 @@ class Codeberg:
 
         return await merge_pages(self.upstream, first, what="commits page", max_pages=self.max_pages,
                                  more=reaches_into_window, fallback=has_more)
+
+
+class CodebergCrawling(Source):
+    name = "codeberg"
+    env_url = "CODEBERG_API_URL"
+    default_url = "https://codeberg.org/api/v1"
+    web_hosts = ("codeberg.org",)
+    platform_domains = ("codeberg.org", "codeberg.page")
+    concurrency = 8  # Codeberg is a non-profit's service: be gentle
+
+    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
+        return owner_and_name(self.name, segments, WEB_OWNER, WEB_NAME)
+
+    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
+        return (f"{self.name}_repo", f"{self.name}_commits")
+
+    def connect(self, url: str, settings: Any, wiring: Wiring) -> Codeberg:
+        return Codeberg(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
+
+    async def crawl(self, unit: Job, client: Codeberg, run: Run) -> None:
+        job = unit
+        owner, _, name = job.ident.partition("/")
+        if not valid_name(owner, name):
+            run.bad_entry(job, "not a usable Codeberg owner/name")
+            return
+        await repository_then_commits(
+            run, job,
+            lambda etag: client.repository(owner, name, etag),
+            lambda etag: client.commits(owner, name, run.window_since, etag),
+        )
+
+    def stats(self, client: Codeberg) -> SourceStats:
+        return SourceStats.of(client.upstream)
+
+
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
@@ -121,3 +162,10 @@ class CodebergReading:
     def read(self, bodies: Bodies) -> SourceFacts:
         return read_rows(bodies.rows, repos={"codeberg_repo": read_repository},
                          last_commits={"codeberg_commits": (list, last_commit_date)})
+
+
+class CodebergSource(CodebergReading, CodebergCrawling):
+    """Both halves of the source: crawled by `CodebergCrawling`, read by `CodebergReading`."""
+
+
+SOURCE = CodebergSource()

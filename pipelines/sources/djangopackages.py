@@ -27,9 +27,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipelines.settings import netloc
+from pipelines.sources.http.hosts import USER_AGENT, HostNotAllowed, netloc, same_host
 
-USER_AGENT = "package-pulse/0.1 (catalogue reader; +https://github.com/djangopackages)"
 PAGE_SIZE = 500
 MAX_PAGES = 10_000
 ENDPOINTS = ("categories", "grids", "packages")
@@ -101,7 +100,6 @@ class DjangoPackagesClient:
             raise CatalogueInvalid(f"catalogue base URL {self.base_url!r} is not an http(s) URL")
         self.base_url = self.base_url.rstrip("/")
         self._netloc = netloc(self.base_url)
-        self._scheme = parts.scheme
 
     # -- public ------------------------------------------------------------------------------------
 
@@ -133,14 +131,15 @@ class DjangoPackagesClient:
 
     def _check_allowed(self, url: str, referrer: str) -> None:
         try:
-            parts = urlsplit(url)
-            location = netloc(url)
+            netloc(url)
         except ValueError as exc:
             raise CatalogueInvalid(f"catalogue link {url!r} from {referrer} is not a URL ({exc})") from exc
-        if parts.scheme != self._scheme or location != self._netloc or parts.username:
+        try:
+            same_host(url, self.base_url)
+        except HostNotAllowed:
             raise CatalogueInvalid(
                 f"catalogue link {_one_line(url)} from {referrer} leaves {self._netloc}: not followed"
-            )
+            ) from None
 
     def _walk(self, http: httpx.Client, endpoint: str) -> Iterator[dict[str, Any]]:
         url: str | None = self.list_url(endpoint)

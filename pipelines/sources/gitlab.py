@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from pipelines.sources.base import Source
+from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.pages import merge_pages
+from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.times import utc_stamp
+from pipelines.sources.webpaths import RepoProblem, strip_git
 
 PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+$")
+ENDPOINTS = ("gitlab_project", "gitlab_commits", "gitlab_contributors")
+
+# catalogue URLs: each namespace / project path segment starts with a letter, digit or underscore
+# (or a dot in old paths) and holds [A-Za-z0-9_.-]; at most 20 levels of groups.
+WEB_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}")
+# URL words that end the project path in old-style URLs without the "/-/" separator; GitLab
+# reserves these names so no project or group can be called that.
+WEB_ROUTE_WORDS = frozenset({
+    "-", "tree", "blob", "raw", "issues", "merge_requests", "wikis", "commits", "commit", "pipelines",
+    "tags", "branches", "activity", "network", "graphs", "compare", "releases", "archive",
+})
 
 
 def valid_path(path: str) -> bool:
@@ -62,6 +78,75 @@ class GitLab:
                                  fallback=x_next_page)
 
 
+class GitLabCrawling(Source):
+    name = "gitlab"
+    env_url = "GITLAB_API_URL"
+    default_url = "https://gitlab.com/api/v4"
+    web_hosts = ("gitlab.com",)
+    platform_domains = ("gitlab.com", "gitlab.io")
+    concurrency = 16
+    remembered = ("gitlab_project",)
+
+    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
+        """Nested groups: the owner is "group/subgroup/..." up to the first route word."""
+        project: list[str] = []
+        for segment in segments:
+            if segment in WEB_ROUTE_WORDS:
+                break
+            project.append(segment)
+        if not project:
+            return RepoProblem("missing_owner", "no group in the path")
+        if len(project) < 2:
+            return RepoProblem("missing_name", f"no project after group {project[0]!r}")
+        if len(project) > 21:
+            return RepoProblem("invalid_owner", "more than 20 nested groups")
+        *groups, name = project
+        name = strip_git(name)
+        for group in groups:
+            if not WEB_SEGMENT.fullmatch(group) or group.endswith((".git", ".atom")):
+                return RepoProblem("invalid_owner", f"{group!r} is not a valid gitlab group")
+        if not WEB_SEGMENT.fullmatch(name) or name.endswith(".atom"):
+            return RepoProblem("invalid_name", f"{name!r} is not a valid gitlab project name")
+        return "/".join(groups), name
+
+    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
+        return ENDPOINTS
+
+    def remember(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        return {"project_id": body.get("id")}
+
+    def connect(self, url: str, settings: Any, wiring: Wiring) -> GitLab:
+        return GitLab(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
+
+    async def crawl(self, unit: Job, client: GitLab, run: Run) -> None:
+        """The project first (its numeric id), then commits and contributors by id."""
+        job = unit
+        if not valid_path(job.ident):
+            run.bad_entry(job, "not a usable GitLab project path")
+            return
+        project: int | str = job.facts.get("project_id") or job.ident
+        if "gitlab_project" in job.due:
+            fetched = await client.project(job.ident, job.etag("gitlab_project"))
+            run.archive(job, "gitlab_project", fetched)
+            if fetched.ok and isinstance(fetched.data.get("id"), int):
+                project = fetched.data["id"]
+            elif not fetched.not_modified:
+                return
+        tasks = []
+        if "gitlab_commits" in job.due:
+            tasks.append(fetch_into(run, job, "gitlab_commits",
+                                    client.commits(project, run.window_since, job.etag("gitlab_commits"))))
+        if "gitlab_contributors" in job.due:
+            tasks.append(fetch_into(run, job, "gitlab_contributors",
+                                    client.contributors(project, job.etag("gitlab_contributors"))))
+        await asyncio.gather(*tasks)
+
+    def stats(self, client: GitLab) -> SourceStats:
+        return SourceStats.of(client.upstream)
+
+
+
+
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
 
 from typing import ClassVar  # noqa: E402
@@ -105,3 +190,10 @@ class GitLabReading:
     def read(self, bodies: Bodies) -> SourceFacts:
         return read_rows(bodies.rows, repos={"gitlab_project": read_project},
                          last_commits={"gitlab_commits": ((list, dict), last_commit_date)})
+
+
+class GitLabSource(GitLabReading, GitLabCrawling):
+    """Both halves of the source: crawled by `GitLabCrawling`, read by `GitLabReading`."""
+
+
+SOURCE = GitLabSource()

@@ -6,8 +6,8 @@ import socket
 
 import httpx
 import pytest
+from packaging.utils import canonicalize_name
 
-from assets.catalogue.urls import normalize_pypi_name
 from pipelines.sources.djangopackages import (
     CatalogueError,
     CatalogueInvalid,
@@ -172,7 +172,7 @@ def test_reads_the_simulator_and_parses_what_its_world_means():
             expected = {"dead": ("dead_host",), "none": ("empty",),
                         "malformed": ("missing_owner", "missing_name", "malformed")}[truth.host]
             assert row["repo_url_problem"].split(":")[0] in expected, (row["repo_url"], row["repo_url_problem"])
-        expected_pypi = None if truth.pypi_name is None else normalize_pypi_name(truth.pypi_name)
+        expected_pypi = None if truth.pypi_name is None else canonicalize_name(truth.pypi_name)
         assert row["pypi_name"] == expected_pypi, row["pypi_url"]
     memberships = {(g, p) for p in world.ids() for g in world.package_grids(p)}
     assert set(frames.grid_packages.rows()) == memberships

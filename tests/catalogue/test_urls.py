@@ -10,12 +10,11 @@ from collections import Counter
 import pytest
 
 from assets.catalogue.urls import (
-    RepoProblem,
     RepoRef,
-    normalize_pypi_name,
     parse_pypi,
     parse_repo_url,
 )
+from pipelines.sources.webpaths import RepoProblem
 
 ACCEPTED = [
     ("https://github.com/mgrouchy/django-stronghold", "github", "mgrouchy", "django-stronghold"),
@@ -304,7 +303,8 @@ def test_a_usable_or_absent_pypi_url_has_no_problem(value):
 
 
 def test_pep503_normalisation():
-    assert normalize_pypi_name("Foo.Bar__baz--Qux") == "foo-bar-baz-qux"
+    assert parse_pypi("Foo.Bar__baz--Qux") == ("foo-bar-baz-qux", None)
+    assert parse_pypi("https://pypi.org/project/Foo.Bar__baz--Qux/") == ("foo-bar-baz-qux", None)
 
 
 def test_real_dump_2011_pypi_urls(dump_2011):

@@ -39,13 +39,9 @@ def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
         catalogue="catalogue.json",
         public_url="http://localhost:8000",
         timezone="UTC",
-        github_api_url=GH,
+        source_urls={"github": GH, "pypi": PYPI, "gitlab": GITLAB, "bitbucket": BB, "codeberg": CODEBERG},
         github_graphql_url=GH + "/graphql",
         github_tokens=tuple(SecretStr(t) for t in tokens),
-        pypi_url=PYPI,
-        gitlab_api_url=GITLAB,
-        bitbucket_api_url=BB,
-        codeberg_api_url=CODEBERG,
     )
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 import polars as pl
+from packaging.utils import canonicalize_name
 from pydantic import SecretStr
 
 from pipelines.settings import Settings
+from pipelines.sources.registry import SOURCES
 
 PACKAGE_SCHEMA = {"id": pl.Int64, "slug": pl.String, "repo_host": pl.String, "repo_owner": pl.String,
                   "repo_name": pl.String, "repo_key": pl.String, "pypi_name": pl.String,
                   "repo_url_problem": pl.String}
-
-
-def pep503(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def world_packages(world, ids=None) -> pl.DataFrame:
@@ -31,7 +27,7 @@ def world_packages(world, ids=None) -> pl.DataFrame:
         rows.append({
             "id": p.id, "slug": p.slug, "repo_host": host, "repo_owner": owner, "repo_name": name,
             "repo_key": f"{host}:{owner}/{name}".lower() if host else None,
-            "pypi_name": pep503(p.pypi_name) if p.pypi_name else None,
+            "pypi_name": canonicalize_name(p.pypi_name) if p.pypi_name else None,
             "repo_url_problem": problem,
         })
     return pl.DataFrame(rows, schema=PACKAGE_SCHEMA)
@@ -44,13 +40,9 @@ def sim_settings(server, home, tokens: tuple[str, ...] = ()) -> Settings:
         catalogue=env["PULSE_CATALOGUE"],
         public_url="http://localhost:8000",
         timezone="UTC",
-        github_api_url=env["GITHUB_API_URL"],
+        source_urls={source.name: env[source.env_url] for source in SOURCES},
         github_graphql_url=env["GITHUB_GRAPHQL_URL"],
         github_tokens=tuple(SecretStr(t) for t in tokens),
-        pypi_url=env["PYPI_URL"],
-        gitlab_api_url=env["GITLAB_API_URL"],
-        bitbucket_api_url=env["BITBUCKET_API_URL"],
-        codeberg_api_url=env["CODEBERG_API_URL"],
     )
 
 

@@ -13,8 +13,10 @@ import pytest
 
 import pipelines.crawler.crawl as crawl_mod
 import warehouse.archive as archive_mod
-from pipelines.settings import netloc
-from pipelines.sources.http.upstream import AdaptiveGate, TokenPool, Tuning, Upstream
+from pipelines.sources.http.hosts import netloc
+from pipelines.sources.http.quota import AdaptiveGate, TokenPool
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.http.upstream import Upstream
 from tests.crawl.crawlfake import GH, Fake, make_settings, packages_frame
 from tests.crawl.test_crawl_plumbing import FAST, crawl, latest
 
@@ -251,7 +253,7 @@ def test_archive_batches_are_written_by_a_worker_thread_while_the_crawl_goes_on(
     fake.delay_s = 0.01
     settings = make_settings(tmp_path)
     packages = packages_frame(many_repos(fake, 60))
-    tuning = Tuning(**{**FAST.__dict__, "flush_interval_s": 0.02, "github_concurrency": 4})
+    tuning = Tuning(**{**FAST.__dict__, "flush_interval_s": 0.02, "concurrency": {"github": 4}})
     crawl(settings, packages, fake, tuning=tuning)
     assert len(latest(settings)) == 60 * 4
     assert writes and all(name.startswith("pulse-archive") for name, _, _ in writes)

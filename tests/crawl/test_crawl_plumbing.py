@@ -10,8 +10,14 @@ import orjson
 import polars as pl
 import pytest
 
-from pipelines.crawler.crawl import KeyState, plan_crawl, request_key, run_crawl
-from pipelines.sources.http.upstream import BudgetExceeded, TokenPool, Tuning, check_url, next_link
+from pipelines.crawler.crawl import run_crawl
+from pipelines.crawler.plan import plan_crawl
+from pipelines.sources.crawling import KeyState
+from pipelines.sources.http.hosts import check_url
+from pipelines.sources.http.pages import next_link
+from pipelines.sources.http.quota import BudgetExceeded, TokenPool
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.registry import request_key
 from tests.crawl.crawlfake import GH, Fake, make_settings, packages_frame
 from warehouse.archive import latest_responses, scan_archive
 
@@ -63,7 +69,7 @@ def test_rest_crawl_archives_every_endpoint(tmp_path, fake):
     assert orjson.loads(rows["pypi:json:alpha"]["headers"])["x-pypi-last-serial"] == "42"
     assert report.errors == []
     assert report.requests_by_source["pypi"] == 2
-    assert report.github_quota_spent == 4 * 2 + 2  # two extra contributor pages
+    assert report.sources["github"].quota_spent == 4 * 2 + 2  # two extra contributor pages
     assert report.responses_by_status == {200: 12 + 1}  # + the free GET /rate_limit
     assert seen and seen[-1][1] == seen[-1][2]
     assert sum(1 for p in paths(fake) if p.startswith("/repos/owner/beta/contributors")) == 1
@@ -179,7 +185,7 @@ def test_second_crawl_is_conditional_and_keeps_bodies(tmp_path, fake):
     for key, row in after.items():
         assert row["status"] == (200 if "graphql" in key else 304), key
         assert row["body"] == before[key]["body"]  # the last good body stays current
-    assert second.github_quota_spent <= 1  # authorised 304s are free; only the GraphQL batch counts
+    assert second.sources["github"].quota_spent <= 1  # authorised 304s are free; only the GraphQL batch counts
     assert second.not_modified == second.archived - 2  # graphql nodes have no ETag
 
 
@@ -237,7 +243,7 @@ def test_quota_exhaustion_with_budget_stops_cleanly_and_resumes(tmp_path, fake):
     fake.quota = 12  # anonymous quota: three repositories' worth
     settings = make_settings(tmp_path)
     packages = packages_frame([{"repo": f"github:owner/r{i}"} for i in range(10)])
-    tuning = Tuning(**{**FAST.__dict__, "github_concurrency": 2, "jobs_in_flight": 2})
+    tuning = Tuning(**{**FAST.__dict__, "concurrency": {"github": 2}, "jobs_in_flight": 2})
     report = crawl(settings, packages, fake, time_budget_s=30, tuning=tuning)
     assert report.stopped_by_budget and "time budget" in (report.stop_reason or "")
     done = latest(settings)
@@ -300,7 +306,7 @@ def test_graphql_batches_with_a_token(tmp_path, fake):
     assert any(p.startswith("/repos/owner/beta/stats") for p in paths(fake))  # the new name
     graphql_posts = [r for r in fake.requests if r.url.path == "/graphql"]
     assert len(graphql_posts) == 2  # batch size 2 in FAST
-    assert report.github_quota_spent == 2 + 2 * 2 + 2  # 2 GraphQL points + REST (alpha: 3 pages)
+    assert report.sources["github"].quota_spent == 2 + 2 * 2 + 2  # 2 GraphQL points + REST (alpha: 3 pages)
 
 
 def test_gitlab_and_bitbucket(tmp_path, fake):
@@ -418,7 +424,7 @@ def test_idle_repository_participation_is_derived_without_a_request(tmp_path, fa
 
 
 def test_load_state_agrees_with_latest_responses(tmp_path, fake):
-    from pipelines.crawler.crawl import load_state
+    from pipelines.crawler.state import load_state
 
     fake.add_repo("owner/empty", empty=True)
     settings = make_settings(tmp_path)

@@ -14,9 +14,11 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
+from packaging.utils import canonicalize_name
 
-from pipelines.crawler.crawl import request_key, run_crawl
-from pipelines.sources.http.upstream import Tuning
+from pipelines.crawler.crawl import run_crawl
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.registry import request_key
 from simulator.model import gh_time
 from tests.crawl.simworld import sim_settings as settings_for
 from tests.crawl.simworld import world_packages
@@ -79,14 +81,12 @@ def check_pypi(world, rows) -> None:
         p = world.package(pid)
         if not p.pypi_name:
             continue
-        from tests.crawl.simworld import pep503
-
-        row = rows[f"pypi:json:{pep503(p.pypi_name)}"]
+        row = rows[f"pypi:json:{canonicalize_name(p.pypi_name)}"]
         if p.pypi_status == "ok":
-            assert row["error_kind"] is None and body(rows, f"pypi:json:{pep503(p.pypi_name)}")["info"]
+            assert row["error_kind"] is None and body(rows, f"pypi:json:{canonicalize_name(p.pypi_name)}")["info"]
         else:
             assert row["error_kind"] == "not_found"
-        simple = rows[f"pypi:simple:{pep503(p.pypi_name)}"]
+        simple = rows[f"pypi:simple:{canonicalize_name(p.pypi_name)}"]
         if p.pypi_status in ("ok", "quarantined"):
             assert simple["error_kind"] is None
 
@@ -123,8 +123,8 @@ def test_rest_crawl_reproduces_the_world(make_simulator, tmp_path):
             assert len(commits) <= len(in_window) + 50
     assert codeberg >= 1
     n_github = sum(1 for _ in github_packages(server.world))
-    assert report.github_quota_spent / n_github <= 4.5
-    assert server.stats()["quota_spent"]["anonymous"] == report.github_quota_spent
+    assert report.sources["github"].quota_spent / n_github <= 4.5
+    assert server.stats()["quota_spent"]["anonymous"] == report.sources["github"].quota_spent
     assert not report.stopped_by_budget
     assert {e[2] for e in report.errors} <= {"gone", "blocked", "not_found"}
 
@@ -152,14 +152,14 @@ def test_token_crawl_uses_graphql_and_refresh_is_nearly_free(make_simulator, tmp
             newest = node["defaultBranchRef"]["target"]["committedDate"]
             assert newest == gh_time(world.commits(p.id)[0].date)
             assert body(rows, key(p, "participation"))["all"] == world.participation(p.id)
-    assert report.github_quota_spent / n_github <= 2.0
+    assert report.sources["github"].quota_spent / n_github <= 2.0
     spent = sum(server.stats()["quota_spent"].values())
-    assert spent == report.github_quota_spent
+    assert spent == report.sources["github"].quota_spent
 
     assert server.stats()["by_route_status"].get("pypi.json 301", 0) > 0  # display names differ
     server.reset_stats()
     refresh = run_crawl(settings, packages, run_id="r2", force=True, tuning=FAST)
-    assert refresh.github_quota_spent / n_github <= 0.2
+    assert refresh.sources["github"].quota_spent / n_github <= 0.2
     github_statuses = server.stats()["by_route_status"]
     rest_304 = sum(v for k, v in github_statuses.items() if k.startswith("github.") and k.endswith(" 304"))
     rest_all = sum(v for k, v in github_statuses.items() if k.startswith("github.") and "graphql" not in k)
@@ -212,14 +212,14 @@ CHILD = textwrap.dedent("""
     from simulator.hosts import REPO_HOSTS
     from simulator.world import World
     from pipelines.crawler.crawl import run_crawl
-    from pipelines.sources.http.upstream import Tuning
+    from pipelines.sources.http.tuning import Tuning
     from tests.crawl.simworld import world_packages
     from pipelines.settings import Settings
     settings = Settings.from_env()
     packages = world_packages(World(seed=1, packages=int(sys.argv[1]), hosts=REPO_HOSTS))
     run_crawl(settings, packages, run_id="child", tuning=Tuning(flush_interval_s=0.05,
               github_rest_per_minute=None, computing_base_s=0.01, computing_max_s=0.02, jobs_in_flight=8,
-              github_concurrency=4, pypi_concurrency=4))
+              concurrency={"github": 4, "pypi": 4}))
 """)
 
 
@@ -272,7 +272,7 @@ def test_secondary_limit_with_retry_after_is_honoured(make_simulator, tmp_path, 
 
     server = make_simulator(packages=40, faults=faults, latency_ms=20)
     settings = settings_for(server, tmp_path)
-    tuning = Tuning(**{**FAST.__dict__, "github_concurrency": 8})
+    tuning = Tuning(**{**FAST.__dict__, "concurrency": {"github": 8}})
     monkeypatch.setattr(http.Upstream, "_wait_paused", _fast_wait_paused(fast_sleep))
     report = run_crawl(settings, world_packages(server.world), run_id="r1", tuning=tuning)
     assert report.responses_by_status.get(403, 0) > 0

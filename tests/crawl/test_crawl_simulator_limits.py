@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from pipelines.crawler.crawl import run_crawl
-from pipelines.settings import netloc
 from pipelines.sources.bitbucket import Bitbucket
-from pipelines.sources.http.upstream import Tuning, Upstream
+from pipelines.sources.http.hosts import netloc
+from pipelines.sources.http.tuning import Tuning
+from pipelines.sources.http.upstream import Upstream
 from simulator.core import fingerprint
 from tests.crawl.simworld import InFlight, short_quota_windows, world_packages
 from tests.crawl.simworld import sim_settings as settings_for
@@ -26,8 +27,8 @@ from tests.crawl.test_crawl_simulator import FAST, ROOMY, check_github_rest, key
 @pytest.mark.slow  # three 400-package crawls at 30 ms a request
 @pytest.mark.parametrize(("tokens", "overrides", "rest_cap", "graphql_cap"), [
     ((), {}, 64, 0),  # the defaults, REST only
-    (("tok-a", "tok-b"), {"github_concurrency": 500, "graphql_concurrency": 8}, 92, 8),  # asks too much
-    (("tok-a",), {"github_concurrency": 6, "graphql_concurrency": 2, "graphql_batch": 5}, 6, 2),
+    (("tok-a", "tok-b"), {"concurrency": {"github": 500}, "graphql_concurrency": 8}, 92, 8),  # asks too much
+    (("tok-a",), {"concurrency": {"github": 6}, "graphql_concurrency": 2, "graphql_batch": 5}, 6, 2),
 ])
 def test_github_requests_in_flight_never_exceed_the_caps(make_simulator, tmp_path, tokens, overrides, rest_cap,
                                                          graphql_cap):
@@ -56,12 +57,12 @@ def test_quota_exhaustion_then_reset_through_upstream(make_simulator, tmp_path, 
     packages = world_packages(server.world)
     caplog.set_level(logging.WARNING, logger="pulse.notice")
     report = run_crawl(settings, packages, run_id="r1", tuning=FAST)
-    spent = report.github_quota_spent
+    spent = report.sources["github"].quota_spent
     assert spent > 80  # more than two windows' worth: at least two waits for a reset
     assert not report.stopped_by_budget
-    assert report.github_quota_wait_s >= 2
+    assert report.sources["github"].quota_wait_s >= 2
     # each wait was for the simulator's 3 s window, not GitHub's hour: bounded by the windows crossed
-    assert report.github_quota_wait_s <= 3.5 * (spent // 40 + 1)
+    assert report.sources["github"].quota_wait_s <= 3.5 * (spent // 40 + 1)
     waits = [r.getMessage() for r in caplog.records if r.name == "pulse.notice" and "waiting" in r.getMessage()]
     assert waits and "REST quota spent on anonymous access" in waits[0] and "UTC for the reset" in waits[0]
     rows = latest(settings)

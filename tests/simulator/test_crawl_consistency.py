@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import quote
 
-from simulator.world import drf_datetime, pep503
+from packaging.utils import canonicalize_name
+
+from simulator.world import drf_datetime
 from tests.simulator.helpers import TOKEN, client, parse_repo_url, pypi_name
 
 
@@ -69,7 +71,7 @@ def crawl(c, record: dict) -> dict:
     name = pypi_name(record["pypi_url"])
     doc = record["documentation_url"]
     if name:
-        r = c.get(f"/pypi/{pep503(name)}/json", follow_redirects=True)  # 301 to the display name
+        r = c.get(f"/pypi/{canonicalize_name(name)}/json", follow_redirects=True)  # 301 to the display name
         if r.status_code == 200:
             info = r.json()["info"]
             out["pypi_version"] = info["version"]

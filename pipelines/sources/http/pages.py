@@ -24,7 +24,7 @@ def next_link(link_header: str | None) -> str | None:
 
     `Upstream` reads it from the response (`httpx.Response.links`, kept as `Fetched.next_url`);
     this is for a Link header held as text. httpx keys links by their `rel` value, which is all
-    the upstreams here send (GitHub, GitLab, Codeberg: one relation per link).
+    the upstreams here send (one relation per link).
     """
     if not link_header:
         return None

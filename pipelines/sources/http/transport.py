@@ -11,10 +11,8 @@ from typing import Any
 
 import httpx
 
-from pipelines.settings import netloc
+from pipelines.sources.http.hosts import USER_AGENT, netloc
 from pipelines.sources.http.tuning import Tuning
-
-USER_AGENT = "package-pulse-crawler/0.1 (+https://github.com/djangopackages)"
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

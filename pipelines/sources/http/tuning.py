@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,14 @@ class Tuning:
     quota_max_waits: int = 3  # primary quota exhausted: waits for reset per request
     max_redirects: int = 3
     max_pages: int = 50  # contributors / commits pages per request key
-    github_concurrency: int = 64  # REST + GraphQL together stay <= 100 (GitHub's concurrency limit)
+    # requests in flight per source name, overriding the source's own `Source.concurrency`
+    concurrency: Mapping[str, int] = field(default_factory=dict, hash=False)
     github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
-    pypi_concurrency: int = 48
-    gitlab_concurrency: int = 16
-    bitbucket_concurrency: int = 16
-    codeberg_concurrency: int = 8  # Codeberg is a non-profit's service: be gentle
     # repositories per GraphQL query. GitHub's cost: the connections a query asks for (here one per
     # repository: `repositoryTopics(first: 20)`; `totalCount`-only connections are not counted) / 100, rounded, at
     # least 1 point, and at most 500,000 nodes per query. 100 repositories = 100 connections, 2,000
     # topic nodes: 1 point, the same as 50, so twice the repositories per point, with answers of
-    # ~90 KB (see `GitHub.graphql_query`).
+    # ~90 KB (see `pipelines.sources.github`).
     graphql_batch: int = 100
     graphql_concurrency: int = 4
     jobs_in_flight: int = 512
