@@ -16,14 +16,14 @@ from warehouse.load import query
 
 CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
-RAW_DEPS = list(RAW_KEYS.values())  # every raw source (github, pypi, gitlab, bitbucket, codeberg)
+RAW_DEPS = list(RAW_KEYS.values())  # every raw source of the registry
 
 DESCRIPTIONS = {
     "core.categories": "Catalogue categories (one row per category id).",
     "core.grids": "Catalogue grids (one row per grid id).",
     "core.grid_packages": "Grid memberships between known grids and packages.",
     "core.packages": "One row per catalogue package with what the crawl learnt (API v4 semantics).",
-    "core.repositories": "One row per repository (repo_key): GitHub/GitLab/Bitbucket/Codeberg facts.",
+    "core.repositories": "One row per repository (repo_key): what its repository host reports.",
     "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
     "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
     "core.releases": "PyPI releases per package.",

@@ -3,8 +3,8 @@ of small hosts.
 
 A source declares how its stored bodies are decoded (`Source.shapes`, `structures`, `finish`,
 `row_endpoints`); the parse stage decodes every body in one DuckDB pass and hands each source a
-`Bodies`: the endpoints it decodes column-wise as `docs`, those it reads itself as `rows`. GitHub
-and PyPI (the volume) read decoded structs with polars expressions; GitLab, Bitbucket and Codeberg
+`Bodies`: the endpoints it decodes column-wise as `docs`, those it reads itself as `rows`. The
+high-volume sources read decoded structs with polars expressions; the small repository hosts
 (small volumes, looser shapes) read JSON row by row (`read_rows`). A body of the wrong shape becomes
 a `malformed` reason keyed by request, never an exception: one odd upstream answer must not stop a
 refresh.
