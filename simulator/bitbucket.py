@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
 from simulator.core import Resp, SimState, json_resp, query_int
@@ -97,8 +98,15 @@ def answer(state: SimState, base: str, ws: str, slug: str, sub: str, query: str)
         body["previous"] = f"{api}{sub}?{urlencode(params)}"
     return json_resp(body, etag="weak")
 
+def baseline(seq: Any, row: dict) -> None:
+    """The crawl benchmark's sequential baseline: the repository, then its commits pages."""
+    base = f"{seq.url}/2.0/repositories/{row['repo_owner']}/{row['repo_name']}"
+    if seq.client.get(base).status_code != 200:
+        return
+    seq.pages(f"{base}/commits?pagelen=100", lambda c: c.get("date"), lambda _, body: body.get("next"))
+
 
 HOST = RepoHost(
     name=NAME, share=0.03, domain="bitbucket.org", prefix="/2.0/", env=(("BITBUCKET_API_URL", "/2.0"),),
-    route=route, v4_stars=False, v4_forks=False, forced_after="gitlab", place=place,
+    route=route, v4_stars=False, v4_forks=False, baseline=baseline, forced_after="many_contributors", place=place,
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from simulator.core import Resp, SimState, json_resp, norm_time, query_int
@@ -150,8 +151,17 @@ def answer(state: SimState, base: str, owner: str, name: str, sub: str, query: s
         headers["Link"] = ",".join(links)
     return json_resp(items, headers=headers, etag="weak")
 
+def baseline(seq: Any, row: dict) -> None:
+    """The crawl benchmark's sequential baseline: the repository, then its commits pages."""
+    base = f"{seq.url}/api/v1/repos/{row['repo_owner']}/{row['repo_name']}"
+    if seq.client.get(base).status_code != 200:
+        return
+    seq.pages(f"{base}/commits?limit=50&stat=false&verification=false&files=false",
+              lambda c: ((c.get("commit") or {}).get("committer") or {}).get("date") or c.get("created"),
+              lambda answer, _: answer.links.get("next", {}).get("url"))
+
 
 HOST = RepoHost(
     name=NAME, share=0.015, domain="codeberg.org", prefix="/api/v1/", env=(("CODEBERG_API_URL", "/api/v1"),),
-    route=route, v4_stars=True, v4_forks=True,
+    route=route, v4_stars=True, v4_forks=True, baseline=baseline,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from simulator.core import Resp, SimState, json_resp, norm_time, query_int
@@ -146,8 +147,19 @@ def _page(base: str, p: Package, sub: str, q: dict, items: list, page: int, per_
     return json_resp(chunk, headers=headers, etag="weak")
 
 
+def baseline(seq: Any, row: dict) -> None:
+    """The crawl benchmark's sequential baseline: the project, then its commits and contributors pages."""
+    path = quote(f"{row['repo_owner']}/{row['repo_name']}", safe="")
+    project = seq.client.get(f"{seq.url}/api/v4/projects/{path}")
+    if project.status_code != 200:
+        return
+    base = f"{seq.url}/api/v4/projects/{project.json()['id']}/repository"
+    seq.pages(f"{base}/commits?per_page=100", lambda c: c.get("committed_date"),
+              lambda answer, _: answer.links.get("next", {}).get("url"))
+    seq.follow_links(f"{base}/contributors?per_page=100")
+
 
 HOST = RepoHost(
     name=NAME, share=0.03, domain="gitlab.com", prefix="/api/v4/projects/", env=(("GITLAB_API_URL", "/api/v4"),),
-    route=route, v4_stars=True, v4_forks=True, forced_after="many_contributors", place=place,
+    route=route, v4_stars=True, v4_forks=True, baseline=baseline, forced_after="many_contributors", place=place,
 )

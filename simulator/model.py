@@ -130,8 +130,13 @@ class RepoHost:
     route: Callable[[Any, str, str, str, str], tuple[str, Callable[[], Any]]]
     v4_stars: bool  # the v4 record's repo_watchers are the repository's stars (else 0)
     v4_forks: bool  # the v4 record's repo_forks are the repository's forks (else 0)
-    # where the host's trait sits in the world's forced traits (the order picks which package gets it;
-    # None: at the end, for a host added later, so existing worlds do not change)
+    # the crawl benchmark's sequential baseline for one catalogue row of this host: (client, row), the
+    # client a simulator.sequential.Sequential (its `client`, `url`, `pages`); typed Any, as the state above
+    baseline: Callable[[Any, dict], None]
+    # where the host's trait sits in the world's forced traits (the order picks which package gets it):
+    # right after this trait of the generator's own list (never a host: hosts placed after the same
+    # trait follow it in the registry's order); None: at the end, for a host added later, so existing
+    # worlds do not change
     forced_after: str | None = None
     # owner and name as the host spells them, from the catalogue's (draws from the package's RNG)
     place: Callable[[random.Random, str, str], tuple[str, str]] = _as_listed

@@ -4,7 +4,10 @@ One request at a time, the crawler's endpoints, no ETags. 202 "statistics being 
 are polled like the crawler polls them (at most `computing_attempts` polls, waits drawn the same
 way: uniform up to base * 2**n, capped), so both meet and wait for the same 202s; the time spent in
 those waits is counted apart (`waited_202_s`). `fetch(source, unit)` takes a catalogue row (a
-repository host) or a project name (PyPI), by the crawler's source names.
+repository host) or a project name (PyPI), by the crawler's source names. GitHub and PyPI are fetched
+here; every other repository host by the `baseline` its simulator module declares on its `RepoHost`
+(found in the registry, :mod:`simulator.hosts`), with this client's shared machinery (`client`, `url`,
+`pages`, `follow_links`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+
+from simulator.hosts import BY_NAME
 
 
 class Sequential:
@@ -35,7 +39,15 @@ class Sequential:
         self.client.close()
 
     def fetch(self, source: str, unit: Any) -> None:
-        getattr(self, source)(unit)
+        host = BY_NAME.get(source)
+        if host is not None:
+            host.baseline(self, unit)
+        elif source == "github":
+            self.github(unit)
+        elif source == "pypi":
+            self.pypi(unit)
+        else:
+            raise ValueError(f"no sequential baseline for source {source!r}")
 
     def github(self, row: dict) -> None:
         base = f"{self.url}/api/v3/repos/{row['repo_owner']}/{row['repo_name']}"
@@ -52,10 +64,7 @@ class Sequential:
                 wait = self.rng.uniform(0, min(self.computing_max_s, self.computing_base_s * 2 ** (attempt - 1)))
                 self.waited_202_s += wait
                 time.sleep(wait)
-        page: str | None = f"{base}/contributors?per_page=100"
-        while page:
-            answer = self.client.get(page)
-            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
+        self.follow_links(f"{base}/contributors?per_page=100")
         self.client.get(f"{base}/commits?per_page=1&sha={data['default_branch']}")
 
     def pypi(self, name: str) -> None:
@@ -63,8 +72,19 @@ class Sequential:
         self.client.get(f"{self.url}/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
                         follow_redirects=True)
 
-    def _pages(self, page: str | None, date_of, next_of) -> None:
-        """Follow pages while the last one still reaches into the 52-week window."""
+    def follow_links(self, page: str | None) -> None:
+        """Follow every page by its `Link: rel="next"` header, while the answers are 200s."""
+        while page:
+            answer = self.client.get(page)
+            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
+
+    def pages(self, page: str | None, date_of: Callable[[Any], Any],
+              next_of: Callable[[httpx.Response, Any], str | None]) -> None:
+        """Follow pages while the last one still reaches into the 52-week window.
+
+        An answer's items are its JSON list, or its `values` when it is an object; `date_of` reads an
+        item's date, `next_of(answer, body)` the next page's URL (None: the last page).
+        """
         while page:
             answer = self.client.get(page)
             if answer.status_code != 200:
@@ -74,30 +94,3 @@ class Sequential:
             if not items or not self.in_window(date_of(items[-1])):
                 return
             page = next_of(answer, body)
-
-    def gitlab(self, row: dict) -> None:
-        path = quote(f"{row['repo_owner']}/{row['repo_name']}", safe="")
-        project = self.client.get(f"{self.url}/api/v4/projects/{path}")
-        if project.status_code != 200:
-            return
-        base = f"{self.url}/api/v4/projects/{project.json()['id']}/repository"
-        self._pages(f"{base}/commits?per_page=100", lambda c: c.get("committed_date"),
-                    lambda answer, _: answer.links.get("next", {}).get("url"))
-        page: str | None = f"{base}/contributors?per_page=100"
-        while page:
-            answer = self.client.get(page)
-            page = answer.links.get("next", {}).get("url") if answer.status_code == 200 else None
-
-    def bitbucket(self, row: dict) -> None:
-        base = f"{self.url}/2.0/repositories/{row['repo_owner']}/{row['repo_name']}"
-        if self.client.get(base).status_code != 200:
-            return
-        self._pages(f"{base}/commits?pagelen=100", lambda c: c.get("date"), lambda _, body: body.get("next"))
-
-    def codeberg(self, row: dict) -> None:
-        base = f"{self.url}/api/v1/repos/{row['repo_owner']}/{row['repo_name']}"
-        if self.client.get(base).status_code != 200:
-            return
-        self._pages(f"{base}/commits?limit=50&stat=false&verification=false&files=false",
-                    lambda c: ((c.get("commit") or {}).get("committer") or {}).get("date") or c.get("created"),
-                    lambda answer, _: answer.links.get("next", {}).get("url"))

@@ -102,17 +102,24 @@ def _forced(hosts: Sequence[RepoHost]) -> tuple[str, ...]:
     """Rare traits forced onto one package each (so small worlds still have them), in a fixed order.
 
     The order picks which package gets which trait: a host's trait goes where its module says
-    (``RepoHost.forced_after``), so each world stays what it was when the host was added.
+    (``RepoHost.forced_after``: right after one of the traits below; hosts after the same trait follow
+    it in the registry's order), so each world stays what it was when the host was added.
     """
     out = ["renamed", "deleted", "blocked_dmca", "blocked_tos", "empty", "archived", "fork",
            "contributors_too_large", "many_contributors", "dead_host", "malformed_url",
            "pypi_only", "yanked_latest", "prerelease_only", "pypi_quarantined", "pypi_archived", "not_on_pypi",
            "inactive_classifier", "project_urls_null", "docs_url", "bots_anonymous"]
-    pending = [h for h in hosts if h.forced_after is not None]
-    while pending:  # a host may sit after another host
-        host = next(h for h in pending if h.forced_after in out)
-        out.insert(out.index(host.forced_after) + 1, host.name)
-        pending.remove(host)
+    placed: set[str] = set()
+    for host in hosts:
+        if host.forced_after is None:
+            continue
+        if host.forced_after not in out or host.forced_after in placed:
+            raise ValueError(f"{host.name}: forced_after names no trait of the generator: {host.forced_after!r}")
+        at = out.index(host.forced_after) + 1
+        while at < len(out) and out[at] in placed:  # after the hosts already placed after that trait
+            at += 1
+        out.insert(at, host.name)
+        placed.add(host.name)
     out += [h.name for h in hosts if h.forced_after is None]
     return tuple(out)
 
