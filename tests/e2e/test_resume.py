@@ -205,7 +205,7 @@ def test_resumed_run_refetches_nothing_that_was_archived(resumed):
     asked = {entry["path"].split("?")[0] for entry in resumed.resume_requests}
     direct = _good(killed).filter((pl.col("attempts") > 0) & (pl.col("endpoint") != "graphql_repo")
                                   & pl.col("source").is_in(list(prefixes)))
-    assert direct.height > 50
+    assert direct.height >= 10  # enough direct answers to check (how many depends on the load at the kill)
     asked_again = [
         key for key, source, url in direct.select("request_key", "source", "url").iter_rows()
         if prefixes[source] + url.split("?")[0] in asked
