@@ -216,6 +216,9 @@ def _lognormal_int(rng: random.Random, median: float, sigma: float, cap: int) ->
     return min(cap, int(median * math.exp(rng.gauss(0.0, sigma))))
 
 
+_PACKAGE_FIELDS = tuple(f.name for f in fields(Package) if f.name != "traits")  # once: fields() is slow
+
+
 class _Draft:
     """A package being drawn: the steps of :meth:`World._make_package` fill it in, in order."""
 
@@ -225,7 +228,7 @@ class _Draft:
 
     def package(self) -> Package:
         _traits(self)
-        values = {f.name: getattr(self, f.name) for f in fields(Package) if f.name != "traits"}
+        values = {name: getattr(self, name) for name in _PACKAGE_FIELDS}
         return Package(**values, traits=frozenset(self.traits))
 
 
