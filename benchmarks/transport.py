@@ -7,10 +7,11 @@ crawl's `httpx.AsyncClient`s because httpcore tops out at a few hundred requests
 concurrency. Whether that matters depends on the pace the upstreams allow, so both transports crawl
 the same simulated world twice, alternating (a fresh simulator per run, so each meets the same 202s):
 
-1. **GitHub's real pace**: the simulator's default limits (5,000 requests an hour per token, its
-   secondary per-minute limit on) at a realistic GitHub latency, and the crawler's default pacing
-   (900 REST requests a minute per token, GitHub's documented secondary limit). Here the crawl waits
-   on GitHub, not on the HTTP stack.
+1. **real limits and pace**: the simulator's default limits (5,000 requests an hour per token, its
+   secondary per-minute limit on) at a realistic GitHub latency (120 ms), and the crawler's default
+   pacing (900 REST requests a minute per token, GitHub's documented secondary limit). Over a long
+   crawl GitHub's share is bound by that pace whatever the transport; PyPI, pypistats and the other
+   hosts are not paced, so the transport still sets their speed.
 2. **lifted limits**: the crawl benchmark's setting (quotas and pacing off, `--fast-latency-ms`), where
    only the client's own speed bounds the crawl.
 

@@ -33,10 +33,6 @@ class Resp:
     fault: str | None = None  # a per-repository fault (repo5xx, stats202forever) that produced it
 
 
-def jdump(obj: object) -> bytes:
-    return orjson.dumps(obj)
-
-
 def json_resp(obj: object, status: int = 200, headers: dict[str, str] | None = None,
               etag: str | None = None, content_type: str = JSON) -> Resp:
     return Resp(status, orjson.dumps(obj), headers or {}, content_type, etag)

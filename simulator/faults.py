@@ -60,9 +60,6 @@ class Faults:
         phase = int(unit_hash(self.seed, "5xxburst", host) * cycle)
         return (n + phase) % cycle >= every
 
-    def enabled(self, fault: str) -> bool:
-        return self.rates.get(fault, 0.0) > 0.0
-
     def applies_to(self, host: str) -> bool:
         return host != "catalogue" if self.hosts is None else host in self.hosts
 

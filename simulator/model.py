@@ -102,10 +102,6 @@ class Package:
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
 
-    @property
-    def healthy(self) -> bool:
-        return "healthy" in self.traits
-
 
 def _as_listed(_rng: random.Random, owner: str, name: str) -> tuple[str, str]:
     return owner, name

@@ -99,7 +99,6 @@ class TokenPool:
         self._monotonic = monotonic
         self._sleep = sleep
         self._logged_wait: float | None = None
-        self.waits = 0  # waits for a reset (one per waiting request)
         self.waited_s = 0.0  # seconds of distinct reset waits (not multiplied by the waiting requests)
         self.used: Counter[int] = Counter()
 
@@ -192,7 +191,6 @@ class TokenPool:
             hint = ("within the time budget" if self.deadline is not None
                     else "use --time-budget to stop instead")
             notify(self.log, f"{why} — waiting {seconds:.0f} s until {utc_clock(until)} for the reset; {hint}")
-        self.waits += 1
         await self._sleep(seconds)
 
     def release(self, index: int, resource: str, headers: Mapping[str, str] | None) -> None:
