@@ -43,6 +43,13 @@ def make_app(api: PublishedApi) -> web.Application:
             return _json({"detail": f"No {MODEL_NAMES[kind]} matches the given query."}, status=404)
         return _json(record)
 
+    async def document(request: web.Request) -> web.Response:
+        kind, key, name = request.match_info["kind"], request.match_info["key"], request.match_info["name"]
+        found = api.document(kind, name, key)
+        if found is None:
+            return _json({"detail": f"No {MODEL_NAMES[kind]} matches the given query."}, status=404)
+        return _json(found)
+
     async def search(request: web.Request) -> web.Response:
         return _json(api.search(request.query.get("q", "")))
 
@@ -52,6 +59,8 @@ def make_app(api: PublishedApi) -> web.Application:
     app.router.add_get("/api/v4/search/", search)
     app.router.add_get(f"/api/v4/{kinds}/", listing)
     app.router.add_get(f"/api/v4/{kinds}/{{key}}/", detail)
+    app.router.add_get("/api/v4/{kind:packages}/{key}/{name:score|health}/", document)
+    app.router.add_get("/api/v4/{kind:grids}/{key}/{name:health}/", document)
     return app
 
 

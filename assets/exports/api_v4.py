@@ -195,22 +195,31 @@ def _dump(path: Path, document: object) -> None:
     path.write_bytes(orjson.dumps(document))
 
 
-def _tree_files(records: dict[str, list[dict]], ctx: ApiContext) -> Iterator[tuple[Path, object]]:
+def _tree_files(records: dict[str, list[dict]], ctx: ApiContext,
+                documents: Iterable[tuple[str, str, int, object]] = ()) -> Iterator[tuple[Path, object]]:
     yield Path("api/v4/index.json"), root(ctx)
     for kind in KINDS:
         yield Path("api/v4") / kind / "index.json", page(kind, records[kind], ctx)
         for record in records[kind]:
             # the folder name comes from an integer id only: nothing in a slug or URL reaches the path
             yield Path("api/v4") / kind / str(int(record["id"])) / "index.json", record
+    for kind, name, object_id, document in documents:
+        if kind in KINDS and name.isidentifier():
+            yield Path("api/v4") / kind / str(int(object_id)) / name / "index.json", document
 
 
-def write_tree(export_dir: Path, records: dict[str, list[dict]], ctx: ApiContext) -> dict[str, int]:
-    """Write the whole tree into a fresh folder, then swap it in, so readers see old or new only."""
+def write_tree(export_dir: Path, records: dict[str, list[dict]], ctx: ApiContext,
+               documents: Iterable[tuple[str, str, int, object]] = ()) -> dict[str, int]:
+    """Write the whole tree into a fresh folder, then swap it in, so readers see old or new only.
+
+    `documents`: further per-object documents `(kind, name, id, document)` written to
+    `api/v4/<kind>/<id>/<name>/index.json` (the score and health documents).
+    """
     export_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = export_dir.with_name(export_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     files = 0
-    for relative, document in _tree_files(records, ctx):
+    for relative, document in _tree_files(records, ctx, documents):
         _dump(staging / relative, document)
         files += 1
     old = export_dir.with_name(export_dir.name + ".old")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.exports.api_v4 import ApiContext, load_api_tables, render_all, write_tree
+from assets.exports.health_api import load_health_documents
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.db import connect_reader
 from warehouse.publish import publish
@@ -49,7 +50,8 @@ def published_warehouse(pulse: PulseResource, warehouse: WarehouseResource) -> d
     group_name="exports",
     deps=[published_warehouse],
     kinds={"json"},
-    description="djangopackages.org API v4 JSON tree under PULSE_HOME/export/api/v4/.",
+    description="djangopackages.org API v4 JSON tree under PULSE_HOME/export/api/v4/, with the score and "
+                "health documents (packages/<id>/score/, packages/<id>/health/, grids/<id>/health/).",
 )
 def api_v4(pulse: PulseResource) -> dg.MaterializeResult:
     settings = pulse.settings()
@@ -57,7 +59,9 @@ def api_v4(pulse: PulseResource) -> dg.MaterializeResult:
     con = connect_reader(settings.published_path)
     try:
         tables = load_api_tables(con)
+        documents = load_health_documents(con, ctx)
     finally:
         con.close()
-    counts = write_tree(settings.export_dir, render_all(tables, ctx), ctx)
-    return dg.MaterializeResult(metadata={"path": str(settings.export_dir / "api" / "v4"), **counts})
+    counts = write_tree(settings.export_dir, render_all(tables, ctx), ctx, documents.items())
+    return dg.MaterializeResult(metadata={"path": str(settings.export_dir / "api" / "v4"), **counts,
+                                          "health_documents": len(documents)})

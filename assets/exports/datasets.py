@@ -1,4 +1,5 @@
-"""Dataset files of the published snapshot: one file per core, history and marts relation.
+"""Dataset files of the published snapshot: one file per core, health, history and marts
+relation (the health scores and the marts health tables included, when the snapshot has them).
 
 What `pulse export` writes. It reads the published snapshot (never the live warehouse), so it needs
 no writer lock and exports exactly what `pulse query` shows.
@@ -12,7 +13,7 @@ from typing import Literal
 from warehouse.db import connect_reader
 
 DatasetFormat = Literal["parquet", "csv"]
-DATASET_SCHEMAS = ("core", "history", "marts")
+DATASET_SCHEMAS = ("core", "health", "history", "marts")
 _COPY_OPTIONS = {"parquet": "(FORMAT parquet, COMPRESSION zstd)", "csv": "(FORMAT csv, HEADER)"}
 
 

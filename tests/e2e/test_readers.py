@@ -62,6 +62,13 @@ def test_serve_matches_the_static_export(served, refreshed):
     missing = httpx.get(f"{served}/api/v4/packages/999999/")
     assert missing.status_code == 404 and missing.json() == {"detail": "No Package matches the given query."}
     assert httpx.get(f"{served}/api/v4/categories/apps/").status_code == 404  # categories: id only
+    for name in ("score", "health"):  # the per-package documents: the tree's bytes, or 404 for both
+        document = refreshed.home / "export/api/v4/packages" / str(first["id"]) / name / "index.json"
+        answer = httpx.get(f"{served}/api/v4/packages/{first['slug']}/{name}/")
+        if document.exists():
+            assert answer.status_code == 200 and answer.content == document.read_bytes()
+        else:
+            assert answer.status_code == 404
     hits = httpx.get(f"{served}/api/v4/search/", params={"q": first["slug"][:6]}).json()
     assert isinstance(hits, list) and 0 < len(hits) <= 20
     assert {"item_type", "absolute_url", "slug", "repo_watchers", "participants"} <= set(hits[0])
