@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from assets.marts.scores.djangopackages import djangopackages_scores
-from assets.marts.scores.grids import grid_health
-from assets.marts.scores.health import health_inputs, score_health
+from assets.health.djangopackages import djangopackages_scores
+from assets.health.health import health_inputs, score_health
+from assets.marts.grids import grid_health
 
 NOW = datetime(2026, 8, 18, tzinfo=UTC)
 
