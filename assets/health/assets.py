@@ -37,7 +37,7 @@ class HealthScoresConfig(dg.Config):
 
 def run_started(context: AssetExecutionContext) -> datetime:
     """When this run started (the same `now` for every step of a run), else the current time."""
-    record = context.instance.get_run_record_by_id(context.run_id)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
     started = record.start_time if record is not None else None
     return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
 
