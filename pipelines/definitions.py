@@ -14,6 +14,8 @@ from assets.catalogue.assets import catalogue
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
 from assets.exports.assets import api_v4, published_warehouse
+from assets.health.assets import health_assets
+from assets.health.checks import health_checks
 from assets.history.assets import history_assets
 from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
@@ -33,7 +35,7 @@ HOME = {"home": _env("PULSE_HOME")}
 PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE_PUBLIC_URL"),
          "timezone": _env("PULSE_TIMEZONE")}
 RESOURCES = {
-    "pulse": PulseResource(**PLACE),
+    "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG")),
     "warehouse": WarehouseResource(**HOME),
     "crawler": CrawlerResource(
         **PLACE,
@@ -43,13 +45,14 @@ RESOURCES = {
     ),
 }
 
-ALL_ASSETS = [catalogue, crawl, *core_assets, *history_assets, *marts_assets, published_warehouse, api_v4]
-ALL_CHECKS = [*core_checks, *history_checks]
+ALL_ASSETS = [catalogue, crawl, *core_assets, *health_assets, *history_assets, *marts_assets, published_warehouse,
+              api_v4]
+ALL_CHECKS = [*core_checks, *health_checks, *history_checks]
 
 refresh_job = dg.define_asset_job(
     "refresh",
     selection=dg.AssetSelection.all(),
-    description="The whole graph once: catalogue -> crawl -> core -> history/marts -> publish -> export.",
+    description="The whole graph once: catalogue -> crawl -> core -> health -> history/marts -> publish -> export.",
 )
 
 daily_refresh = dg.ScheduleDefinition(

@@ -147,7 +147,7 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
     return None
 
 
-REPLAY_GROUPS = ("core", "history", "marts", "exports")
+REPLAY_GROUPS = ("core", "health", "history", "marts", "exports")
 
 
 def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float = 20.0,

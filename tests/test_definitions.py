@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_definitions_load_with_every_layer():
     graph = defs.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert {"catalogue", "raw", "core", "exports"} <= groups
+    assert {"catalogue", "raw", "core", "health", "history", "marts", "exports"} <= groups
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"catalogue/packages", "raw/github", "raw/pypi", "core/packages", "core/commit_weeks",
             "core/participants", "core/releases", "exports/api_v4", "exports/published_warehouse"} <= keys
@@ -27,7 +27,7 @@ def test_definitions_load_with_every_layer():
 
 
 def test_layers_only_depend_upstream():
-    order = ["catalogue", "raw", "core", "history", "marts", "exports"]
+    order = ["catalogue", "raw", "core", "health", "history", "marts", "exports"]
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

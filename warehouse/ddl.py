@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
-SCHEMAS = ("catalogue", "raw", "core", "history", "marts")
-SQL_FILES = ("core.sql", "history.sql", "marts.sql")  # tables first, views last
+SCHEMAS = ("catalogue", "raw", "core", "health", "history", "marts")
+SQL_FILES = ("core.sql", "health.sql", "history.sql", "marts.sql")  # tables first, views last
 
 # One-off migrations, applied once in order and recorded in main.pulse_migrations. Additive column
 # changes need no entry here (apply_schema adds declared columns); renames, type changes and

@@ -8,26 +8,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.core.assets import core_key
+from assets.core.columns import CORE_TABLES
 from assets.exports.api_v4 import ApiContext, load_api_tables, render_all, write_tree
 from assets.exports.health_api import load_health_documents
+from assets.health.assets import HEALTH_KEYS
+from assets.history.assets import HISTORY_KEY
+from assets.marts.assets import MART_VIEWS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.db import connect_reader
 from warehouse.publish import publish
 
+# everything the snapshot holds: every core table, the scores, history and every mart
 PUBLISHED_DEPS = [
-    *(
-        dg.AssetKey(["core", name])
-        for name in ("packages", "categories", "grids", "grid_packages", "repositories", "commit_weeks",
-                     "participants", "releases", "crawl_errors")
-    ),
-    dg.AssetKey(["history", "package_metrics"]),
-    *(
-        dg.AssetKey(["marts", name])
-        for name in ("package_activity", "grid_leaderboard", "stale_popular_packages", "newly_archived",
-                     "release_cadence")
-    ),
+    *(core_key(table) for table in CORE_TABLES),
+    *HEALTH_KEYS,
+    HISTORY_KEY,
+    *(dg.AssetKey(name.split(".")) for name in MART_VIEWS),
 ]
-
 
 @dg.asset(
     key=["exports", "published_warehouse"],

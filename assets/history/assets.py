@@ -13,6 +13,7 @@ from dagster import AssetExecutionContext
 from assets.core.assets import core_key
 from assets.core.columns import CORE_TABLES
 from assets.core.refresh import core_changes
+from assets.health.assets import HEALTH_KEYS
 from assets.history.history import consumed_core_version, snapshot_history
 from pipelines.resources import WRITER_POOL, WarehouseResource
 
@@ -21,7 +22,7 @@ HISTORY_KEY = dg.AssetKey(["history", "package_metrics"])
 
 @dg.asset(
     key=HISTORY_KEY,
-    deps=[core_key(t) for t in CORE_TABLES],
+    deps=[*[core_key(t) for t in CORE_TABLES], *HEALTH_KEYS],
     group_name="history",
     kinds={"duckdb"},
     pool=WRITER_POOL,

@@ -9,6 +9,10 @@ and copies everything else from the newest refresh. Re-running the newest refres
 refresh's own rows as the base (they are updated in place, never deleted first), so a re-run can
 never fall back to an older snapshot. A failed snapshot records nothing, so the next one catches up
 on every core refresh since the last good one.
+
+`health_score` comes from `health.package_scores` (the health asset runs before history) for every
+row of every snapshot, recomputed and carried rows alike: a score depends on the scoring time, so a
+carried row takes today's score (one join), and an incremental snapshot still equals a full one.
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ SELECT $refresh_id AS refresh_id,
        p.is_archived AS archived,
        p.is_deprecated AS deprecated,
        p.pypi_status,
-       NULL::DOUBLE AS health_score
+       h.health_score
 FROM core.packages p
 LEFT JOIN core.repositories r ON r.repo_key = p.repo_key
+LEFT JOIN health.package_scores h ON h.package_id = p.id
 LEFT JOIN weeks w ON w.package_id = p.id
 LEFT JOIN people c ON c.package_id = p.id
 LEFT JOIN latest l ON l.package_id = p.id
@@ -61,13 +66,28 @@ LEFT JOIN latest l ON l.package_id = p.id
 
 CHANGED = "(SELECT package_id FROM __changed)"
 
+# a re-run of the newest refresh keeps its unchanged rows in place: they take today's health score too
+RESCORE_SQL = """
+UPDATE history.package_metrics m SET health_score = h.health_score
+FROM (SELECT m2.package_id, h2.health_score FROM history.package_metrics m2
+      LEFT JOIN health.package_scores h2 ON h2.package_id = m2.package_id
+      WHERE m2.refresh_id = $refresh_id) h
+WHERE m.refresh_id = $refresh_id AND m.package_id = h.package_id
+  AND m.health_score IS DISTINCT FROM h.health_score
+"""
+
+# Carried rows keep their core metrics but take today's health score: health depends on the scoring
+# time (ages, end-of-life dates) and on the health config, so it changes for every package on every
+# refresh, and a carried row must equal what a full snapshot would write (one join, no recomputation).
 # (ANTI/SEMI joins rather than NOT IN / IN: no NULL semantics to honour, measurably cheaper)
 CARRY_SQL = """
 INSERT INTO history.package_metrics BY NAME
-SELECT m.* REPLACE ($refresh_id AS refresh_id, $snapshot_at::TIMESTAMPTZ AS snapshot_at)
+SELECT m.* REPLACE ($refresh_id AS refresh_id, $snapshot_at::TIMESTAMPTZ AS snapshot_at,
+                    h.health_score AS health_score)
 FROM history.package_metrics m
 ANTI JOIN __changed c ON c.package_id = m.package_id
 SEMI JOIN core.packages p ON p.id = m.package_id
+LEFT JOIN health.package_scores h ON h.package_id = m.package_id
 WHERE m.refresh_id = $base
   AND m.snapshot_at = $base_at  -- rows are appended in time order: lets DuckDB skip older row groups
 """
@@ -136,6 +156,7 @@ def snapshot_history(
                     "WHERE refresh_id = $refresh_id",
                     params,
                 )
+                con.execute(RESCORE_SQL, {"refresh_id": refresh_id})
             else:
                 con.execute("DELETE FROM history.package_metrics WHERE refresh_id = ?", [refresh_id])
                 con.execute(CARRY_SQL, {**params, "base": base, "base_at": base_at})

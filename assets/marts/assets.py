@@ -1,9 +1,10 @@
-"""Dagster assets for the marts: analytics views over core and history (declared in marts.sql)."""
+"""Dagster assets for the marts: analytics views over core, health and history (declared in marts.sql)."""
 
 import dagster as dg
 
 from assets.core.assets import core_key
 from assets.core.columns import CORE_TABLES
+from assets.health.assets import HEALTH_KEYS
 from assets.history.assets import HISTORY_KEY
 from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import declared
@@ -16,7 +17,7 @@ MART_VIEWS = tuple(name for name in declared()[1] if name.startswith("marts."))
     specs=[
         dg.AssetSpec(
             dg.AssetKey(name.split(".")),
-            deps=[HISTORY_KEY, *[core_key(t) for t in CORE_TABLES]],
+            deps=[HISTORY_KEY, *HEALTH_KEYS, *[core_key(t) for t in CORE_TABLES]],
             group_name="marts",
             kinds={"duckdb"},
             description=f"View {name} (see warehouse/README.md).",

@@ -16,6 +16,7 @@ class PulseResource(dg.ConfigurableResource):
     catalogue: str | None = None  # PULSE_CATALOGUE: a djangopackages base URL or a file
     public_url: str | None = None  # PULSE_PUBLIC_URL
     timezone: str | None = None  # PULSE_TIMEZONE
+    health_config: str | None = None  # PULSE_HEALTH_CONFIG: a health.toml to score with (None: the shipped one)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({

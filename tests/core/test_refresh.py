@@ -222,3 +222,39 @@ def test_history_catches_up_on_every_core_refresh_after_a_failed_snapshot(sample
     assert pending(con) == CoreChanges(version=5, full=True)
     assert snapshot(con, "r4", NOW.replace(day=30)) == 8
     assert consumed_core_version(con) == 5
+
+
+def test_incremental_history_carries_todays_health_scores(sample_warehouse):
+    """Health depends on the scoring time, so it changes for every package each day: carried rows
+    take the new score from health.package_scores (one join), and the incremental snapshot still
+    equals a full one; a re-run of the newest refresh id rescoring in place does too."""
+    from assets.health.scoring import score_warehouse
+
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    score_warehouse(con, now=NOW)
+    snapshot(con, "r1", NOW)
+    first = query(con, "SELECT package_id, health_score FROM history.package_metrics WHERE refresh_id = 'r1' "
+                       "ORDER BY 1")
+    assert first["health_score"].null_count() == 0
+    _changes(raw)
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+    later = NOW.replace(year=2027, month=6)  # months later: recency ramps move for every package
+    score_warehouse(con, now=later)
+    changed = pending(con)
+    assert changed.package_ids == (1, 2, 6)
+    snapshot_history(con, "r2", later, changes=changed)
+    snapshot_history(con, "r2-full", later.replace(hour=1))
+    _same_history(con, "r2", "r2-full")
+    carried = query(con, "SELECT m.package_id, m.health_score, s.health_score AS now_score "
+                         "FROM history.package_metrics m JOIN health.package_scores s USING (package_id) "
+                         "WHERE m.refresh_id = 'r2' AND m.package_id NOT IN (1, 2, 6) ORDER BY 1")
+    assert carried["health_score"].to_list() == carried["now_score"].to_list()
+    old = dict(first.rows())
+    assert any(old[p] != s for p, s in carried.select("package_id", "health_score").rows())
+    # re-running r2 with nothing pending keeps its rows in place and rescores them
+    score_warehouse(con, now=later.replace(year=2028))
+    snapshot(con, "r2-full", later.replace(year=2028))
+    rescored = query(con, "SELECT m.health_score, s.health_score AS now_score FROM history.package_metrics m "
+                          "JOIN health.package_scores s USING (package_id) WHERE m.refresh_id = 'r2-full'")
+    assert rescored["health_score"].to_list() == rescored["now_score"].to_list()

@@ -11,6 +11,7 @@ import pytest
 from assets.catalogue.readers import CatalogueRecords
 from assets.catalogue.transform import build_catalogue
 from assets.core.transform import build_core
+from assets.health.scoring import score_warehouse
 from assets.history.history import snapshot_history
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.archive import latest_responses, scan_archive
@@ -19,7 +20,7 @@ from warehouse.ddl import create_raw_views, declared, relation_keys
 from warehouse.load import replace_tables
 
 README = Path(__file__).resolve().parents[2] / "warehouse" / "README.md"
-DOCUMENTED_SCHEMAS = ("catalogue", "raw", "core", "history", "marts")
+DOCUMENTED_SCHEMAS = ("catalogue", "raw", "core", "health", "history", "marts")
 
 
 def _sections() -> dict[str, list[str]]:
@@ -69,6 +70,7 @@ def warehouse(tmp_path_factory):
     replace_tables(con, build_core(sample_catalogue(), latest_responses(raw),
                                    archive=scan_archive(raw)))
     create_raw_views(con, raw)
+    score_warehouse(con, now=datetime.now(UTC))  # the health tables, so the health marts have rows
     snapshot_history(con, "r1", datetime.now(UTC))
     yield con
     con.close()

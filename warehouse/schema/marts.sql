@@ -1,4 +1,4 @@
--- Marts: analytics views over core and history (recomputed on every query, nothing to load).
+-- Marts: analytics views over core, health and history (recomputed on every query, nothing to load).
 -- Each view's key is declared on a "key:" comment line above it (documented in warehouse/README.md).
 
 -- Per package: popularity and activity now, with human-friendly names.
@@ -100,3 +100,91 @@ SELECT r.package_id,
        median(date_diff('day', r.previous_upload, r.upload_time))::DOUBLE AS median_days_between
 FROM r JOIN core.packages p ON p.id = r.package_id
 GROUP BY r.package_id, p.slug;
+
+-- Per package: the Pulse health score now, its components and why, and its change against the
+-- newest history snapshot at least 30 / 90 days older than the score (NULL when history has none).
+-- key: package_id
+CREATE OR REPLACE VIEW marts.package_health AS
+WITH past AS (
+    SELECT m.package_id,
+           arg_max(m.health_score, m.snapshot_at)
+               FILTER (WHERE m.snapshot_at <= s.computed_at - INTERVAL 30 DAY) AS score_30d,
+           arg_max(m.health_score, m.snapshot_at)
+               FILTER (WHERE m.snapshot_at <= s.computed_at - INTERVAL 90 DAY) AS score_90d
+    FROM history.package_metrics m
+    JOIN health.package_scores s ON s.package_id = m.package_id
+    WHERE m.health_score IS NOT NULL
+    GROUP BY m.package_id
+)
+SELECT s.package_id,
+       p.slug,
+       p.title,
+       s.health_score,
+       s.activity,
+       s.releases,
+       s.popularity,
+       s.community,
+       s.currency,
+       s.security,
+       s.cap,
+       s.cap_reason,
+       s.explanation,
+       s.health_version,
+       round(s.health_score - past.score_30d, 1)::DOUBLE AS change_30d,
+       round(s.health_score - past.score_90d, 1)::DOUBLE AS change_90d
+FROM health.package_scores s
+JOIN core.packages p ON p.id = s.package_id
+LEFT JOIN past ON past.package_id = s.package_id;
+
+-- Per grid and scored member: its health rank (1 = healthiest, equal scores share the best rank) and
+-- percentile (share of the grid's other scored members with a lower score, 100 for a grid of one).
+-- The same numbers as assets.marts.grids.grid_health (tested equal).
+-- key: grid_id, package_id
+CREATE OR REPLACE VIEW marts.grid_package_health AS
+WITH members AS (
+    SELECT DISTINCT gp.grid_id, gp.package_id, s.health_score
+    FROM core.grid_packages gp
+    JOIN health.package_scores s ON s.package_id = gp.package_id
+    WHERE s.health_score IS NOT NULL
+), ranked AS (
+    SELECT *,
+           rank() OVER (PARTITION BY grid_id ORDER BY health_score DESC) AS rank_desc,
+           rank() OVER (PARTITION BY grid_id ORDER BY health_score) - 1 AS lower,
+           count(*) OVER (PARTITION BY grid_id) AS members
+    FROM members
+)
+SELECT grid_id,
+       package_id,
+       health_score,
+       rank_desc::INTEGER AS rank,
+       (CASE WHEN members > 1 THEN round(lower * 100.0 / (members - 1), 1) ELSE 100.0 END)::DOUBLE AS percentile
+FROM ranked;
+
+-- Per grid: how healthy its scored members are, and the healthiest one (ties: the lowest id).
+-- key: grid_id
+CREATE OR REPLACE VIEW marts.grid_health AS
+WITH members AS (
+    SELECT DISTINCT gp.grid_id, gp.package_id, s.health_score
+    FROM core.grid_packages gp
+    JOIN health.package_scores s ON s.package_id = gp.package_id
+    WHERE s.health_score IS NOT NULL
+), agg AS (
+    SELECT grid_id,
+           count(*) AS packages,
+           median(health_score) AS median_health,
+           min(health_score) AS min_health,
+           max(health_score) AS max_health,
+           first(package_id ORDER BY health_score DESC, package_id) AS top_package_id
+    FROM members GROUP BY grid_id
+)
+SELECT g.id AS grid_id,
+       g.slug AS grid_slug,
+       coalesce(a.packages, 0)::BIGINT AS packages,
+       a.median_health::DOUBLE AS median_health,
+       a.min_health::DOUBLE AS min_health,
+       a.max_health::DOUBLE AS max_health,
+       a.top_package_id,
+       p.slug AS top_package_slug
+FROM core.grids g
+LEFT JOIN agg a ON a.grid_id = g.id
+LEFT JOIN core.packages p ON p.id = a.top_package_id;

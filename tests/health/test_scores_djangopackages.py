@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from assets.marts.scores.djangopackages import (
+from assets.health.djangopackages import (
     INPUT_SCHEMA,
     PY3_PROBE_VERSIONS,
     djangopackages_scores,

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.marts.scores.grids import grid_health
-from assets.marts.scores.health import (
+from assets.health.health import (
     COMPONENTS,
     INPUT_SCHEMA,
     health_inputs,
@@ -19,6 +18,7 @@ from assets.marts.scores.health import (
     load_eol,
     score_health,
 )
+from assets.marts.grids import grid_health
 
 NOW = datetime(2026, 8, 18, 12, 0, tzinfo=UTC)
 
