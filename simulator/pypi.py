@@ -85,18 +85,8 @@ def project_json(state: SimState, p: Package) -> dict:
     }
     # real PyPI lists releases by version string (so "1.10.0" comes before "1.9.2")
     releases = {rel.version: _files(p, rel) for rel in sorted(w.releases(p.id), key=lambda r: r.version)}
-    vulns = []
-    if p.vulnerable:
-        rels = w.releases(p.id)
-        fixed = rels[-1].version
-        vulns.append({
-            "aliases": [f"CVE-2024-{10000 + p.id}"], "details": f"{name} is affected by a XSS issue.",
-            "fixed_in": [fixed], "id": f"PYSEC-2024-{100 + p.id}",
-            "link": f"https://osv.dev/vulnerability/PYSEC-2024-{100 + p.id}", "source": "osv",
-            "summary": None, "withdrawn": None,
-        })
     return {"info": info, "last_serial": _serial(p), "releases": releases,
-            "urls": releases[latest.version], "vulnerabilities": vulns}
+            "urls": releases[latest.version], "vulnerabilities": list(w.vulnerabilities(p.id))}
 
 
 # Warehouse's _CORS_HEADERS (legacy/api/json.py), on every JSON API answer, redirects included

@@ -886,6 +886,47 @@ class World:
         ranked = sorted(range(len(rels)), key=lambda i: (rels[i].yanked, rels[i].prerelease, -i))
         return rels[ranked[0]]
 
+    def vulnerabilities(self, pid: int) -> tuple[dict, ...]:
+        """The PyPI JSON's ``vulnerabilities`` for the project's latest version (OSV entries, as PyPI
+        serves them). A ``vulnerable`` package has 1-3 advisories against it (unfixed, or fixed in
+        a version not yet released), sometimes next to a withdrawn one; about one other project on
+        PyPI in 150 has only a withdrawn advisory (it does not count). Drawn from a stream of its
+        own keyed by package id, so the rest of the world does not move."""
+        p = self.package(pid)
+        latest = self.pypi_latest(pid) if p.pypi_status == "ok" else None
+        if latest is None:
+            return ()
+        rng = random.Random(_seed_int(self.seed, "vulnerabilities", pid))
+        name = p.pypi_name or p.slug
+        year = min(self.now.year, max(2019, latest.upload_time.year))
+        parts = latest.version.split(".")
+        next_patch = ".".join([*parts[:-1], str(int(parts[-1]) + 1)]) if parts[-1].isdigit() else None
+
+        def entry(k: int, *, withdrawn: bool = False) -> dict:
+            cve = f"CVE-{year}-{10_000 + (pid * 7 + k * 3_001) % 89_999}"
+            if k == 0:  # the first advisory keeps the ids the world always had
+                vid, cve = f"PYSEC-2024-{100 + pid}", f"CVE-2024-{10000 + pid}"
+            elif rng.random() < 0.5:
+                vid = f"PYSEC-{year}-{200 + (pid * 13 + k) % 9_000}"
+            else:
+                vid = "GHSA-" + "-".join(sha1(pid, k, part)[:4] for part in ("a", "b", "c"))
+            kind = rng.choice(("a cross-site scripting (XSS) issue", "an SQL injection", "an open redirect",
+                               "a denial of service via crafted input", "an information disclosure"))
+            when = self.now - timedelta(days=rng.uniform(5, 300))
+            return {
+                "aliases": [cve], "details": f"{name} {latest.version} and earlier are affected by {kind}.",
+                "fixed_in": [next_patch] if next_patch and rng.random() < 0.4 else [], "id": vid,
+                "link": f"https://osv.dev/vulnerability/{vid}", "source": "osv", "summary": None,
+                "withdrawn": when.strftime("%Y-%m-%dT%H:%M:%SZ") if withdrawn else None,
+            }
+
+        if p.vulnerable:
+            out = [entry(k) for k in range(rng.choice((1, 1, 1, 2, 2, 3)))]
+            if rng.random() < 0.25:
+                out.append(entry(len(out), withdrawn=True))
+            return tuple(out)
+        return (entry(1, withdrawn=True),) if rng.random() < 1 / 150 else ()
+
     def gh_latest_release(self, pid: int) -> Release | None:
         p = self.package(pid)
         if not p.has_gh_release:

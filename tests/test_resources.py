@@ -49,7 +49,7 @@ def test_catalogue_raw_core_with_the_fake_crawler(tmp_path):
     con = connect_reader(tmp_path / "home" / "warehouse.duckdb")
     try:
         packages = dict(con.execute("SELECT slug, repo_watchers FROM core.packages").fetchall())
-        assert set(packages) == {"alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"}
+        assert set(packages) == {"alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota"}
         assert packages["alpha"] == packages["beta"] > 0  # one repository, answered by the fake
         assert packages["eta"] == 0  # its repository URL is unusable: never crawled
         stored = con.execute("SELECT count(*) FROM core.releases").fetchall()[0][0]

@@ -55,6 +55,8 @@ def catalogue_metadata(frames: CatalogueFrames, source: str, source_kind: str,
         "repo_url_problems": dg.MetadataValue.json(repo_problem_codes(packages)),
         "pypi_url_problems": dg.MetadataValue.json(repo_problem_codes(packages, "pypi_url_problem")),
         "with_pypi_name": packages.get_column("pypi_name").is_not_null().sum(),
+        "with_usage": int((packages.get_column("usage") > 0).sum()),
+        "deprecated": int(packages.get_column("deprecated").sum()),
         "notes": dg.MetadataValue.json(frames.notes),
     })
     meta["rejects"].update({

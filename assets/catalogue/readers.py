@@ -15,7 +15,15 @@ its first non-blank character (`{` / `[` means JSON), so the extension does not 
 
 CSV columns (first match wins): slug `dp_slug`|`slug`; category `dp_category`|`category` (a slug or
 an id); grids `dp_grids`|`grids` (comma-separated grid slugs); repo URL `dp_repo_url`|`repo_url`;
-optional `id`, `title`, `pypi_url`, `documentation_url`, `created`, `modified`.
+optional `id`, `title`, `pypi_url`, `documentation_url`, `created`, `modified`, the "I use this"
+count `dp_usage_count`|`usage_count`|`usage` (kept as text: the transform validates it) and
+`deprecated`, `date_deprecated` (the catalogue's own deprecation; the 2022 CSV's
+`repo_maybe_deprecated` is a guess from the repository, not the catalogue's word, and is not read).
+
+The health inputs the catalogue may carry: a JSON record's `usage_count` (djangopackages' API v3)
+or `usage` (a number, or in a `dumpdata` the many-to-many list of users, counted), and its
+`deprecated`, `date_deprecated`, `deprecated_by` (djangopackages' `package.Package` fields) are
+passed on as given; the v4 API has none of them.
 Synthesised values, deterministic for a given file:
 
 - package `id`: the `id` column when present, else the 1-based data row number;
@@ -168,6 +176,8 @@ def records_from_dumpdata(data: list[Record], *, source: str = "") -> CatalogueR
                 "id": pk, "category": fields.get("category"), "grids": [],
                 **{k: fields.get(k) for k in ("title", "slug", "repo_url", "pypi_url", "created", "modified")},
                 "documentation_url": fields.get("documentation_url"),
+                # `usage` is the many-to-many list of users who use it (the transform counts it)
+                **{k: fields[k] for k in ("usage", "date_deprecated", "deprecated_by") if k in fields},
             })
         elif model == "grid.gridpackage":
             memberships.setdefault(fields.get("package"), []).append(fields.get("grid"))
@@ -198,6 +208,8 @@ def records_from_csv(text: str, *, source: str = "") -> CatalogueRecords:
     col_id, col_title = _column(header, "id"), _column(header, "title")
     col_pypi, col_docs = _column(header, "pypi_url"), _column(header, "documentation_url")
     col_created, col_modified = _column(header, "created"), _column(header, "modified")
+    col_usage = _column(header, "dp_usage_count", "usage_count", "usage")
+    col_deprecated, col_date_deprecated = _column(header, "deprecated"), _column(header, "date_deprecated")
 
     rows = list(reader)
     category_ids = {c["slug"]: c["id"] for c in KNOWN_CATEGORIES}
@@ -222,7 +234,7 @@ def records_from_csv(text: str, *, source: str = "") -> CatalogueRecords:
         category = (row.get(col_category) or "").strip() if col_category else ""
         grid_list = (row.get(col_grids) or "").split(",") if col_grids else []
         raw_id = (row.get(col_id) or "").strip() if col_id else ""
-        packages.append({
+        package: Record = {
             "id": (int(raw_id) if raw_id.isdigit() else raw_id or None) if col_id else number,
             "title": ((row.get(col_title) or "").strip() if col_title else "") or slug,
             "slug": slug,
@@ -233,5 +245,10 @@ def records_from_csv(text: str, *, source: str = "") -> CatalogueRecords:
             "documentation_url": (row.get(col_docs) or None) if col_docs else None,
             "created": (row.get(col_created) or None) if col_created else None,
             "modified": (row.get(col_modified) or None) if col_modified else None,
-        })
+        }
+        for key, column in (("usage_count", col_usage), ("deprecated", col_deprecated),
+                            ("date_deprecated", col_date_deprecated)):
+            if column is not None:
+                package[key] = (row.get(column) or "").strip() or None
+        packages.append(package)
     return CatalogueRecords(categories, grids, packages, source, "csv")

@@ -21,6 +21,13 @@ Row rules:
   deduplicated; one that points at a package or grid not in the catalogue is rejected (kind
   `grid_package`). Memberships of rejected packages/grids are dropped with them (no second reject).
 - A package's `category_id` is kept as given, even when the category is unknown (counted in notes).
+- `usage` (djangopackages' "I use this" count) is the record's `usage_count`, else its `usage` (a
+  count, or a list of users as in a `dumpdata`, counted), else 0 (the v4 API has none). A value
+  that is not a non-negative integer (`-3`, `"many"`, `2.5`, `true`) rejects the package
+  (`invalid_usage`), like any other malformed field.
+- `deprecated` is true when the record says `deprecated: true` or has a non-null `date_deprecated`
+  or `deprecated_by` (djangopackages' `Package.date_deprecated` / `deprecated_by`), else false; a
+  `deprecated` that is not a boolean rejects the package (`invalid_boolean`).
 
 `reason` in rejects is `"<code>: <detail>"`; the codes are stable for counting.
 Datetimes: ISO 8601 strings with an offset (or `Z`) are converted to UTC; naive ones are read as UTC.
@@ -62,6 +69,7 @@ PACKAGE_SCHEMA = pl.Schema({
     "created": UTC_DATETIME, "modified": UTC_DATETIME,
     "repo_host": pl.String, "repo_owner": pl.String, "repo_name": pl.String, "repo_key": pl.String,
     "pypi_name": pl.String, "repo_url_problem": pl.String, "pypi_url_problem": pl.String,
+    "usage": pl.Int64, "deprecated": pl.Boolean,
 })
 REJECT_SCHEMA = pl.Schema({
     "kind": pl.String, "source_id": pl.Int64, "slug": pl.String, "reason": pl.String, "record": pl.String,
@@ -155,6 +163,34 @@ def _bool(record: dict[str, Any], key: str, default: bool) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise _Reject("invalid_boolean", f"{key} {value!r} is not a boolean")
+
+
+def _usage(record: dict[str, Any]) -> int:
+    """The "I use this" count: `usage_count` (API v3, the CSV), else `usage` (a count, or the
+    `dumpdata` list of users), else 0."""
+    key = "usage_count" if record.get("usage_count") is not None else "usage"
+    value = record.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, list):
+        return len(value)
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = int(value.strip())
+    if number is None or number < 0 or number >= 2**63:
+        raise _Reject("invalid_usage", f"{key} {value!r} is not a non-negative integer")
+    return number
+
+
+def _deprecated(record: dict[str, Any]) -> bool:
+    """The catalogue says so: `deprecated` true, or a non-null `date_deprecated` / `deprecated_by`."""
+    marked = _bool(record, "deprecated", False)
+    return marked or any(record.get(key) not in (None, "") for key in ("date_deprecated", "deprecated_by"))
 
 
 def _dates(record: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
@@ -261,6 +297,7 @@ def _package_row(record: dict[str, Any]) -> dict[str, Any]:
         "pypi_name": pypi_name,
         "repo_url_problem": None,
         "pypi_url_problem": None if pypi_problem is None else str(pypi_problem),
+        "usage": _usage(record), "deprecated": _deprecated(record),
     }
     if isinstance(repo, RepoProblem):
         row["repo_url_problem"] = str(repo)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, conform
-from pipelines.sources.facts import UTC_US, Facts, cast_columns
+from assets.core.columns import CORE_KEYS, catalogue_packages, conform
+from pipelines.sources.facts import UTC_US, Facts
 from pipelines.sources.times import iso_column
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
@@ -208,7 +208,7 @@ def assemble_core(
     """The assemble stage: catalogue frames + parsed facts -> core tables."""
     categories = conform("core.categories", _table(catalogue, "categories"))
     grids = conform("core.grids", _table(catalogue, "grids"))
-    packages = cast_columns(_table(catalogue, "packages"), CATALOGUE_PACKAGE_COLUMNS)
+    packages = catalogue_packages(_table(catalogue, "packages"))
     grid_packages = conform(
         "core.grid_packages",
         _table(catalogue, "grid_packages")
@@ -221,6 +221,7 @@ def assemble_core(
         pl.coalesce(iso_column(pl.col("last_commit_at")), iso_column(pl.col("graph_commit_at")))
         .alias("last_commit_at"),
         iso_column(pl.col("pushed_at")).alias("pushed_at"),
+        iso_column(pl.col("created_at")).alias("created_at"),
     )
     # commit dates without a repo body still count (e.g. the repo request failed, commits did not)
     commit_only = facts.commits.join(facts.repos, on="subject", how="anti").select(
@@ -265,7 +266,7 @@ def assemble_core(
         .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
     )
     pypi = facts.pypi.rename({"subject": "pypi_subject", "requires_python": "pypi_requires_python",
-                              "classifiers": "pypi_classifiers"})
+                              "classifiers": "pypi_classifiers", "vulnerabilities": "pypi_vulnerabilities"})
     simple = facts.simple.rename({"subject": "pypi_subject"})
     out = (
         packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"))
@@ -292,11 +293,12 @@ def assemble_core(
             pl.col("is_archived").fill_null(False),
             pl.col("is_stale").fill_null(False),
             pl.coalesce("docs_project_url", "docs_url", "documentation_url").alias("documentation_url"),
+            pl.col("deprecated").alias("catalogue_deprecated"),
             *classifier_columns(pl.col("pypi_classifiers")),
         )
         .with_columns(
             (pl.col("is_archived") | pl.col("pypi_status").is_in(DEPRECATED_STATUSES).fill_null(False)
-             | pl.col("pypi_inactive")).alias("is_deprecated")
+             | pl.col("pypi_inactive") | pl.col("catalogue_deprecated")).alias("is_deprecated")
         )
     )
     packages_out = conform("core.packages", out)

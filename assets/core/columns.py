@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.sources.facts import UTC_US
+from pipelines.sources.facts import UTC_US, cast_columns
 from warehouse.ddl import declared_keys
 
 # the catalogue columns every core.packages row starts from (the crawl adds the rest)
@@ -29,6 +29,12 @@ CATALOGUE_PACKAGE_COLUMNS: dict[str, pl.DataType] = {
     "repo_key": pl.String(),
     "pypi_name": pl.String(),
     "repo_url_problem": pl.String(),
+}
+# the catalogue's health inputs (catalogue.packages `usage`, `deprecated`) and their values when a
+# catalogue frame predates them
+CATALOGUE_INPUT_COLUMNS: dict[str, tuple[pl.DataType, object]] = {
+    "usage": (pl.Int64(), 0),
+    "deprecated": (pl.Boolean(), False),
 }
 
 CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
@@ -72,6 +78,9 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "python_versions": pl.List(pl.String()),
         "django_versions": pl.List(pl.String()),
         "is_deprecated": pl.Boolean(),
+        "usage": pl.Int64(),
+        "catalogue_deprecated": pl.Boolean(),
+        "pypi_vulnerabilities": pl.Int32(),
     },
     "core.repositories": {
         "repo_key": pl.String(),
@@ -94,6 +103,7 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "topics": pl.List(pl.String()),
         "canonical_repo": pl.String(),
         "fetched_at": UTC_US,
+        "created_at": UTC_US,
     },
     "core.commit_weeks": {
         "package_id": pl.Int64(),
@@ -134,6 +144,15 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
 CORE_KEYS: dict[str, tuple[str, ...]] = dict(declared_keys("core.sql"))
 
 CORE_TABLES = tuple(CORE_COLUMNS)
+
+
+def catalogue_packages(frame: pl.DataFrame) -> pl.DataFrame:
+    """A catalogue packages frame typed as core reads it: `CATALOGUE_PACKAGE_COLUMNS` plus the
+    health inputs (`usage`, `deprecated`), defaulted when the frame has none or nulls."""
+    inputs = [(pl.col(c).cast(t).fill_null(default) if c in frame.columns else pl.lit(default, t)).alias(c)
+              for c, (t, default) in CATALOGUE_INPUT_COLUMNS.items()]
+    return cast_columns(frame.with_columns(inputs), {**CATALOGUE_PACKAGE_COLUMNS,
+                                                     **{c: t for c, (t, _) in CATALOGUE_INPUT_COLUMNS.items()}})
 
 
 def conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:

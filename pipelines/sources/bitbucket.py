@@ -153,6 +153,7 @@ def read_repository(doc: dict) -> dict:
         "license": None,
         "topics": [],
         "full_name": doc.get("full_name"),
+        "created_at": text(doc.get("created_on")),
     }
 
 

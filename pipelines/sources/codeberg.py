@@ -146,6 +146,7 @@ def read_repository(doc: dict) -> dict:
         "license": str(licenses[0]) if licenses else None,
         "topics": [str(t) for t in topics],
         "full_name": doc.get("full_name"),
+        "created_at": text(doc.get("created_at")),
     }
 
 

@@ -42,6 +42,7 @@ REPO_FACTS: dict[str, pl.DataType] = {
     "license": pl.String(),
     "topics": pl.List(pl.String()),
     "full_name": pl.String(),
+    "created_at": pl.String(),
     "good_fetched_at": UTC_US,
 }
 COMMIT_FACTS: dict[str, pl.DataType] = {"subject": pl.String(), "last_commit_at": pl.String()}
@@ -65,6 +66,9 @@ PYPI_FACTS: dict[str, pl.DataType] = {
     "docs_url": pl.String(),
     "requires_python": pl.String(),
     "classifiers": pl.List(pl.String()),
+    # entries of the JSON's top-level `vulnerabilities` (the latest version's) not withdrawn; null
+    # when the body has no such list
+    "vulnerabilities": pl.Int32(),
 }
 # PEP 792 project status from the Simple API (PEP 691 JSON `project-status`)
 SIMPLE_FACTS: dict[str, pl.DataType] = {

@@ -507,6 +507,7 @@ REST_REPO_DTYPE = pl.Struct(
         "fork": _B,
         "default_branch": _S,
         "pushed_at": _S,
+        "created_at": _S,
         "license": pl.Struct({"spdx_id": _S}),
         "topics": pl.List(_S),
     }
@@ -523,6 +524,7 @@ GRAPHQL_REPO_DTYPE = pl.Struct(
         "isArchived": _B,
         "isFork": _B,
         "pushedAt": _S,
+        "createdAt": _S,
         "licenseInfo": pl.Struct({"spdxId": _S}),
         "repositoryTopics": pl.Struct({"nodes": pl.List(pl.Struct({"topic": pl.Struct({"name": _S})}))}),
         "defaultBranchRef": pl.Struct({"name": _S, "target": pl.Struct({"committedDate": _S})}),
@@ -554,6 +556,7 @@ REST_REPO_FACTS: dict[str, pl.Expr] = {
     "license": _doc.field("license").struct.field("spdx_id"),
     "topics": _doc.field("topics"),
     "full_name": _doc.field("full_name"),
+    "created_at": _doc.field("created_at"),
 }
 GRAPHQL_REPO_FACTS: dict[str, pl.Expr] = {
     "stars": _doc.field("stargazerCount"),
@@ -573,6 +576,7 @@ GRAPHQL_REPO_FACTS: dict[str, pl.Expr] = {
     .struct.field("nodes")
     .list.eval(pl.element().struct.field("topic").struct.field("name")),
     "full_name": _doc.field("nameWithOwner"),
+    "created_at": _doc.field("createdAt"),
 }
 
 

@@ -172,6 +172,7 @@ def read_project(doc: dict) -> dict:
         "license": license_.get("key"),
         "topics": [str(t) for t in (doc.get("topics") or doc.get("tag_list") or [])],
         "full_name": doc.get("path_with_namespace"),
+        "created_at": text(doc.get("created_at")),
     }
 
 

@@ -119,6 +119,7 @@ from pipelines.sources.reading import Bodies, JsonShape, malformed, structure  #
 JSON_STRUCTURE = (
     '{"info": {"version": "VARCHAR", "docs_url": "VARCHAR", "project_urls": "MAP(VARCHAR, VARCHAR)", '
     '"requires_python": "VARCHAR", "classifiers": ["VARCHAR"]}, '
+    '"vulnerabilities": [{"id": "VARCHAR", "withdrawn": "VARCHAR"}], '
     '"releases": "MAP(VARCHAR, STRUCT(upload_time_iso_8601 VARCHAR, yanked BOOLEAN, requires_python VARCHAR)[])"}'
 )
 JSON_FINISH = """CASE WHEN {d} IS NOT NULL THEN struct_pack(
@@ -129,7 +130,8 @@ JSON_FINISH = """CASE WHEN {d} IS NOT NULL THEN struct_pack(
         requires_python := {d}.info.requires_python,
         classifiers := {d}.info.classifiers
     ) END,
-    releases := map_entries({d}.releases)
+    releases := map_entries({d}.releases),
+    vulnerabilities := {d}.vulnerabilities
 ) END"""
 # PEP 691 Simple JSON: only the name (the shape check) and the PEP 792 project status are read
 SIMPLE_DTYPE = pl.Struct({"name": pl.String(), "project-status": pl.Struct({"status": pl.String(),
@@ -160,6 +162,11 @@ def read_json(docs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFr
         .then(info.field("requires_python").str.strip_chars()).alias("requires_python"),
         info.field("classifiers").list.eval(pl.element().drop_nulls().str.strip_chars())
         .fill_null(pl.lit([], pl.List(pl.String))).alias("classifiers"),
+        # the latest version's known vulnerabilities: entries with an id, withdrawn ones left out;
+        # null when the body has no list (unknown, not "none")
+        pl.col("doc").struct.field("vulnerabilities")
+        .list.eval(pl.element().struct.field("id").is_not_null() & pl.element().struct.field("withdrawn").is_null())
+        .list.sum().alias("vulnerabilities"),
     ).join(urls, on="subject", how="left")
     releases = (
         ok.select("subject", pl.col("doc").struct.field("releases").alias("r"))

@@ -104,6 +104,10 @@ def test_real_csv_2022(csv_2022):
     assert hosts == {"github": 4191, "gitlab": 36, None: 669}
     pairs = {(g, p["id"]) for p in records.packages for g in p["grids"]}
     assert frames.grid_packages.height == len(pairs) == 4936
+    # dp_usage_count: djangopackages' "I use this" count; repo_maybe_deprecated is not the catalogue's word
+    usage = frames.packages["usage"]
+    assert usage.null_count() == 0 and usage.sum() == 13412 and (usage > 0).sum() == 2306 and usage.max() == 534
+    assert not frames.packages["deprecated"].any()
 
 
 def test_real_dump_2011(dump_2011):
@@ -118,6 +122,28 @@ def test_real_dump_2011(dump_2011):
     assert django["repo_key"] == "github:django/django" and django["pypi_name"] == "django"
     # naive 2011 datetimes are read as UTC
     assert frames.grids["created"].dtype.time_zone == "UTC"
+    # `usage` is the many-to-many list of users: counted
+    assert django["usage"] == len(next(p for p in records.packages if p["slug"] == "django")["usage"]) > 0
+    assert frames.packages["usage"].sum() == 3562 and not frames.packages["deprecated"].any()
+
+
+def test_csv_usage_and_deprecation_columns(tmp_path):
+    path = tmp_path / "catalogue.csv"
+    path.write_text(
+        "slug,repo_url,usage_count,deprecated,date_deprecated\n"
+        "a,https://github.com/o/a,12,,\n"
+        "b,https://github.com/o/b,,true,\n"
+        "c,https://github.com/o/c,3,False,2021-05-01 10:00:00\n"
+        "d,https://github.com/o/d,-1,,\n"
+        "e,https://github.com/o/e,lots,,\n"
+    )
+    frames = build_catalogue(read_catalogue(str(path)))
+    assert frames.packages.select("slug", "usage", "deprecated").rows() == [
+        ("a", 12, False), ("b", 0, True), ("c", 3, True)]
+    assert frames.rejects.select("source_id", "slug", "reason").rows() == [
+        (4, "d", "invalid_usage: usage_count '-1' is not a non-negative integer"),
+        (5, "e", "invalid_usage: usage_count 'lots' is not a non-negative integer"),
+    ]
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

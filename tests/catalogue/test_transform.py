@@ -38,7 +38,10 @@ def test_schemas_and_values_of_a_clean_catalogue():
     assert frames.rejects.schema == REJECT_SCHEMA
     assert list(frames.packages.columns) == [
         "id", "title", "slug", "category_id", "repo_url", "pypi_url", "documentation_url", "created", "modified",
-        "repo_host", "repo_owner", "repo_name", "repo_key", "pypi_name", "repo_url_problem", "pypi_url_problem"]
+        "repo_host", "repo_owner", "repo_name", "repo_key", "pypi_name", "repo_url_problem", "pypi_url_problem",
+        "usage", "deprecated"]
+    # the v4 API carries neither: no usage, not deprecated
+    assert set(frames.packages["usage"]) == {0} and set(frames.packages["deprecated"]) == {False}
     assert frames.packages["id"].to_list() == list(range(1, 8))  # sorted by id
     first = frames.packages.row(0, named=True)
     assert first["category_id"] == 2 and first["repo_key"] == "github:owner1/package-1"
@@ -106,6 +109,41 @@ def test_bad_rows_are_rejected_and_the_others_go_on():
     assert frames.rejects.filter(pl.col("reason").str.starts_with("missing_id"))["source_id"].to_list() == [None,
                                                                                                           None]
     assert repo_problem_codes(frames.packages) == {"port": 1}
+
+
+def test_usage_and_deprecation_from_v3_records_dumps_and_csv_values():
+    world = v4_world()
+    by_id = {p["id"]: p for p in world["packages"]}
+    by_id[1]["usage_count"] = 356  # API v3
+    by_id[2]["usage"] = [4, 8, 15]  # a dumpdata many-to-many list of users
+    by_id[3].update(usage=12, usage_count=None)  # a bare count; a null usage_count falls through
+    by_id[4].update(usage_count="7", deprecated="True")  # CSV text
+    by_id[5]["date_deprecated"] = "2023-04-01T10:00:00Z"
+    by_id[6].update(deprecated_by=17, deprecated=False)
+    by_id[7].update(usage_count=0, usage=99, date_deprecated=None, deprecated_by=None)  # usage_count wins
+    frames = build_catalogue(_records(world))
+    assert frames.rejects.is_empty()
+    rows = dict(frames.packages.select("id", pl.struct("usage", "deprecated")).iter_rows())
+    assert {k: (v["usage"], v["deprecated"]) for k, v in rows.items()} == {
+        1: (356, False), 2: (3, False), 3: (12, False), 4: (7, True), 5: (0, True), 6: (0, True), 7: (0, False)}
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("usage_count", -3, "invalid_usage: usage_count -3 is not a non-negative integer"),
+    ("usage_count", "many", "invalid_usage: usage_count 'many' is not a non-negative integer"),
+    ("usage", 2.5, "invalid_usage: usage 2.5 is not a non-negative integer"),
+    ("usage_count", True, "invalid_usage: usage_count True is not a non-negative integer"),
+    ("usage_count", {"n": 1}, "invalid_usage: usage_count {'n': 1} is not a non-negative integer"),
+    ("deprecated", "maybe", "invalid_boolean: deprecated 'maybe' is not a boolean"),
+])
+def test_a_bad_usage_or_deprecated_rejects_the_row_by_name(field, value, reason):
+    world = v4_world()
+    world["packages"][0][field] = value
+    frames = build_catalogue(_records(world))
+    reject = frames.rejects.row(0, named=True)
+    assert frames.rejects.height == 1 and reject["kind"] == "package" and reject["reason"] == reason
+    assert (reject["source_id"], reject["slug"]) == (world["packages"][0]["id"], world["packages"][0]["slug"])
+    assert frames.packages.height == 6
 
 
 def test_memberships_both_sides_deduplicated_and_unknown_ones_rejected():

@@ -49,9 +49,9 @@ def test_core_history_marts_and_publish(home):
         for mat in [mat.materialization]
         if "dagster/row_count" in mat.metadata
     }
-    assert counts["core/packages"] == 8
+    assert counts["core/packages"] == 9
     assert counts["core/commit_weeks"] == 2 * 52 + 52  # alpha + beta (shared repo) + gamma
-    assert counts["history/package_metrics"] == 8
+    assert counts["history/package_metrics"] == 9
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     failed = {k for k, passed in checks.items() if not passed}
     assert failed == {("core/packages", "crawl_freshness")}  # the sample was fetched days "ago": warn only
@@ -59,7 +59,7 @@ def test_core_history_marts_and_publish(home):
     publish(home / "warehouse.duckdb", home / "published.duckdb")  # what exports/published_warehouse does
     con = connect_reader(home / "published.duckdb")
     try:
-        assert con.execute("SELECT count(*) FROM marts.package_activity").fetchall()[0][0] == 8
+        assert con.execute("SELECT count(*) FROM marts.package_activity").fetchall()[0][0] == 9
         assert con.execute("SELECT count(*) FROM raw.responses").fetchall()[0][0] > 0
     finally:
         con.close()
@@ -70,7 +70,7 @@ def test_core_history_marts_and_publish(home):
     publish(home / "warehouse.duckdb", home / "published.duckdb")
     con = connect_reader(home / "published.duckdb")
     try:
-        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 16
+        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 18
         assert con.execute("SELECT count(DISTINCT refresh_id) FROM history.refreshes").fetchall()[0][0] == 2
     finally:
         con.close()

@@ -60,7 +60,7 @@ def test_incremental_equals_full(sample_warehouse):
     raw, catalogue, con = sample_warehouse
     assert refresh_core(con, catalogue, raw, now=NOW).mode == "full"
     assert pending(con) == CoreChanges(version=1, full=True)  # a new history recomputes everything
-    assert snapshot(con, "r1", NOW) == 8
+    assert snapshot(con, "r1", NOW) == 9
     assert consumed_core_version(con) == 1
     assert refresh_core(con, catalogue, raw, now=NOW).mode == "unchanged"
     assert pending(con) == CoreChanges(version=2, full=False, package_ids=())
@@ -77,7 +77,7 @@ def test_incremental_equals_full(sample_warehouse):
     alpha = query(con, "SELECT repo_watchers, is_stale FROM core.packages WHERE id = 1").row(0)
     assert alpha == (120, True)  # PyPI's newest attempt failed: stale, old data kept
     # history: only the changed packages are recomputed, the rest carried over
-    assert snapshot(con, "r2", NOW.replace(day=29)) == 8
+    assert snapshot(con, "r2", NOW.replace(day=29)) == 9
     assert pending(con).package_ids == () and not pending(con).full
     zeta = query(con, "SELECT refresh_id, stars FROM history.package_metrics WHERE package_id = 6 ORDER BY 1")
     assert zeta.rows() == [("r1", 42), ("r2", 77)]
@@ -148,9 +148,9 @@ def test_rerunning_a_refresh_id_keeps_its_current_values(sample_warehouse):
     assert query(con, stars).item() == 77
     # the same run id again (e.g. a re-executed history step): nothing is pending now
     assert pending(con).package_ids == () and not pending(con).full
-    assert snapshot(con, "r2", NOW.replace(day=30)) == 8
+    assert snapshot(con, "r2", NOW.replace(day=30)) == 9
     assert query(con, stars).item() == 77
-    assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 8
+    assert query(con, "SELECT count(*) FROM history.package_metrics WHERE refresh_id = 'r2'").item() == 9
     assert query(con, "SELECT snapshot_at FROM history.refreshes WHERE refresh_id = 'r2'").item() == \
         NOW.replace(day=30)
     # and a re-run with new core changes in between recomputes just those, on its own rows
@@ -214,13 +214,13 @@ def test_history_catches_up_on_every_core_refresh_after_a_failed_snapshot(sample
                                             fetched_at=LATER)], "later2")
     assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
     assert pending(con) == CoreChanges(version=3, full=False, package_ids=(1, 2, 3, 6))
-    assert snapshot(con, "r3", NOW.replace(day=29)) == 8
+    assert snapshot(con, "r3", NOW.replace(day=29)) == 9
     snapshot_history(con, "r3-full", NOW.replace(day=29, hour=1))
     _same_history(con, "r3", "r3-full")
     assert refresh_core(con, catalogue, raw, now=NOW, full=True).mode == "full"
     assert refresh_core(con, catalogue, raw, now=NOW).mode == "unchanged"
     assert pending(con) == CoreChanges(version=5, full=True)
-    assert snapshot(con, "r4", NOW.replace(day=30)) == 8
+    assert snapshot(con, "r4", NOW.replace(day=30)) == 9
     assert consumed_core_version(con) == 5
 
 

@@ -202,8 +202,8 @@ def test_newer_good_body_replaces_and_garbage_never_crashes(tmp_path):
 
 def test_empty_archive(tmp_path):
     core = build_core(sample_catalogue(), latest_responses(tmp_path / "raw"))
-    assert core["core.packages"].height == 8
-    assert core["core.packages"]["repo_watchers"].to_list() == [0] * 8
+    assert core["core.packages"].height == 9
+    assert core["core.packages"]["repo_watchers"].to_list() == [0] * 9
     assert core["core.commit_weeks"].is_empty()
 
 
@@ -359,3 +359,69 @@ def test_a_pypi_url_problem_is_a_bad_entry_too():
         (7, "catalogue:pypi_url:7", "not_pypi_host: http://127.0.0.1/pypi/x/json", "error"),
         (7, "catalogue:repo_url:7", "repo host localhost is not allowed", "error"),
     ]
+
+
+def test_catalogue_usage_and_deprecation_are_carried(raw_dir):
+    core = _built_both_ways(raw_dir)
+    packages = core["core.packages"]
+    assert dict(packages.select("slug", "usage").iter_rows()) == {
+        "alpha": 42, "beta": 0, "gamma": 0, "delta": 0, "eps": 0, "zeta": 0, "eta": 0, "theta": 0, "iota": 3}
+    eps = _pkg(core, "eps")
+    assert eps["catalogue_deprecated"] and eps["is_deprecated"]  # the catalogue's word retires it too
+    assert not eps["is_archived"] and eps["pypi_status"] is None
+    assert packages.filter(pl.col("catalogue_deprecated"))["slug"].to_list() == ["eps"]
+    # a catalogue frame written before the columns existed: 0 and false
+    old = sample_catalogue()
+    old["packages"] = old["packages"].drop("usage", "deprecated")
+    built = build_core(old, latest_responses(raw_dir))
+    assert set(built["core.packages"]["usage"]) == {0} and not built["core.packages"]["catalogue_deprecated"].any()
+    assert not _pkg(built, "eps")["is_deprecated"]
+
+
+def test_pypi_vulnerabilities_count_the_latest_release_without_withdrawn_ones(raw_dir):
+    core = _built_both_ways(raw_dir)
+    vulns = dict(core["core.packages"].select("slug", "pypi_vulnerabilities").iter_rows())
+    assert vulns == {
+        "iota": 2,  # two advisories and a withdrawn one
+        "alpha": 0,  # only a withdrawn one
+        "delta": None, "zeta": None,  # bodies without the list: unknown
+        "gamma": None,  # PyPI JSON 404
+        "beta": None, "eps": None, "eta": None, "theta": None,  # not on PyPI
+    }
+    assert core["core.packages"].schema["pypi_vulnerabilities"] == pl.Int32
+
+
+def test_odd_vulnerability_lists_never_break_the_body(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    bodies = {
+        "alpha": '{"info": {"version": "2.0"}, "releases": {}, "vulnerabilities": "oops"}',
+        "delta": '{"info": {"version": "0.3"}, "releases": {}, "vulnerabilities": [null, "x", 3, {"id": "A"},'
+                 ' {"id": "B", "withdrawn": null}, {"id": "C", "withdrawn": "2026-01-01T00:00:00Z"}, {"aliases": []}]}',
+        "zeta": '{"info": {"version": "1.0"}, "releases": {}, "vulnerabilities": []}',
+    }
+    write_batch(raw, "pypi", [
+        RawResponse(f"pypi:json:{name}", "pypi", "pypi_json", f"pypi:{name}", f"/pypi/{name}/json", 200, body,
+                    fetched_at=later) for name, body in bodies.items()], "later")
+    core = _built_both_ways(raw)
+    vulns = dict(core["core.packages"].select("slug", "pypi_vulnerabilities").iter_rows())
+    assert (vulns["alpha"], vulns["delta"], vulns["zeta"]) == (None, 2, 0)  # only entries with an id count
+    assert _pkg(core, "alpha")["pypi_version"] == "2.0"  # the rest of the body is read
+    assert core["core.crawl_errors"].filter(pl.col("request_key").str.starts_with("pypi:json:")
+                                            & (pl.col("kind") == "malformed")).is_empty()
+
+
+def test_repository_creation_time_from_every_host(raw_dir):
+    core = _built_both_ways(raw_dir)
+    created = dict(core["core.repositories"].select("repo_key", "created_at").iter_rows())
+    assert created == {
+        "github:acme/alpha": datetime(2015, 3, 4, 5, 6, 7, tzinfo=UTC),  # REST created_at
+        "github:acme/iota": datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+        "github:old/gamma": None,  # the body has none
+        "github:z/zeta": datetime(2019, 7, 1, 12, tzinfo=UTC),  # GraphQL createdAt
+        "gitlab:grp/delta": datetime(2018, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        "bitbucket:ws/eps": datetime(2012, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),  # created_on
+        "codeberg:cb/theta": datetime(2023, 3, 3, 9, tzinfo=UTC),  # +01:00
+    }
+    assert core["core.repositories"].schema["created_at"] == pl.Datetime("us", "UTC")

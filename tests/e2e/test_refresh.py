@@ -186,3 +186,34 @@ def test_an_unwritable_warehouse_is_one_line_and_non_zero(refreshed, tmp_path, b
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert lines[-1].startswith("pulse: "), result.stderr[-2000:]
     assert str(home) in lines[-1] and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_health_inputs_from_the_crawl_match_the_world(refreshed):
+    """pypi_vulnerabilities (withdrawn advisories left out), repositories.created_at, and the v4
+    catalogue's usage (none: 0) and deprecation (none: false) land in core as the world has them."""
+    w = refreshed.sim.world
+    con = duckdb.connect(str(refreshed.home / "published.duckdb"), read_only=True)
+    try:
+        packages = {row[0]: row[1:] for row in con.execute(
+            "SELECT id, pypi_vulnerabilities, usage, catalogue_deprecated, pypi_version FROM core.packages").fetchall()}
+        created = dict(con.execute("SELECT repo_key, created_at FROM core.repositories "
+                                   "WHERE created_at IS NOT NULL").fetchall())
+    finally:
+        con.close()
+    assert {(usage, deprecated) for _, usage, deprecated, _ in packages.values()} == {(0, False)}
+    vulnerable = w.select("vulnerable")
+    assert vulnerable
+    for p in vulnerable:
+        expected = sum(v["withdrawn"] is None for v in w.vulnerabilities(p.id))
+        assert packages[p.id][0] == expected >= 1, p.slug
+    read = [p for p in w.select("on_pypi", "healthy", exclude=("vulnerable",)) if packages[p.id][3] is not None]
+    assert len(read) > 50
+    for p in read:
+        assert packages[p.id][0] == 0, p.slug  # read and none counted (withdrawn ones included)
+    for p in w.select("not_on_pypi"):
+        assert packages[p.id][0] is None, p.slug
+    for p in w.select("github", "healthy", limit=20):
+        key = f"github:{p.full_name}".lower()
+        assert abs((created[key] - p.repo_created).total_seconds()) < 1, p.slug
+    for host in ("gitlab", "bitbucket", "codeberg"):
+        assert any(key.startswith(f"{host}:") for key in created), host

@@ -69,12 +69,12 @@ def add_health_tables(path: Path) -> None:
         con.execute("CREATE SCHEMA IF NOT EXISTS health")
         component_cols = ", ".join(f"{c} DOUBLE, {c}_max DOUBLE" for c in COMPONENT_MAX)
         con.execute(f"""
-            CREATE TABLE health.package_scores (
+            CREATE OR REPLACE TABLE health.package_scores (
                 package_id BIGINT NOT NULL, score INTEGER, weight INTEGER, weight_breakdown VARCHAR,
                 last_released TIMESTAMPTZ, health_score DOUBLE, health_uncapped DOUBLE, {component_cols},
                 cap DOUBLE, cap_reason VARCHAR, explanation VARCHAR, health_version VARCHAR,
                 computed_at TIMESTAMPTZ)""")
-        con.execute("CREATE TABLE health.grid_scores (grid_id BIGINT NOT NULL, weight INTEGER)")
+        con.execute("CREATE OR REPLACE TABLE health.grid_scores (grid_id BIGINT NOT NULL, weight INTEGER)")
         for package_id, (score, weight, released, health, cap, reason, downloads, _usage) in PACKAGES.items():
             uncapped = health if cap is None else min(health + 30.0, 100.0)
             parts = _components(uncapped)
@@ -88,12 +88,13 @@ def add_health_tables(path: Path) -> None:
             con.execute(f"INSERT INTO health.package_scores VALUES ({', '.join('?' * len(values))})", values)
         con.executemany("INSERT INTO health.grid_scores VALUES (?, ?)", list(GRID_WEIGHTS.items()))
 
-        con.execute("ALTER TABLE core.packages ADD COLUMN pypi_downloads BIGINT")
-        con.execute("ALTER TABLE core.packages ADD COLUMN usage BIGINT NOT NULL DEFAULT 0")
+        con.execute("ALTER TABLE core.packages ADD COLUMN IF NOT EXISTS pypi_downloads BIGINT")
+        con.execute("ALTER TABLE core.packages ADD COLUMN IF NOT EXISTS usage BIGINT DEFAULT 0")
         for package_id, row in PACKAGES.items():
             con.execute("UPDATE core.packages SET pypi_downloads = ?, usage = ? WHERE id = ?",
                         [row[6], row[7], package_id])
 
+        con.execute("DROP VIEW IF EXISTS marts.package_health")  # the real view: replaced by fixed rows
         con.execute("""
             CREATE TABLE marts.package_health AS
             SELECT s.package_id, p.slug, p.title, s.health_score, s.activity, s.releases, s.popularity,
@@ -103,6 +104,7 @@ def add_health_tables(path: Path) -> None:
         for package_id, (d30, d90) in TRENDS.items():
             con.execute("UPDATE marts.package_health SET change_30d = ?, change_90d = ? WHERE package_id = ?",
                         [d30, d90, package_id])
+        con.execute("DROP VIEW IF EXISTS marts.grid_package_health")  # the real view: replaced by fixed rows
         con.execute("""
             CREATE TABLE marts.grid_package_health AS
             WITH m AS (SELECT gp.grid_id, gp.package_id, s.health_score FROM core.grid_packages gp
@@ -114,6 +116,7 @@ def add_health_tables(path: Path) -> None:
                                    / (count(*) OVER (PARTITION BY grid_id) - 1), 1)
                         ELSE 100.0 END AS percentile
             FROM m""")
+        con.execute("DROP VIEW IF EXISTS marts.grid_health")  # the real view: replaced by fixed rows
         con.execute("""
             CREATE TABLE marts.grid_health AS
             SELECT g.id AS grid_id, g.slug, count(s.package_id) AS packages,

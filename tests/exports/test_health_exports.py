@@ -36,7 +36,7 @@ HIT_KEYS = ["description", "title", "title_no_prefix", "slug_no_prefix", "clean_
 
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory) -> dict[str, Path]:
-    """`plain`: a published snapshot as main builds it today; `scored`: the same plus the score
+    """`plain`: a published snapshot from before the scores (no health schema, marts or inputs); `scored`: the same plus the score
     tables; `ranked_here`: scored without the grid marts (the exports rank themselves)."""
     home = tmp_path_factory.mktemp("health_published")
     write_sample(home / "raw")
@@ -48,6 +48,14 @@ def snapshots(tmp_path_factory) -> dict[str, Path]:
         publish(home / "warehouse.duckdb", home / "plain.duckdb", con=con)
     finally:
         con.close()
+    # `plain` stands for a snapshot published before the scores existed
+    con = duckdb.connect(str(home / "plain.duckdb"))
+    con.execute("DROP SCHEMA IF EXISTS health CASCADE")
+    for view in ("package_health", "grid_package_health", "grid_health"):
+        con.execute(f"DROP VIEW IF EXISTS marts.{view}")
+    for column in ("usage", "pypi_downloads"):
+        con.execute(f"ALTER TABLE core.packages DROP COLUMN IF EXISTS {column}")
+    con.close()
     shutil.copyfile(home / "plain.duckdb", home / "scored.duckdb")
     add_health_tables(home / "scored.duckdb")
     shutil.copyfile(home / "scored.duckdb", home / "ranked_here.duckdb")

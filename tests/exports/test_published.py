@@ -41,10 +41,10 @@ def test_export_datasets_writes_one_file_per_relation(published, tmp_path):
     assert names == sorted(names) and all(p.exists() for p in written)
     assert {"core.packages.csv", "history.package_metrics.csv", "marts.package_activity.csv"} <= set(names)
     assert not any(name.startswith(("catalogue.", "raw.", "main.")) for name in names)
-    assert pl.read_csv(tmp_path / "csv" / "core.packages.csv").height == 8
+    assert pl.read_csv(tmp_path / "csv" / "core.packages.csv").height == 9
     parquet = export_datasets(published, tmp_path / "parquet")
     assert [p.name.removesuffix(".parquet") for p in parquet] == [n.removesuffix(".csv") for n in names]
-    assert pl.read_parquet(tmp_path / "parquet" / "history.package_metrics.parquet").height == 8
+    assert pl.read_parquet(tmp_path / "parquet" / "history.package_metrics.parquet").height == 9
 
 
 def test_export_datasets_without_a_snapshot_fails_clearly(tmp_path):
@@ -58,7 +58,7 @@ def test_published_api_documents(published):
     api = PublishedApi(published, ApiContext.create("https://example.org/", "UTC"))
     assert api.root()["packages"] == "https://example.org/api/v4/packages/"
     first = api.page("packages", limit=3, offset=0)
-    assert first["count"] == 8 and len(first["results"]) == 3
+    assert first["count"] == 9 and len(first["results"]) == 3
     alpha = api.detail("packages", "1")
     assert alpha is not None and alpha["slug"] == "alpha"
     assert api.detail("packages", "alpha") == alpha

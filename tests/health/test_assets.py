@@ -28,6 +28,7 @@ from tests.fixtures.sample import T0, sample_catalogue, write_sample
 from warehouse.db import connect_writer
 from warehouse.load import query, replace_tables
 
+SAMPLE_PACKAGES = sample_catalogue()["packages"].height
 NOW = T0 + timedelta(days=3)
 GRAPH = [*core_assets, *health_assets, *history_assets, *marts_assets, *core_checks, *health_checks,
          *history_checks]
@@ -73,16 +74,17 @@ def test_a_real_run_scores_every_package_and_history_and_marts_see_it(home):
     meta = {m.asset_key.to_user_string(): m.metadata
             for m in (e.materialization for e in result.get_asset_materialization_events())}
     scores_meta = meta["health/package_scores"]
-    assert scores_meta["dagster/row_count"].value == 8
+    assert scores_meta["dagster/row_count"].value == SAMPLE_PACKAGES
     assert scores_meta["health_version"].value == "2026.08.1+eol.2026-08-18"
     assert scores_meta["health_seconds"].value >= 0
     assert "| 90-100 |" in scores_meta["distribution"].value
     top = scores_meta["top_10"].value
-    assert top.splitlines()[0] == "| package_id | slug | health_score | cap_reason |" and len(top.splitlines()) == 10
+    assert top.splitlines()[0] == "| package_id | slug | health_score | cap_reason |"
+    assert len(top.splitlines()) == 2 + min(10, SAMPLE_PACKAGES)
     assert meta["health/grid_scores"]["dagster/row_count"].value == 2
 
     scores = _read(home, "SELECT * FROM health.package_scores ORDER BY package_id")
-    assert scores["package_id"].to_list() == list(range(1, 9))
+    assert scores["package_id"].to_list() == sorted(sample_catalogue()["packages"]["id"].to_list())
     # `now` is the run's start: every row carries it, and it is not in the future
     computed = scores["computed_at"].unique()
     assert computed.len() == 1 and computed[0] <= datetime.now(UTC)
@@ -102,11 +104,11 @@ def test_a_real_run_scores_every_package_and_history_and_marts_see_it(home):
     assert by_slug["alpha"]["last_released"] is not None  # alpha's PyPI version has files
 
     history = _read(home, "SELECT package_id, health_score FROM history.package_metrics ORDER BY package_id")
-    assert history.height == 8 and history["health_score"].null_count() == 0
+    assert history.height == SAMPLE_PACKAGES and history["health_score"].null_count() == 0
     assert history["health_score"].to_list() == scores["health_score"].to_list()
 
     marts = _read(home, "SELECT * FROM marts.package_health ORDER BY package_id")
-    assert marts.height == 8 and marts["change_30d"].null_count() == 8  # one snapshot: no trend yet
+    assert marts.height == SAMPLE_PACKAGES and marts["change_30d"].null_count() == SAMPLE_PACKAGES  # no trend yet
     grid = _read(home, "SELECT * FROM marts.grid_package_health ORDER BY grid_id, rank, package_id")
     expected = grid_health(scores, _read(home, "SELECT * FROM core.grid_packages"))
     assert grid.select("grid_id", "package_id", "health_score", "rank", "percentile").rows() == \
@@ -189,14 +191,16 @@ def test_missing_inputs_are_read_as_typed_nulls(home):
     con = connect_writer(home / "warehouse.duckdb")
     try:
         packages = select_tolerant(con, "core.packages", {"id": "BIGINT", "no_such_column": "INTEGER"})
-        assert packages.schema["no_such_column"] == pl.Int32 and packages["no_such_column"].null_count() == 8
+        assert packages.schema["no_such_column"] == pl.Int32
+        assert packages["no_such_column"].null_count() == SAMPLE_PACKAGES
         assert select_tolerant(con, "core.no_such_table", {"id": "BIGINT"}) is None
         con.execute("ALTER TABLE core.packages DROP COLUMN pypi_status_reason")
+        con.execute("ALTER TABLE core.packages DROP COLUMN pypi_vulnerabilities")  # a warehouse before them
         tables = compute_scores(read_inputs(con), now=NOW)
     finally:
         con.close()
     scores = tables["health.package_scores"]
-    assert scores.height == 8
+    assert scores.height == SAMPLE_PACKAGES
     assert all("vulnerabilities unknown" in json.loads(e)[-1] for e in scores["explanation"])
 
 
@@ -250,12 +254,15 @@ def test_a_new_health_config_recomputes_every_score_on_replay_without_a_crawl(ho
         same_instant_old = compute_scores(read_inputs(con), now=after["computed_at"][0])["health.package_scores"]
     finally:
         con.close()
-    assert (after["health_uncapped"] - same_instant_old["health_uncapped"]).round(6).to_list() == [2.5] * 8
-    assert after["security"].to_list() == [7.5] * 8
+    # only the security weight moved for packages without download data: each package's total moved
+    # by exactly its security change (+2.5 unknown, +5 known safe, 0 with a known vulnerability)
+    change = (after["health_uncapped"] - same_instant_old["health_uncapped"]).round(6)
+    assert change.to_list() == (after["security"] - same_instant_old["security"]).round(6).to_list()
+    assert set(change.to_list()) <= {0.0, 2.5, 5.0} and (change > 0).sum() >= SAMPLE_PACKAGES - 1
     history = _read(home, "SELECT m.package_id, m.health_score FROM history.package_metrics m "
                           "JOIN history.refreshes r USING (refresh_id) ORDER BY r.snapshot_at, m.package_id")
-    assert history.height == 16
-    assert history["health_score"].tail(8).to_list() == after["health_score"].to_list()
+    assert history.height == 2 * SAMPLE_PACKAGES
+    assert history["health_score"].tail(SAMPLE_PACKAGES).to_list() == after["health_score"].to_list()
 
 
 def test_now_is_injectable_and_the_same_inputs_give_the_same_scores(home):

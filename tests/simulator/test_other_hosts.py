@@ -122,3 +122,26 @@ def test_codeberg_empty_repository_answers_409():
         assert answer(state, "http://sim", p.owner, p.name, "", "").status == 200
     finally:
         world.commits = original
+
+
+def test_every_host_tells_when_a_repository_was_created(simulator):
+    """The repository's creation time (Pulse's core.repositories.created_at) on every host's JSON."""
+    from simulator.model import gh_time
+    from tests.simulator.helpers import TOKEN
+
+    w = simulator.world
+    with client(simulator) as c:
+        p = w.first("github", "healthy")
+        assert c.get(f"/api/v3/repos/{p.full_name}", headers=TOKEN).json()["created_at"] == gh_time(p.repo_created)
+        query = f'{{ repository(owner: "{p.owner}", name: "{p.name}") {{ createdAt }} }}'
+        graph = c.post("/api/graphql", json={"query": query}, headers=TOKEN).json()
+        assert graph["data"]["repository"]["createdAt"] == gh_time(p.repo_created)
+        stamps = {
+            "gitlab": lambda p: c.get(f"/api/v4/projects/{quote(p.full_name, safe='')}").json()["created_at"],
+            "bitbucket": lambda p: c.get(f"/2.0/repositories/{p.full_name}").json()["created_on"],
+            "codeberg": lambda p: c.get(f"/api/v1/repos/{p.full_name}").json()["created_at"],
+        }
+        for host, stamp in stamps.items():
+            q = w.first(host, "crawlable")
+            when = datetime.fromisoformat(stamp(q).replace("Z", "+00:00"))
+            assert abs((when - q.repo_created).total_seconds()) < 1, host

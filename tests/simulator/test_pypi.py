@@ -110,6 +110,54 @@ def test_variants(py):
     assert body["vulnerabilities"][0]["id"].startswith("PYSEC-")
 
 
+VULN_FIELDS = {"aliases", "details", "fixed_in", "id", "link", "source", "summary", "withdrawn"}
+
+
+def test_vulnerabilities_of_the_latest_version(py):
+    """PyPI's JSON lists the latest version's known vulnerabilities (OSV entries); some are withdrawn."""
+    server, c = py
+    w = server.world
+    on_pypi = w.select("on_pypi")
+    served = {p.id: w.vulnerabilities(p.id) for p in on_pypi}
+    for p in w.select("vulnerable"):
+        body = c.get(f"/pypi/{p.pypi_name}/json").json()
+        vulns = body["vulnerabilities"]
+        assert vulns == list(served[p.id])
+        assert 1 <= sum(v["withdrawn"] is None for v in vulns) <= 3
+        for v in vulns:
+            assert set(v) == VULN_FIELDS and v["source"] == "osv" and v["summary"] is None
+            assert v["id"].startswith(("PYSEC-", "GHSA-")) and v["link"] == f"https://osv.dev/vulnerability/{v['id']}"
+            assert v["aliases"][0].startswith("CVE-") and v["details"]
+            # the latest version is affected: any fix is in a later version
+            assert body["info"]["version"] not in v["fixed_in"]
+        assert len({v["id"] for v in vulns}) == len(vulns)
+    # a small share; the others list none, or (rarely) only a withdrawn one
+    vulnerable = {p.id for p in w.select("vulnerable")}
+    assert 0 < len(vulnerable) < 0.1 * len(on_pypi)
+    for pid, vulns in served.items():
+        if pid not in vulnerable:
+            assert all(v["withdrawn"] for v in vulns)
+
+
+def test_withdrawn_advisories_occur_and_leave_the_world_as_it_was():
+    from simulator.hosts import REPO_HOSTS
+    from simulator.world import World
+
+    w = World(seed=1, packages=2000, hosts=REPO_HOSTS)
+    withdrawn_only = [pid for pid in w.ids() if w.vulnerabilities(pid)
+                      and all(v["withdrawn"] for v in w.vulnerabilities(pid))]
+    mixed = [pid for pid in w.ids() if w.package(pid).vulnerable
+             and any(v["withdrawn"] for v in w.vulnerabilities(pid))]
+    assert withdrawn_only and mixed
+    assert not any(w.package(pid).vulnerable for pid in withdrawn_only)
+    assert all(w.package(pid).pypi_status == "ok" for pid in withdrawn_only)
+    assert all(v["withdrawn"].endswith("Z") for pid in withdrawn_only for v in w.vulnerabilities(pid))
+    # drawn from a stream of their own: asking again (or first) gives the same, in any order
+    again = World(seed=1, packages=2000, hosts=REPO_HOSTS)
+    assert [again.vulnerabilities(pid) for pid in reversed(withdrawn_only)] == [
+        w.vulnerabilities(pid) for pid in reversed(withdrawn_only)]
+
+
 def test_etag_and_304(py):
     server, c = py
     p = server.world.first("on_pypi")

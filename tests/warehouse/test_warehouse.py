@@ -97,11 +97,11 @@ def test_one_off_migrations_run_once(tmp_path, monkeypatch):
 
 def test_history_is_idempotent_per_refresh(built):
     con, _core = built
-    assert snapshot_history(con, "run-1", NOW) == 8
-    assert snapshot_history(con, "run-1", NOW) == 8  # replaced, not duplicated
-    assert snapshot_history(con, "run-2", NOW.replace(day=29)) == 8
+    assert snapshot_history(con, "run-1", NOW) == 9
+    assert snapshot_history(con, "run-1", NOW) == 9  # replaced, not duplicated
+    assert snapshot_history(con, "run-2", NOW.replace(day=29)) == 9
     counts = query(con, "SELECT refresh_id, count(*) AS n FROM history.package_metrics GROUP BY 1 ORDER BY 1")
-    assert counts.rows() == [("run-1", 8), ("run-2", 8)]
+    assert counts.rows() == [("run-1", 9), ("run-2", 9)]
     alpha = query(con, "SELECT * FROM history.package_metrics WHERE refresh_id = 'run-2' AND package_id = 1")
     row = alpha.row(0, named=True)
     assert (row["stars"], row["contributors"], row["latest_release"]) == (120, 4, "2.0")
@@ -132,7 +132,7 @@ def test_replace_rows_upserts_a_partition(built):
 def test_raw_view_over_the_archive(built):
     con, _ = built
     n = con.execute("SELECT count(*) FROM raw.responses WHERE source = 'github'").fetchall()[0][0]
-    assert n == 13
+    assert n == 15  # 13 + iota repo and commits
     latest = con.execute("SELECT status FROM raw.latest_attempts WHERE request_key = 'github:repo:old/gamma'")
     assert latest.fetchall() == [(502,)]
 
@@ -159,7 +159,7 @@ def test_reader_queries_published_copy_while_writer_writes(built, tmp_path):
         while time.monotonic() < deadline or not writes:
             reader = connect_reader(published)
             try:
-                assert reader.execute("SELECT count(*) FROM core.packages").fetchall()[0][0] == 8
+                assert reader.execute("SELECT count(*) FROM core.packages").fetchall()[0][0] == 9
                 assert reader.execute("SELECT count(*) FROM core.commit_weeks").fetchall()[0][0] == 156
             finally:
                 reader.close()
@@ -208,12 +208,15 @@ def test_every_declared_view_queries_and_keeps_its_key(built):
 
 def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
     """A file written before the PyPI status/classifier columns (and crawl_errors.severity, history's
-    deprecated/pypi_status) existed is migrated by ALTER TABLE ADD COLUMN and keeps its data."""
+    deprecated/pypi_status, the health inputs usage/catalogue_deprecated/pypi_vulnerabilities and
+    repositories.created_at) existed is migrated by ALTER TABLE ADD COLUMN and keeps its data."""
     from assets.core.refresh import refresh_core
 
     added = {
         "core.packages": ["pypi_status", "pypi_status_reason", "pypi_requires_python", "pypi_classifiers",
-                          "pypi_inactive", "python_versions", "django_versions", "is_deprecated"],
+                          "pypi_inactive", "python_versions", "django_versions", "is_deprecated", "usage",
+                          "catalogue_deprecated", "pypi_vulnerabilities"],
+        "core.repositories": ["created_at"],
         "core.crawl_errors": ["severity"],
         "history.package_metrics": ["deprecated", "pypi_status"],
     }
@@ -234,10 +237,16 @@ def test_an_old_warehouse_gains_the_pypi_and_severity_columns_on_open(tmp_path):
         for table, columns in added.items():
             have = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             assert have[-len(columns):] == columns, table  # appended, as a fresh file declares them
-        assert con.execute("SELECT count(*) FROM core.packages WHERE pypi_status IS NULL").fetchall()[0][0] == 8
-        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 8
+        assert con.execute("SELECT count(*) FROM core.packages WHERE pypi_status IS NULL").fetchall()[0][0] == 9
+        assert con.execute("SELECT count(*) FROM core.packages WHERE usage IS NULL").fetchall()[0][0] == 9
+        assert con.execute("SELECT count(*) FROM history.package_metrics").fetchall()[0][0] == 9
         assert refresh_core(con, sample_catalogue(), raw, now=NOW, full=True).mode == "full"
         assert con.execute("SELECT pypi_status FROM core.packages WHERE id = 6").fetchall() == [("archived",)]
+        assert con.execute("SELECT usage, catalogue_deprecated, pypi_vulnerabilities FROM core.packages "
+                           "WHERE id IN (1, 5, 9) ORDER BY id").fetchall() == [(42, False, 0), (0, True, None),
+                                                                               (3, False, 2)]
+        assert con.execute("SELECT created_at IS NOT NULL FROM core.repositories "
+                           "WHERE repo_key = 'github:acme/iota'").fetchall() == [(True,)]
         assert con.execute("SELECT count(*) FROM core.crawl_errors WHERE severity IS NULL").fetchall()[0][0] == 0
         snapshot_history(con, "r2", NOW.replace(day=29))
         assert con.execute("SELECT deprecated FROM history.package_metrics WHERE refresh_id = 'r2' "

@@ -65,7 +65,10 @@ CREATE TABLE IF NOT EXISTS core.packages (
     pypi_inactive BOOLEAN,
     python_versions VARCHAR[],
     django_versions VARCHAR[],
-    is_deprecated BOOLEAN
+    is_deprecated BOOLEAN,
+    usage BIGINT,
+    catalogue_deprecated BOOLEAN,
+    pypi_vulnerabilities INTEGER
 );
 
 -- key: repo_key
@@ -89,7 +92,8 @@ CREATE TABLE IF NOT EXISTS core.repositories (
     license VARCHAR,
     topics VARCHAR[],
     canonical_repo VARCHAR,
-    fetched_at TIMESTAMPTZ
+    fetched_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ
 );
 
 -- key: package_id, week_index
