@@ -72,6 +72,7 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "python_versions": pl.List(pl.String()),
         "django_versions": pl.List(pl.String()),
         "is_deprecated": pl.Boolean(),
+        "pypi_downloads": pl.Int64(),
     },
     "core.repositories": {
         "repo_key": pl.String(),
@@ -115,6 +116,11 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "yanked": pl.Boolean(),
         "requires_python": pl.String(),
         "is_prerelease": pl.Boolean(),
+    },
+    "core.downloads_daily": {
+        "package_id": pl.Int64(),
+        "day": pl.Date(),
+        "downloads": pl.Int64(),
     },
     "core.crawl_errors": {
         "package_id": pl.Int64(),

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS core.packages (
     pypi_inactive BOOLEAN,
     python_versions VARCHAR[],
     django_versions VARCHAR[],
-    is_deprecated BOOLEAN
+    is_deprecated BOOLEAN,
+    pypi_downloads BIGINT
 );
 
 -- key: repo_key
@@ -117,6 +118,13 @@ CREATE TABLE IF NOT EXISTS core.releases (
     yanked BOOLEAN,
     requires_python VARCHAR,
     is_prerelease BOOLEAN
+);
+
+-- key: package_id, day
+CREATE TABLE IF NOT EXISTS core.downloads_daily (
+    package_id BIGINT NOT NULL,
+    day DATE NOT NULL,
+    downloads BIGINT
 );
 
 -- key: package_id, request_key

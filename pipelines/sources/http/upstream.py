@@ -31,7 +31,14 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from pipelines.sources.http.fetched import Fetched, classify_status, keep_headers
 from pipelines.sources.http.hosts import HostNotAllowed, check_url, same_host
-from pipelines.sources.http.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int, notify
+from pipelines.sources.http.quota import (
+    AdaptiveGate,
+    BudgetExceeded,
+    TokenPool,
+    header_int,
+    notify,
+    retry_after_seconds,
+)
 from pipelines.sources.http.tuning import Tuning
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -249,7 +256,7 @@ class Upstream:
                 return True
             return Fetched(url=url, status=status, headers=keep_headers(rheaders), text=text,
                            error_kind="rate_limited", error=f"HTTP {status}: quota exhausted")
-        retry_after = header_int(rheaders.get("retry-after"))
+        retry_after = retry_after_seconds(rheaders.get("retry-after"))  # seconds or an HTTP-date
         if not (status == 429 or retry_after is not None or "secondary rate limit" in lowered):
             return False
         hops.secondary_hits += 1
@@ -257,7 +264,7 @@ class Upstream:
             return Fetched(url=url, status=status, headers=keep_headers(rheaders), text=text,
                            error_kind="rate_limited", error=f"HTTP {status}: secondary rate limit persisted")
         if retry_after is not None:  # honoured as given
-            delay, how = float(retry_after), "as retry-after asks"
+            delay, how = retry_after, "as retry-after asks"
         else:  # GitHub: wait at least a minute, then exponentially longer
             delay = self.tuning.secondary_base_s * 2 ** (hops.secondary_hits - 1)
             how = "no retry-after: exponential back-off"
