@@ -13,8 +13,9 @@ The package name is normalised by the server (`.` and `_` become `-`; it stores 
 the catalogue's PEP 503 `pypi_name` is asked as is. An unknown project answers 404 with the plain
 text body `404` (archived as `not_found`, like PyPI's). Its etiquette: the data changes once a day,
 so ask each endpoint at most once a day (`min_age_hours`), gently (two requests in flight); IP rate
-limits answer 429 (`Upstream` honours `retry-after` and pauses the whole upstream). It sends no
-ETag today; if it ever does, the stored one is sent back (`If-None-Match`).
+limits answer 429 (`Upstream` honours `retry-after`, seconds or an HTTP date, and pauses the whole
+upstream). Whatever validator it sends is sent back the next day: an ETag as `If-None-Match`, else a
+`Last-Modified` as `If-Modified-Since` (`pipelines.sources.http.upstream.validator`).
 """
 
 from __future__ import annotations

@@ -110,6 +110,7 @@ class Fake:
     stats: dict[str, int] = field(default_factory=dict)  # pypistats: PEP 503 name -> last_month (else 404)
     stats_429: Counter[str] = field(default_factory=Counter)  # path substring -> remaining pypistats 429s
     stats_retry_after: str = "1"
+    stats_last_modified: str | None = None  # pypistats answers with this Last-Modified and no ETag
 
     def add_repo(self, full: str, **kw: Any) -> Repo:
         owner, name = full.split("/")
@@ -312,6 +313,14 @@ class Fake:
         if name not in self.stats:
             return httpx.Response(404, text="404", headers={"content-type": "text/html; charset=utf-8"})
         month = self.stats[name]
+        if self.stats_last_modified:  # validators by date only (what a plain Flask app behind a cache sends)
+            headers = {"last-modified": self.stats_last_modified}
+            if request.headers.get("if-modified-since") == self.stats_last_modified:
+                return httpx.Response(304, headers=headers)
+            payload = {"data": {"last_month": month}, "package": name, "type": "recent_downloads"}
+            if endpoint == "overall":
+                payload = {"data": [], "package": name, "type": "overall_downloads"}
+            return httpx.Response(200, text=json.dumps(payload), headers=headers)
         if endpoint == "recent":
             return self._json(request, {"data": {"last_day": month // 30, "last_month": month,
                                                  "last_week": month // 4},

@@ -505,3 +505,24 @@ def test_pypistats(tmp_path, fake):
     assert due["alpha"] == {"pypistats_recent", "pypistats_overall"} and "nothere" in due
     alpha = next(job for job in plan.jobs["pypistats"] if job.ident == "alpha")
     assert recent["etag"] and alpha.etag("pypistats_recent") == recent["etag"]  # If-None-Match next time
+
+
+def test_last_modified_without_etag_is_sent_back_as_if_modified_since(tmp_path, fake, monkeypatch):
+    """An upstream that sends only `Last-Modified` still gets conditional requests (`If-Modified-Since`)."""
+    from pipelines.sources.pypistats import PyPIStatsCrawling
+
+    monkeypatch.setattr(PyPIStatsCrawling, "min_age_hours", 0.0)  # ask again at once (the floor is 24 h)
+    fake.stats["alpha"] = 1500
+    fake.stats_last_modified = "Sat, 31 Oct 2026 01:00:00 GMT"
+    settings = make_settings(tmp_path)
+    packages = packages_frame([{"pypi": "alpha"}])
+    crawl(settings, packages, fake)
+    assert latest(settings)["pypistats:recent:alpha"]["etag"] == "last-modified:Sat, 31 Oct 2026 01:00:00 GMT"
+    fake.requests.clear()
+    crawl(settings, packages, fake, run_id="r2", force=True)
+    sent = [r for r in fake.requests if r.url.host == "pypistats.test"]
+    assert len(sent) == 2 and all(r.headers["if-modified-since"] == fake.stats_last_modified for r in sent)
+    assert all("if-none-match" not in r.headers for r in sent)
+    rows = latest(settings)
+    assert rows["pypistats:recent:alpha"]["status"] == 304
+    assert orjson.loads(rows["pypistats:recent:alpha"]["body"])["data"]["last_month"] == 1500  # body kept
