@@ -201,6 +201,7 @@ def main() -> None:
             out["github_quota_per_package"] = round((quota_spent(url) - before) / n_github, 3)
             out["crawler_quota_per_package"] = round(first.quota_spent / n_github, 3)
             out["errors_first_crawl"] = dict(Counter(error[2] for error in first.errors))
+            out["requests_by_source"] = first.requests_by_source
 
             before = quota_spent(url)
             refresh = run_crawl(token_settings, packages, run_id="bench-2", force=True, tuning=tuning)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from simulator.faults import parse_faults
-from simulator.hosts import BY_NAME
+from simulator.hosts import FAULT_HOST_NAMES
 
 
 @click.command("simulate")
@@ -28,7 +28,7 @@ def simulate(host: str, port: int, packages: int, seed: int, latency_ms: float, 
     from simulator.server import env_for, serve_forever
 
     try:
-        spec = parse_faults(faults, BY_NAME)
+        spec = parse_faults(faults, FAULT_HOST_NAMES)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
 

@@ -18,13 +18,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-PER_REQUEST = ("5xx", "500", "502", "503", "timeout", "reset", "malformed", "truncated", "slow")
+PER_REQUEST = ("5xx", "500", "502", "503", "429", "timeout", "reset", "malformed", "truncated", "slow")
 PER_REPO = ("stats202forever", "repo5xx")
 
 
 def fault_hosts(repo_hosts: Iterable[str]) -> tuple[str, ...]:
-    """The hosts faults can hit by name, with the registry's repository hosts (``simulator.hosts``)
-    passed in; by default faults hit all but the last, the catalogue."""
+    """The hosts faults can hit by name, with the registry's repository and package hosts
+    (``simulator.hosts.FAULT_HOST_NAMES``) passed in; by default faults hit all but the last, the catalogue."""
     return ("github", "pypi", *repo_hosts, "catalogue")
 
 
@@ -33,6 +33,7 @@ class Faults:
     rates: dict[str, float] = field(default_factory=dict)  # fault -> probability
     slow_ms: float = 2000.0
     timeout_ms: float = 30_000.0
+    retry_after: int = 1  # seconds a "429" fault's Retry-After asks for
     seed: int = 0
     hosts: tuple[str, ...] | None = None  # the hosts faults hit (None: every one but the catalogue)
     # GitHub limits

@@ -1,5 +1,6 @@
 """The world's records (package, commit, release), the time and id helpers they are rendered with, and
-what a repository host's simulator module declares (:class:`RepoHost`).
+what a repository host's simulator module declares (:class:`RepoHost`), and what a package-named
+upstream's declares (:class:`PackageHost`).
 
 Pure data: this module imports nothing from the simulator, so every other module may import it (the
 world generator, the server state in :mod:`simulator.core`, the host modules and their registry
@@ -136,3 +137,19 @@ class RepoHost:
     forced_after: str | None = None
     # owner and name as the host spells them, from the catalogue's (draws from the package's RNG)
     place: Callable[[random.Random, str, str], tuple[str, str]] = _as_listed
+
+
+@dataclass(frozen=True)
+class PackageHost:
+    """An upstream named by a package's PyPI name rather than by a repository (pypistats), as its
+    simulator module declares it. It answers from the world as it is (it adds nothing to it), so the
+    registry's order is not part of any world. The server sends paths under ``prefix`` to ``route``."""
+
+    name: str  # the crawler's source name, its fault host name and the first part of its route names
+    prefix: str  # API path prefix on the simulator's port
+    env: tuple[tuple[str, str], ...]  # (variable, path after the simulator's URL) pointing a crawl at it
+    # (state, method, path, query, base) -> (route name, producer of the answer), as RepoHost.route
+    route: Callable[[Any, str, str, str, str], tuple[str, Callable[[], Any]]]
+    # the crawl benchmark's sequential baseline for one project name: (client, name), the client a
+    # simulator.sequential.Sequential
+    baseline: Callable[[Any, str], None]

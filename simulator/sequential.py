@@ -4,8 +4,8 @@ One request at a time, the crawler's endpoints, no ETags. 202 "statistics being 
 are polled like the crawler polls them (at most `computing_attempts` polls, waits drawn the same
 way: uniform up to base * 2**n, capped), so both meet and wait for the same 202s; the time spent in
 those waits is counted apart (`waited_202_s`). `fetch(source, unit)` takes a catalogue row (a
-repository host) or a project name (PyPI), by the crawler's source names. GitHub and PyPI are fetched
-here; every other repository host by the `baseline` its simulator module declares on its `RepoHost`
+repository host) or a project name (PyPI, pypistats), by the crawler's source names. GitHub and PyPI are
+fetched here; every other host by the `baseline` its simulator module declares on its `RepoHost` or `PackageHost`
 (found in the registry, :mod:`simulator.hosts`), with this client's shared machinery (`client`, `url`,
 `pages`, `follow_links`).
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from simulator.hosts import BY_NAME
+from simulator.hosts import BY_NAME, PACKAGE_BY_NAME
 
 
 class Sequential:
@@ -39,7 +39,7 @@ class Sequential:
         self.client.close()
 
     def fetch(self, source: str, unit: Any) -> None:
-        host = BY_NAME.get(source)
+        host = BY_NAME.get(source) or PACKAGE_BY_NAME.get(source)
         if host is not None:
             host.baseline(self, unit)
         elif source == "github":

@@ -23,10 +23,10 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from simulator import catalogue, github, graphql, pypi
+from simulator import catalogue, github, graphql, pypi, pypistats
 from simulator.core import JSON, Resp, SimState, fingerprint, json_resp
 from simulator.faults import Faults, parse_faults, unit_hash
-from simulator.hosts import BY_NAME, REPO_HOSTS
+from simulator.hosts import FAULT_HOST_NAMES, PACKAGE_HOSTS, REPO_HOSTS
 from simulator.world import World
 
 log = logging.getLogger("simulator")
@@ -116,7 +116,7 @@ class Simulator:
             return "github.other", "github", lambda: github.not_found("")
         if path == "/api/graphql":
             return "github.graphql", "github", None
-        for host in REPO_HOSTS:  # before the catalogue: a host's API may live under /api/v4/ too
+        for host in (*REPO_HOSTS, *PACKAGE_HOSTS):  # before the catalogue: an API may live under /api/v4/ too
             if path.startswith(host.prefix):
                 name, producer = host.route(s, method, path, query, base)
                 return name, host.name, producer
@@ -240,6 +240,12 @@ class Simulator:
                     faults.append(code)
                     status = int(code) if code != "5xx" else (500, 502, 503)[int(unit_hash(*key) * 3)]
                     break
+        if not status and f.roll("429", *key):  # an IP rate limit, with how long to wait
+            faults.append("429")
+            resp = (pypistats.rate_limited(f.retry_after) if host == pypistats.NAME else
+                    Resp(429, b"429 Too Many Requests", {"Retry-After": str(f.retry_after)}, "text/plain"))
+            resp.quota = False
+            return resp
         if not status:
             return None
         if host == "github":
@@ -429,7 +435,7 @@ def env_for(url: str) -> dict[str, str]:
     """The environment that points ``pulse refresh`` at a simulator serving at ``url``."""
     env = {"PULSE_CATALOGUE": url, "GITHUB_API_URL": f"{url}/api/v3", "GITHUB_GRAPHQL_URL": f"{url}/api/graphql",
            "PYPI_URL": url}
-    for host in REPO_HOSTS:
+    for host in (*REPO_HOSTS, *PACKAGE_HOSTS):
         env.update((name, f"{url}{path}") for name, path in host.env)
     return env
 
@@ -534,8 +540,8 @@ class SimServer:
 def make_simulator(packages: int = 250, seed: int = 1, latency_ms: float = 0,
                    faults: str | dict | Faults | None = None, now: datetime | None = None,
                    log_cap: int = 100_000) -> Simulator:
-    return Simulator(World(seed=seed, packages=packages, now=now, hosts=REPO_HOSTS), parse_faults(faults, BY_NAME),
-                     latency_ms, log_cap)
+    return Simulator(World(seed=seed, packages=packages, now=now, hosts=REPO_HOSTS),
+                     parse_faults(faults, FAULT_HOST_NAMES), latency_ms, log_cap)
 
 
 def start_in_thread(packages: int = 250, seed: int = 1, latency_ms: float = 0,

@@ -1,6 +1,7 @@
 """The assemble stage: catalogue packages + parsed facts -> the core tables.
 
-Facts are keyed by subject (a repo key or "pypi:<name>"), packages by id; this is the one place that
+Facts are keyed by subject (a repo key, or "<source>:<name>" for a package source such as PyPI
+and pypistats), packages by id; this is the one place that
 maps one onto the other, so packages sharing a repository each get its data, and a package is
 judged stale or broken from the requests about its own subjects only.
 """
@@ -13,6 +14,7 @@ import polars as pl
 
 from assets.core.columns import CORE_KEYS, catalogue_packages, conform
 from pipelines.sources.facts import UTC_US, Facts
+from pipelines.sources.registry import SOURCES
 from pipelines.sources.times import iso_column
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
@@ -65,16 +67,41 @@ def _pypi_subjects(packages: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _package_subjects(packages: pl.DataFrame, *, fetched_only: bool = False) -> list[pl.DataFrame]:
+    """subject -> package_id of every "package" source (`<source>:<catalogue column>`, what
+    `Source.subject` gives); `fetched_only`: only the sources whose answers mark a package fetched."""
+    return [
+        packages.filter(pl.col(source.catalogue_column).is_not_null()).select(
+            (pl.lit(f"{source.name}:") + pl.col(source.catalogue_column)).alias("subject"),
+            pl.col("id").alias("package_id"),
+        )
+        for source in SOURCES
+        if source.kind == "package" and source.catalogue_column in packages.columns
+        and (source.marks_fetched or not fetched_only)
+    ]
+
+
 def subject_map(packages: pl.DataFrame) -> pl.DataFrame:
-    """subject -> package_id (a package has a repo subject and a PyPI subject)."""
-    return pl.concat([_repo_subjects(packages), _pypi_subjects(packages)])
+    """subject -> package_id (a package has a repo subject and one per package source: PyPI, pypistats)."""
+    return pl.concat([_repo_subjects(packages), *_package_subjects(packages)])
+
+
+def _fetched_subject_map(packages: pl.DataFrame) -> pl.DataFrame:
+    """The subjects whose answers count towards `last_fetched` / `is_stale` (`Source.marks_fetched`)."""
+    return pl.concat([_repo_subjects(packages), *_package_subjects(packages, fetched_only=True)])
+
+
+def _stats_subjects(packages: pl.DataFrame) -> pl.DataFrame:
+    return packages.filter(pl.col("pypi_name").is_not_null()).select(
+        ("pypistats:" + pl.col("pypi_name")).alias("subject"), pl.col("id").alias("package_id")
+    )
 
 
 def _per_package(packages: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Per-subject facts copied to every package naming that subject (releases hang off PyPI, the
-    rest off the repository)."""
-    pairs = _pypi_subjects(packages) if name == "core.releases" else _repo_subjects(packages)
-    return conform(name, pairs.join(facts, on="subject", how="inner"))
+    """Per-subject facts copied to every package naming that subject (releases hang off PyPI, daily
+    downloads off pypistats, the rest off the repository)."""
+    pairs = {"core.releases": _pypi_subjects, "core.downloads_daily": _stats_subjects}.get(name, _repo_subjects)
+    return conform(name, pairs(packages).join(facts, on="subject", how="inner"))
 
 
 def renamed_notices(packages: pl.DataFrame, repositories: pl.DataFrame) -> pl.DataFrame:
@@ -260,7 +287,7 @@ def assemble_core(
         pl.col("good_fetched_at").max().alias("last_fetched"), pl.col("stale").any().alias("is_stale")
     )
     package_state = (
-        subject_map(packages)
+        _fetched_subject_map(packages)
         .join(subject_state, on="subject", how="inner")
         .group_by("package_id")
         .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
@@ -268,8 +295,11 @@ def assemble_core(
     pypi = facts.pypi.rename({"subject": "pypi_subject", "requires_python": "pypi_requires_python",
                               "classifiers": "pypi_classifiers", "vulnerabilities": "pypi_vulnerabilities"})
     simple = facts.simple.rename({"subject": "pypi_subject"})
+    downloads = facts.downloads.select(pl.col("subject").alias("stats_subject"),
+                                       pl.col("last_month").alias("pypi_downloads"))
     out = (
-        packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"))
+        packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"),
+                              ("pypistats:" + pl.col("pypi_name")).alias("stats_subject"))
         .join(
             repositories.select(
                 "repo_key",
@@ -285,6 +315,7 @@ def assemble_core(
         )
         .join(pypi, on="pypi_subject", how="left")
         .join(simple, on="pypi_subject", how="left")
+        .join(downloads, on="stats_subject", how="left")
         .join(package_state, left_on="id", right_on="package_id", how="left")
         .with_columns(
             pl.col("repo_watchers").fill_null(0),
@@ -318,5 +349,6 @@ def assemble_core(
             ),
             "core.releases",
         ),
+        "core.downloads_daily": _per_package(packages, facts.daily_downloads, "core.downloads_daily"),
         "core.crawl_errors": crawl_errors(packages, facts, archive, repositories, _table(catalogue, "packages")),
     }

@@ -27,6 +27,7 @@ DESCRIPTIONS = {
     "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
     "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
     "core.releases": "PyPI releases per package.",
+    "core.downloads_daily": "PyPI downloads per package and day, mirrors excluded (pypistats; last 180 days).",
     "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts; "
                          "plus informational notices (severity `info`, e.g. `renamed`).",
 }

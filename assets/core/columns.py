@@ -81,6 +81,7 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "usage": pl.Int64(),
         "catalogue_deprecated": pl.Boolean(),
         "pypi_vulnerabilities": pl.Int32(),
+        "pypi_downloads": pl.Int64(),
     },
     "core.repositories": {
         "repo_key": pl.String(),
@@ -125,6 +126,11 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "yanked": pl.Boolean(),
         "requires_python": pl.String(),
         "is_prerelease": pl.Boolean(),
+    },
+    "core.downloads_daily": {
+        "package_id": pl.Int64(),
+        "day": pl.Date(),
+        "downloads": pl.Int64(),
     },
     "core.crawl_errors": {
         "package_id": pl.Int64(),

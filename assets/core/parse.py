@@ -69,6 +69,8 @@ def parse_decoded(decoded: pl.DataFrame, requests: pl.DataFrame) -> Facts:
         malformed=pl.concat([problems, *(part.malformed for part in parts)]).sort("request_key"),
         requests=requests.sort("request_key"),
         simple=pl.concat([part.simple for part in parts]),
+        downloads=pl.concat([part.downloads for part in parts]),
+        daily_downloads=pl.concat([part.daily_downloads for part in parts]),
     )
 
 

@@ -5,7 +5,7 @@ After it, core remembers which archive batch files it has seen and a fingerprint
 (`CoreState`). The next refresh, when the catalogue is unchanged and batches were only added, is
 incremental:
 
-1. the subjects (repo keys, `pypi:<name>`) named in the new batch files -> the packages they belong
+1. the subjects (repo keys, `pypi:<name>`, `pypistats:<name>`) named in the new batch files -> the packages they belong
    to (packages sharing a repository included) -> every subject of those packages;
 2. only the requests about those subjects are re-parsed from the archive (newest attempt and newest
    good body over the *whole* archive, so a failed new attempt keeps the old body and marks it stale);
@@ -52,7 +52,7 @@ STATE_DDL = (
     # the archive batch files the newest completed refresh had seen
     "CREATE TABLE IF NOT EXISTS main.core_files (filename VARCHAR)",
 )
-PER_PACKAGE = ("core.commit_weeks", "core.participants", "core.releases", "core.crawl_errors")
+PER_PACKAGE = ("core.commit_weeks", "core.participants", "core.releases", "core.downloads_daily", "core.crawl_errors")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -137,13 +138,21 @@ def score_expr(stars: pl.Expr, last_commit: pl.Expr, py3: pl.Expr, now: datetime
     - ``0 if supports_python3 else min(repo_watchers * 30 / 100, 1000)`` (null -> penalty);
     - the same float operations in the same order, then ``int()`` (truncation toward zero).
     """
-    w = stars.fill_null(0).cast(pl.Float64)
-    months = months_since(last_commit, now)
-    quarters = (months.cast(pl.Float64) / 3).cast(pl.Int64).cast(pl.Float64)  # modf integer part
-    date_penalty = pl.when(last_commit.is_null()).then(w / 10).otherwise(quarters * w / 10)
-    py3_penalty = pl.when(py3.fill_null(False)).then(pl.lit(0.0)).otherwise(
-        pl.min_horizontal(w * 30 / 100, pl.lit(1000.0)))
-    return pl.max_horizontal(pl.lit(-500, pl.Int64), ((w - date_penalty) - py3_penalty).cast(pl.Int64))
+    # polars reorders float products (`q * w / 10` came out as `q * (w / 10)`: 559.3000000000001,
+    # not 559.3), and one ulp decides `int()`: the arithmetic runs in numpy, in the site's order
+    parts = pl.struct(stars.fill_null(0).cast(pl.Float64).alias("w"),
+                      months_since(last_commit, now).cast(pl.Float64).alias("months"),
+                      last_commit.is_null().alias("no_commit"), py3.fill_null(False).alias("py3"))
+    return parts.map_batches(_site_score, return_dtype=pl.Int64)
+
+
+def _site_score(parts: pl.Series) -> pl.Series:
+    """package/scores.py line by line over arrays: IEEE doubles, left to right, `int()` truncates."""
+    w, months, no_commit, py3 = (parts.struct.field(n).to_numpy() for n in ("w", "months", "no_commit", "py3"))
+    quarters = np.trunc(np.nan_to_num(months) / 3)  # math.modf(delta_months / 3)[1]
+    date_penalty = np.where(no_commit, w / 10, (quarters * w) / 10)
+    py3_penalty = np.where(py3, 0.0, np.minimum((w * 30) / 100, 1000.0))
+    return pl.Series(np.maximum(np.trunc((w - date_penalty) - py3_penalty), -500).astype(np.int64))
 
 
 # --------------------------------------------------------------------------------------------------

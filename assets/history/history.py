@@ -54,6 +54,7 @@ SELECT $refresh_id AS refresh_id,
        p.is_archived AS archived,
        p.is_deprecated AS deprecated,
        p.pypi_status,
+       p.pypi_downloads,
        h.health_score
 FROM core.packages p
 LEFT JOIN core.repositories r ON r.repo_key = p.repo_key

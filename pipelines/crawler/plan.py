@@ -2,7 +2,8 @@
 
 Every catalogue package names a repository and a PyPI project, often shared with other packages, so
 jobs are per unique subject. Keys fetched within `max_age_hours` are left out (unless forced), and
-never-seen keys go first, then the oldest: a crawl stopped by its time budget has then spent it on
+never-seen keys go first, then the oldest (a source's `min_age_hours` is a floor on the age, even when
+forced: a once-a-day upstream is asked at most once a day): a crawl stopped by its time budget has then spent it on
 what mattered most, and the next run picks up the rest.
 """
 
@@ -45,7 +46,8 @@ def plan_crawl(
 ) -> Plan:
     """Jobs per source, in crawl order (never-seen keys first, then the oldest good fetch)."""
     tuning = tuning or Tuning()
-    max_age = timedelta(hours=max_age_hours)
+    max_age = {source.name: timedelta(hours=max(max_age_hours, source.min_age_hours)) for source in SOURCES}
+    min_age = {source.name: timedelta(hours=source.min_age_hours) for source in SOURCES}
     skipped_fresh = skipped_unsupported = skipped_problem = 0
     jobs: dict[str, list[Job]] = {source.name: [] for source in SOURCES}
     endpoints = {source.name: source.endpoints(with_token=with_token, tuning=tuning) for source in SOURCES}
@@ -60,7 +62,10 @@ def plan_crawl(
         for endpoint in endpoints[source.name]:
             key = source.request_key(endpoint, ident)
             state = states.get(key)
-            if state is not None and not force and state.last_ok is not None and now - state.last_ok < max_age:
+            age = None if state is None or state.last_ok is None else now - state.last_ok
+            answered = state.last_answer or state.last_ok if state is not None else None
+            if (answered is not None and now - answered < min_age[source.name]) or (
+                    age is not None and not force and age < max_age[source.name]):
                 skipped_fresh += 1
                 continue
             due[endpoint], keys[endpoint] = state, key
@@ -71,7 +76,7 @@ def plan_crawl(
 
     columns = set(packages.columns)
     wanted = ["repo_host", "repo_owner", "repo_name", "repo_key", "repo_url_problem"]
-    wanted += [source.catalogue_column for source in packaged]
+    wanted += [c for c in dict.fromkeys(source.catalogue_column for source in packaged) if c not in wanted]
     rows = packages.select([c for c in wanted if c in columns]).iter_rows(named=True)
     for row in rows:
         repo_key = row.get("repo_key")

@@ -17,6 +17,8 @@ from pipelines.sources.crawling import KeyState
 from pipelines.sources.registry import BY_NAME, SOURCES
 from warehouse.archive import scan_archive
 
+DEFINITE = ("not_found", "gone")  # failures that are the upstream's answer, not a failure to answer
+
 
 def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, Any]]]:
     """Stored ETag/freshness per request key, and the facts sources remember from stored answers.
@@ -38,7 +40,9 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
         last_ok = good_fetched_at
         if status in (304, 409) and error_kind is None and fetched_at is not None:
             last_ok = fetched_at if last_ok is None else max(last_ok, fetched_at)
-        states[key] = KeyState(etag=good_etag, last_ok=last_ok)
+        answered = fetched_at if error_kind in DEFINITE else None
+        states[key] = KeyState(etag=good_etag, last_ok=last_ok,
+                               last_answer=max((t for t in (last_ok, answered) if t is not None), default=None))
     facts: dict[str, dict[str, Any]] = {}
     remembered = [e for source in SOURCES for e in source.remembered]
     bodies = (

@@ -48,6 +48,12 @@ class Source:
     default_url: ClassVar[str]
     web_hosts: ClassVar[tuple[str, ...]] = ()  # catalogue repo_url hosts this source owns
     concurrency: ClassVar[int] = 8  # requests in flight (Tuning may override per source)
+    # a key fetched less than this many hours ago is never due, whatever `--max-age-hours` or
+    # `--force` say (an upstream that updates once a day and asks to be asked at most daily)
+    min_age_hours: ClassVar[float] = 0.0
+    # its answers count towards `core.packages.last_fetched` / `is_stale` (fields of the v4 record);
+    # a source the v4 record does not show (download counts) leaves them as they were
+    marks_fetched: ClassVar[bool] = True
 
     def request_key(self, endpoint: str, ident: str) -> str:
         return f"{self.name}:{endpoint}:{ident}".lower()

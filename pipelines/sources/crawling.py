@@ -29,6 +29,9 @@ class KeyState:
 
     etag: str | None
     last_ok: datetime | None  # newest good fetch, 304, or 409 (empty repository: commits = [])
+    # newest definite answer, good or not (a 404/410 too; not a 5xx, a 429 or a timeout): what a
+    # source's `min_age_hours` counts from, so a project without statistics is not re-asked each run
+    last_answer: datetime | None = None
 
 
 @dataclass

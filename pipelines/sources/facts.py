@@ -2,8 +2,10 @@
 
 Parsing knows about upstream bodies and nothing about packages; assembling knows about packages and
 nothing about bodies. These schemas are the whole contract between them, keyed by `subject` (a repo
-key or "pypi:<name>"), so a new host only has to produce these frames (`SourceFacts`, what its
-`Source.read` returns). Timestamps stay ISO text here: hosts write them differently, and one parser
+key, or "<source>:<name>" for a package source: "pypi:<name>", "pypistats:<name>"), so a new host
+only has to produce these frames (`SourceFacts`, what its `Source.read` returns); a new *kind* of
+fact is a new schema here, a field of `Facts` and `SourceFacts`, merged in `assets.core.parse` and
+placed by `assets.core.assemble`. Timestamps stay ISO text here: hosts write them differently, and one parser
 (`pipelines.sources.times.iso_column`) normalises them all.
 """
 
@@ -83,6 +85,9 @@ RELEASE_FACTS: dict[str, pl.DataType] = {
     "yanked": pl.Boolean(),
     "requires_python": pl.String(),
 }
+# downloads from pypistats: `last_month` of `/recent` (mirrors excluded), and the daily series
+DOWNLOAD_FACTS: dict[str, pl.DataType] = {"subject": pl.String(), "last_month": pl.Int64()}
+DAILY_DOWNLOAD_FACTS: dict[str, pl.DataType] = {"subject": pl.String(), "day": pl.Date(), "downloads": pl.Int64()}
 MALFORMED_FACTS: dict[str, pl.DataType] = {"request_key": pl.String(), "reason": pl.String()}
 
 
@@ -99,8 +104,11 @@ class Facts:
     malformed: pl.DataFrame  # request_key, reason
     requests: pl.DataFrame = field(default_factory=pl.DataFrame)  # responses without bodies
     simple: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SIMPLE_FACTS))
+    downloads: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DOWNLOAD_FACTS))
+    daily_downloads: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DAILY_DOWNLOAD_FACTS))
 
-    TABLES = ("repos", "commits", "weeks", "participants", "pypi", "releases", "malformed", "requests", "simple")
+    TABLES = ("repos", "commits", "weeks", "participants", "pypi", "releases", "malformed", "requests", "simple",
+              "downloads", "daily_downloads")
 
 
 @dataclass
@@ -117,4 +125,6 @@ class SourceFacts:
     pypi: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=PYPI_FACTS))
     releases: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=RELEASE_FACTS))
     simple: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=SIMPLE_FACTS))
+    downloads: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=DOWNLOAD_FACTS))
+    daily_downloads: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=DAILY_DOWNLOAD_FACTS))
     malformed: pl.DataFrame = field(default_factory=partial(pl.DataFrame, schema=MALFORMED_FACTS))

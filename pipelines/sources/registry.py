@@ -7,7 +7,7 @@ host table; archive folders are named by `Source.name`, so a name never changes 
 
 from __future__ import annotations
 
-from pipelines.sources import bitbucket, codeberg, github, gitlab, pypi
+from pipelines.sources import bitbucket, codeberg, github, gitlab, pypi, pypistats
 from pipelines.sources.base import Source
 
 SOURCES: tuple[Source, ...] = (
@@ -16,6 +16,7 @@ SOURCES: tuple[Source, ...] = (
     gitlab.SOURCE,
     bitbucket.SOURCE,
     codeberg.SOURCE,
+    pypistats.SOURCE,
 )
 
 BY_NAME: dict[str, Source] = {source.name: source for source in SOURCES}

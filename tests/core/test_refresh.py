@@ -258,3 +258,35 @@ def test_incremental_history_carries_todays_health_scores(sample_warehouse):
     rescored = query(con, "SELECT m.health_score, s.health_score AS now_score FROM history.package_metrics m "
                           "JOIN health.package_scores s USING (package_id) WHERE m.refresh_id = 'r2-full'")
     assert rescored["health_score"].to_list() == rescored["now_score"].to_list()
+
+
+def test_a_pypistats_batch_is_incremental_and_reaches_history(sample_warehouse):
+    """New download counts (delta's first statistics, alpha's newer month) rebuild only their packages,
+    core.downloads_daily included, equal a full rebuild, and history keeps pypi_downloads incrementally."""
+    raw, catalogue, con = sample_warehouse
+    refresh_core(con, catalogue, raw, now=NOW)
+    snapshot(con, "r1", NOW)
+    recent = {"data": {"last_day": 1, "last_week": 7, "last_month": 31}, "package": "delta", "type": "recent_downloads"}
+    days = [{"category": "without_mirrors", "date": f"2026-11-{d:02d}", "downloads": 1} for d in range(1, 26)]
+    write_batch(raw, "pypistats", [
+        RawResponse("pypistats:recent:delta", "pypistats", "pypistats_recent", "pypistats:delta", "/r", 200,
+                    orjson.dumps(recent).decode(), fetched_at=LATER),
+        RawResponse("pypistats:overall:delta", "pypistats", "pypistats_overall", "pypistats:delta", "/o", 200,
+                    orjson.dumps({"data": days, "package": "delta", "type": "overall_downloads"}).decode(),
+                    fetched_at=LATER),
+    ], "later")
+    refresh = refresh_core(con, catalogue, raw, now=NOW)
+    assert refresh.mode == "incremental" and refresh.written["core.packages"] == 1
+    assert pending(con).package_ids == (4,)
+    full = build_core_from_archive(catalogue, raw)
+    incremental = read_core(con)
+    for name, frame in full.items():
+        assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
+    assert query(con, "SELECT count(*) FROM core.downloads_daily WHERE package_id = 4").item() == 25
+    assert query(con, "SELECT count(*) FROM core.crawl_errors WHERE source = 'pypistats'").item() == 0
+    snapshot(con, "r2", NOW.replace(day=29))
+    snapshot_history(con, "r2-full", NOW.replace(day=29, hour=1))
+    _same_history(con, "r2", "r2-full")
+    rows = query(con, "SELECT refresh_id, package_id, pypi_downloads FROM history.package_metrics "
+                      "WHERE package_id IN (1, 4) AND refresh_id IN ('r1', 'r2') ORDER BY 1, 2").rows()
+    assert rows == [("r1", 1, 20535), ("r1", 4, None), ("r2", 1, 20535), ("r2", 4, 31)]

@@ -208,7 +208,7 @@ def test_empty_archive(tmp_path):
 
 
 def test_sample_has_every_source():
-    assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket", "codeberg"}
+    assert set(sample_responses()) == {"github", "pypi", "gitlab", "bitbucket", "codeberg", "pypistats"}
 
 
 def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
@@ -240,7 +240,8 @@ def test_streaming_archive_path_matches_latest_responses_path(tmp_path):
     assert _pkg(streamed, "alpha")["is_stale"]  # participation still computing: the old weeks are kept
     assert streamed["core.commit_weeks"].filter(pl.col("package_id") == 1).height == 52
     assert streamed["core.participants"].filter(pl.col("package_id") == 1).is_empty()  # malformed: dropped
-    assert streamed["core.crawl_errors"].filter(pl.col("package_id") == 4).is_empty()  # GitLab names: ignored
+    assert streamed["core.crawl_errors"].filter((pl.col("package_id") == 4)
+                                                & (pl.col("source") == "gitlab")).is_empty()  # GitLab names: ignored
     theta = _pkg(streamed, "theta")
     assert (theta["repo_watchers"], theta["repo_description"], theta["canonical_repo"]) == (18, "", "cb/Theta2")
     assert theta["last_updated"] is None  # no commits in the newest body
@@ -425,3 +426,38 @@ def test_repository_creation_time_from_every_host(raw_dir):
         "codeberg:cb/theta": datetime(2023, 3, 3, 9, tzinfo=UTC),  # +01:00
     }
     assert core["core.repositories"].schema["created_at"] == pl.Datetime("us", "UTC")
+
+
+def test_downloads(core):
+    """pypistats: last_month -> pypi_downloads (null when unknown), the without_mirrors days -> the last 180
+    days up to the newest one; a 404 is a `not_found` crawl error of the package, not a fetch."""
+    alpha = _pkg(core, "alpha")
+    assert alpha["pypi_downloads"] == sum(500 + i for i in range(170, 200))
+    assert _pkg(core, "delta")["pypi_downloads"] is None and _pkg(core, "gamma")["pypi_downloads"] is None
+    daily = core["core.downloads_daily"]
+    assert set(daily["package_id"]) == {alpha["id"]}  # packages sharing alpha's PyPI name would share it
+    days = daily.filter(pl.col("package_id") == alpha["id"])
+    assert days.height == 180 and days["day"].max() == date(2026, 10, 31)
+    assert days["day"].min() == date(2026, 5, 5) and days["downloads"].to_list() == [500 + i for i in range(20, 200)]
+    assert days.tail(30)["downloads"].sum() == alpha["pypi_downloads"]  # with_mirrors left out
+    delta = _pkg(core, "delta")
+    errors = core["core.crawl_errors"].filter(pl.col("request_key") == "pypistats:recent:delta")
+    assert errors.select("package_id", "source", "kind", "http_status").rows() == [
+        (delta["id"], "pypistats", "not_found", 404)]
+    assert not delta["is_stale"]
+
+
+def test_downloads_streamed_and_in_memory_agree_and_bad_bodies_are_malformed(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    write_batch(raw, "pypistats", [
+        RawResponse("pypistats:recent:zeta", "pypistats", "pypistats_recent", "pypistats:zeta", "/x", 200,
+                    '{"package": "zeta", "type": "recent_downloads"}', fetched_at=T0),
+        RawResponse("pypistats:overall:zeta", "pypistats", "pypistats_overall", "pypistats:zeta", "/x", 200,
+                    '{"package": "zeta"}', fetched_at=T0),
+    ], "later")
+    both = _built_both_ways(raw)
+    assert _pkg(both, "zeta")["pypi_downloads"] is None
+    kinds = both["core.crawl_errors"].filter(pl.col("source") == "pypistats").select("request_key", "kind").rows()
+    assert ("pypistats:overall:zeta", "malformed") in kinds and ("pypistats:recent:zeta", "malformed") in kinds
+    assert both["core.downloads_daily"].height == 180

@@ -1,4 +1,4 @@
-"""A small in-memory fake of GitHub / PyPI / GitLab / Bitbucket / Codeberg behind `httpx.MockTransport`.
+"""A small in-memory fake of GitHub / PyPI / GitLab / Bitbucket / Codeberg / pypistats behind `httpx.MockTransport`.
 
 Just enough behaviour to test the crawl's plumbing without a network: ETags and 304s, renames
 (301 to /repositories/<id>), 202 participation, Link pagination, rate-limit headers and exhaustion,
@@ -29,6 +29,7 @@ PYPI = "https://pypi.test"
 GITLAB = "https://gitlab.test/api/v4"
 BB = "https://bb.test/2.0"
 CODEBERG = "https://codeberg.test/api/v1"
+PYPISTATS = "https://pypistats.test"
 
 
 def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
@@ -39,7 +40,8 @@ def make_settings(home: Path, tokens: tuple[str, ...] = ()) -> Settings:
         catalogue="catalogue.json",
         public_url="http://localhost:8000",
         timezone="UTC",
-        source_urls={"github": GH, "pypi": PYPI, "gitlab": GITLAB, "bitbucket": BB, "codeberg": CODEBERG},
+        source_urls={"github": GH, "pypi": PYPI, "gitlab": GITLAB, "bitbucket": BB, "codeberg": CODEBERG,
+                     "pypistats": PYPISTATS},
         github_graphql_url=GH + "/graphql",
         github_tokens=tuple(SecretStr(t) for t in tokens),
     )
@@ -105,6 +107,10 @@ class Fake:
     token_log: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     quota_403s: list[tuple[str, dict[str, int], int]] = field(default_factory=list)  # + request index
     times: list[float] = field(default_factory=list)  # monotonic time of every request
+    stats: dict[str, int] = field(default_factory=dict)  # pypistats: PEP 503 name -> last_month (else 404)
+    stats_429: Counter[str] = field(default_factory=Counter)  # path substring -> remaining pypistats 429s
+    stats_retry_after: str = "1"
+    stats_last_modified: str | None = None  # pypistats answers with this Last-Modified and no ETag
 
     def add_repo(self, full: str, **kw: Any) -> Repo:
         owner, name = full.split("/")
@@ -140,6 +146,8 @@ class Fake:
             return self.bitbucket(request, url[len(BB):])
         if url.startswith(CODEBERG):
             return self.codeberg(request, url[len(CODEBERG):])
+        if url.startswith(PYPISTATS):
+            return self.pypistats(request, url[len(PYPISTATS):])
         raise AssertionError(f"request to an unexpected host: {url}")
 
     def _json(self, request: httpx.Request, payload: Any, headers: dict[str, str] | None = None,
@@ -291,6 +299,35 @@ class Fake:
             return self._json(request, {"meta": {"api-version": "1.4"}, "name": name, "files": [],
                                         "project-status": {"status": "active"}})
         return self._json(request, project, {"x-pypi-last-serial": "42"})
+
+    def pypistats(self, request: httpx.Request, path: str) -> httpx.Response:
+        """pypistats.org: `/api/packages/<name>/recent|overall`, 404 `404` (text) for unknown names,
+        429 with retry-after while `stats_429` says so."""
+        for sub in list(self.stats_429):
+            if self.stats_429[sub] > 0 and sub in path:
+                self.stats_429[sub] -= 1
+                return httpx.Response(429, text="429 RATE LIMIT EXCEEDED",
+                                      headers={"retry-after": self.stats_retry_after})
+        parts = path.split("?")[0].strip("/").split("/")
+        name, endpoint = parts[2], parts[3]
+        if name not in self.stats:
+            return httpx.Response(404, text="404", headers={"content-type": "text/html; charset=utf-8"})
+        month = self.stats[name]
+        if self.stats_last_modified:  # validators by date only (what a plain Flask app behind a cache sends)
+            headers = {"last-modified": self.stats_last_modified}
+            if request.headers.get("if-modified-since") == self.stats_last_modified:
+                return httpx.Response(304, headers=headers)
+            payload = {"data": {"last_month": month}, "package": name, "type": "recent_downloads"}
+            if endpoint == "overall":
+                payload = {"data": [], "package": name, "type": "overall_downloads"}
+            return httpx.Response(200, text=json.dumps(payload), headers=headers)
+        if endpoint == "recent":
+            return self._json(request, {"data": {"last_day": month // 30, "last_month": month,
+                                                 "last_week": month // 4},
+                                        "package": name, "type": "recent_downloads"})
+        days = [{"category": "without_mirrors", "date": f"2026-10-{d:02d}", "downloads": month // 30}
+                for d in range(1, 31)]
+        return self._json(request, {"data": days, "package": name, "type": "overall_downloads"})
 
     def gitlab(self, request: httpx.Request, path: str) -> httpx.Response:
         if path.startswith("/projects/group%2Fproj"):

@@ -45,6 +45,7 @@ def fake() -> Fake:
     fake.add_repo("Owner/Alpha", contributors=[{"login": f"u{i}", "contributions": 300 - i} for i in range(250)])
     fake.add_repo("owner/beta", default_branch="develop")
     fake.pypi["alpha"] = {"info": {"name": "alpha", "version": "1.0"}, "releases": {}}
+    fake.stats["alpha"] = 1500
     return fake
 
 
@@ -57,7 +58,8 @@ def test_rest_crawl_archives_every_endpoint(tmp_path, fake):
     report = crawl(settings, packages, fake, progress=lambda *a: seen.append(a))
     rows = latest(settings)
     expected = {request_key("github", e, n) for e in ("repo", "participation", "contributors", "commits")
-                for n in ("owner/alpha", "owner/beta")} | {"pypi:json:alpha", "pypi:simple:alpha"}
+                for n in ("owner/alpha", "owner/beta")} | {"pypi:json:alpha", "pypi:simple:alpha",
+                                                           "pypistats:recent:alpha", "pypistats:overall:alpha"}
     assert set(rows) == expected
     alpha = rows["github:contributors:owner/alpha"]
     assert alpha["subject"] == "github:owner/alpha" and alpha["source"] == "github"
@@ -68,9 +70,9 @@ def test_rest_crawl_archives_every_endpoint(tmp_path, fake):
     assert rows["pypi:json:alpha"]["subject"] == "pypi:alpha"
     assert orjson.loads(rows["pypi:json:alpha"]["headers"])["x-pypi-last-serial"] == "42"
     assert report.errors == []
-    assert report.requests_by_source["pypi"] == 2
+    assert report.requests_by_source["pypi"] == 2 and report.requests_by_source["pypistats"] == 2
     assert report.sources["github"].quota_spent == 4 * 2 + 2  # two extra contributor pages
-    assert report.responses_by_status == {200: 12 + 1}  # + the free GET /rate_limit
+    assert report.responses_by_status == {200: 12 + 2 + 1}  # + the free GET /rate_limit
     assert seen and seen[-1][1] == seen[-1][2]
     assert sum(1 for p in paths(fake) if p.startswith("/repos/owner/beta/contributors")) == 1
 
@@ -183,7 +185,8 @@ def test_second_crawl_is_conditional_and_keeps_bodies(tmp_path, fake):
     assert rest and all(r.headers.get("if-none-match") for r in rest)
     after = latest(settings)
     for key, row in after.items():
-        assert row["status"] == (200 if "graphql" in key else 304), key
+        # pypistats is asked at most once a day, forced or not: its rows are the first crawl's
+        assert row["status"] == (200 if "graphql" in key or key.startswith("pypistats:") else 304), key
         assert row["body"] == before[key]["body"]  # the last good body stays current
     assert second.sources["github"].quota_spent <= 1  # authorised 304s are free; only the GraphQL batch counts
     assert second.not_modified == second.archived - 2  # graphql nodes have no ETag
@@ -195,9 +198,10 @@ def test_staleness_policy_skips_fresh_keys(tmp_path, fake):
     crawl(settings, packages, fake, run_id="r1")
     fake.requests.clear()
     report = crawl(settings, packages, fake, run_id="r2")
-    assert fake.requests == [] and report.skipped_fresh == 6 and report.planned == 0
+    assert fake.requests == [] and report.skipped_fresh == 8 and report.planned == 0
     report = crawl(settings, packages, fake, run_id="r3", max_age_hours=0)
-    assert report.planned == 6 and len(fake.requests) >= 6
+    assert report.planned == 6 and len(fake.requests) >= 6  # pypistats: at most once a day
+    assert report.skipped_fresh == 2 and not any(r.url.host == "pypistats.test" for r in fake.requests)
 
 
 def test_plan_orders_new_entries_first_then_oldest():
@@ -380,7 +384,7 @@ def test_archive_rows_follow_the_schema(tmp_path, fake):
     crawl(settings, packages_frame([{"repo": "github:Owner/Alpha", "pypi": "alpha"}]), fake)
     frame = scan_archive(settings.raw_dir).collect()
     assert frame.filter(pl.col("run_id") != "r1").is_empty()
-    assert set(frame["source"]) == {"github", "pypi"}
+    assert set(frame["source"]) == {"github", "pypi", "pypistats"}
     assert frame["url"].str.starts_with("/").all()
 
 
@@ -452,7 +456,7 @@ def test_run_crawl_works_inside_a_running_event_loop(tmp_path, fake):
         return crawl(settings, packages_frame([{"pypi": "alpha"}]), fake)
 
     report = asyncio.run(main())
-    assert report.archived == 2 and not report.errors
+    assert report.archived == 4 and not report.errors
 
 
 @pytest.mark.parametrize("host", ["https://evil.test", "https://pypi.test", "http://api.github.test"])
@@ -463,3 +467,62 @@ def test_link_pages_never_leave_the_upstream_host(tmp_path, fake, host):
     assert all(r.url.host == "api.github.test" and r.url.scheme == "https" for r in fake.requests)
     row = latest(settings)["github:contributors:owner/alpha"]
     assert row["error_kind"] == "blocked" and "page 2" in row["error"]
+
+
+def test_pypistats(tmp_path, fake):
+    """pypistats: two keys per PyPI name, a 404 is `not_found` (no exception), a 429 waits as
+    retry-after asks (the whole upstream pauses), and a key is asked at most once a day, forced or not."""
+    fake.stats.update({"alpha": 1500, "beta-pkg": 20})
+    fake.stats_429["/api/packages/beta-pkg/recent"] = 1
+    settings = make_settings(tmp_path)
+    packages = packages_frame([{"pypi": "alpha"}, {"pypi": "beta-pkg"}, {"pypi": "nothere"}, {"pypi": "Bad_Name"}])
+    report = crawl(settings, packages, fake, tuning=FAST)
+    rows = latest(settings)
+    recent = rows["pypistats:recent:alpha"]
+    assert (recent["source"], recent["subject"], recent["error_kind"]) == ("pypistats", "pypistats:alpha", None)
+    assert recent["url"] == "/api/packages/alpha/recent"
+    assert orjson.loads(recent["body"])["data"]["last_month"] == 1500
+    assert rows["pypistats:overall:alpha"]["url"] == "/api/packages/alpha/overall?mirrors=false"
+    assert rows["pypistats:recent:beta-pkg"]["status"] == 200  # after the 429 and its wait
+    assert report.sources["pypistats"].backoffs == [1.0]  # retry-after: 1, honoured as given
+    stamps = [t for r, t in zip(fake.requests, fake.times, strict=True) if "beta-pkg/recent" in str(r.url)]
+    assert len(stamps) == 2 and stamps[1] - stamps[0] >= 0.9
+    for endpoint in ("recent", "overall"):
+        missing = rows[f"pypistats:{endpoint}:nothere"]
+        assert (missing["status"], missing["error_kind"]) == (404, "not_found")
+    assert rows["pypistats:recent:bad_name"]["error_kind"] == "bad_entry"
+    assert report.requests_by_source["pypistats"] == 2 + 3 + 2
+    # a forced crawl the same day asks pypistats nothing (404s included); a day later it sends the ETags
+    fake.requests.clear()
+    crawl(settings, packages, fake, run_id="r2", force=True, max_age_hours=0)
+    assert not any(r.url.host == "pypistats.test" for r in fake.requests)
+    from pipelines.crawler.state import load_state
+
+    states, facts = load_state(settings.raw_dir)
+    later = datetime.now(UTC) + timedelta(hours=25)
+    plan = plan_crawl(packages, states, facts, with_token=False, now=later, force=False, max_age_hours=24)
+    due = {job.ident: set(job.due) for job in plan.jobs["pypistats"]}
+    assert due["alpha"] == {"pypistats_recent", "pypistats_overall"} and "nothere" in due
+    alpha = next(job for job in plan.jobs["pypistats"] if job.ident == "alpha")
+    assert recent["etag"] and alpha.etag("pypistats_recent") == recent["etag"]  # If-None-Match next time
+
+
+def test_last_modified_without_etag_is_sent_back_as_if_modified_since(tmp_path, fake, monkeypatch):
+    """An upstream that sends only `Last-Modified` still gets conditional requests (`If-Modified-Since`)."""
+    from pipelines.sources.pypistats import PyPIStatsCrawling
+
+    monkeypatch.setattr(PyPIStatsCrawling, "min_age_hours", 0.0)  # ask again at once (the floor is 24 h)
+    fake.stats["alpha"] = 1500
+    fake.stats_last_modified = "Sat, 31 Oct 2026 01:00:00 GMT"
+    settings = make_settings(tmp_path)
+    packages = packages_frame([{"pypi": "alpha"}])
+    crawl(settings, packages, fake)
+    assert latest(settings)["pypistats:recent:alpha"]["etag"] == "last-modified:Sat, 31 Oct 2026 01:00:00 GMT"
+    fake.requests.clear()
+    crawl(settings, packages, fake, run_id="r2", force=True)
+    sent = [r for r in fake.requests if r.url.host == "pypistats.test"]
+    assert len(sent) == 2 and all(r.headers["if-modified-since"] == fake.stats_last_modified for r in sent)
+    assert all("if-none-match" not in r.headers for r in sent)
+    rows = latest(settings)
+    assert rows["pypistats:recent:alpha"]["status"] == 304
+    assert orjson.loads(rows["pypistats:recent:alpha"]["body"])["data"]["last_month"] == 1500  # body kept

@@ -20,6 +20,7 @@ from pipelines.crawler.crawl import run_crawl
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.registry import request_key
 from simulator.model import gh_time
+from simulator.pypistats import series
 from tests.crawl.simworld import sim_settings as settings_for
 from tests.crawl.simworld import world_packages
 from warehouse.archive import latest_responses, scan_archive
@@ -89,6 +90,14 @@ def check_pypi(world, rows) -> None:
         simple = rows[f"pypi:simple:{canonicalize_name(p.pypi_name)}"]
         if p.pypi_status in ("ok", "quarantined"):
             assert simple["error_kind"] is None
+        stats = rows[f"pypistats:recent:{canonicalize_name(p.pypi_name)}"]
+        overall = rows[f"pypistats:overall:{canonicalize_name(p.pypi_name)}"]
+        if p.pypi_status == "ok":
+            days = series(world.seed, world.now.date(), p)
+            assert orjson.loads(stats["body"])["data"]["last_month"] == sum(n for _, n in days[-30:])
+            assert [r["downloads"] for r in orjson.loads(overall["body"])["data"]] == [n for _, n in days]
+        else:
+            assert stats["error_kind"] == overall["error_kind"] == "not_found"
 
 
 def test_rest_crawl_reproduces_the_world(make_simulator, tmp_path):

@@ -36,8 +36,9 @@ HIT_KEYS = ["description", "title", "title_no_prefix", "slug_no_prefix", "clean_
 
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory) -> dict[str, Path]:
-    """`plain`: a published snapshot from before the scores (no health schema, marts or inputs); `scored`: the same plus the score
-    tables; `ranked_here`: scored without the grid marts (the exports rank themselves)."""
+    """`plain`: a published snapshot from before the scores (no health schema, marts or inputs);
+    `scored`: the same plus the score tables; `ranked_here`: scored without the grid marts (the
+    exports rank themselves)."""
     home = tmp_path_factory.mktemp("health_published")
     write_sample(home / "raw")
     con = connect_writer(home / "warehouse.duckdb")

@@ -294,7 +294,7 @@ def test_server_env_and_context_manager():
             "PULSE_CATALOGUE": server.url, "GITHUB_API_URL": f"{server.url}/api/v3",
             "GITHUB_GRAPHQL_URL": f"{server.url}/api/graphql", "PYPI_URL": server.url,
             "GITLAB_API_URL": f"{server.url}/api/v4", "BITBUCKET_API_URL": f"{server.url}/2.0",
-            "CODEBERG_API_URL": f"{server.url}/api/v1"}
+            "CODEBERG_API_URL": f"{server.url}/api/v1", "PYPISTATS_URL": server.url}
         assert httpx.get(f"{server.url}/api/v4/").status_code == 200
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/api/v4/", timeout=1)
@@ -322,7 +322,7 @@ def test_cli_prints_exports_and_stops_on_ctrl_c():
                 break
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", "".join(lines), re.M))
         assert set(exports) == {"PULSE_CATALOGUE", "GITHUB_API_URL", "GITHUB_GRAPHQL_URL", "PYPI_URL",
-                                "GITLAB_API_URL", "BITBUCKET_API_URL", "CODEBERG_API_URL"}
+                                "GITLAB_API_URL", "BITBUCKET_API_URL", "CODEBERG_API_URL", "PYPISTATS_URL"}
         assert httpx.get(exports["PULSE_CATALOGUE"] + "/api/v4/packages/?limit=1").json()["count"] == 40
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS core.packages (
     is_deprecated BOOLEAN,
     usage BIGINT,
     catalogue_deprecated BOOLEAN,
-    pypi_vulnerabilities INTEGER
+    pypi_vulnerabilities INTEGER,
+    pypi_downloads BIGINT
 );
 
 -- key: repo_key
@@ -121,6 +122,13 @@ CREATE TABLE IF NOT EXISTS core.releases (
     yanked BOOLEAN,
     requires_python VARCHAR,
     is_prerelease BOOLEAN
+);
+
+-- key: package_id, day
+CREATE TABLE IF NOT EXISTS core.downloads_daily (
+    package_id BIGINT NOT NULL,
+    day DATE NOT NULL,
+    downloads BIGINT
 );
 
 -- key: package_id, request_key

@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS history.package_metrics (
     archived BOOLEAN,
     health_score DOUBLE,
     deprecated BOOLEAN,
-    pypi_status VARCHAR
+    pypi_status VARCHAR,
+    pypi_downloads BIGINT
 );
 
 -- key: refresh_id

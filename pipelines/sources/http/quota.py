@@ -16,6 +16,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -49,6 +50,21 @@ def header_int(value: str | None) -> int | None:
         return int(float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` as seconds to wait: delta-seconds (`120`) or an HTTP-date (RFC 9110 10.2.3);
+    absent or garbage -> None, a date in the past -> 0."""
+    seconds = header_int(value)
+    if seconds is not None or value is None:
+        return None if seconds is None else float(max(0, seconds))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 # --------------------------------------------------------------------------------------------

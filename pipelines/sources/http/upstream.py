@@ -31,10 +31,29 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from pipelines.sources.http.fetched import Fetched, classify_status, keep_headers
 from pipelines.sources.http.hosts import HostNotAllowed, check_url, same_host
-from pipelines.sources.http.quota import AdaptiveGate, BudgetExceeded, TokenPool, header_int, notify
+from pipelines.sources.http.quota import (
+    AdaptiveGate,
+    BudgetExceeded,
+    TokenPool,
+    header_int,
+    notify,
+    retry_after_seconds,
+)
 from pipelines.sources.http.tuning import Tuning
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# An answer with a `Last-Modified` but no `ETag` stores its date as the validator, behind this prefix
+# (a real ETag is a quoted string, so the two never mix up); sent back as `If-Modified-Since`
+LAST_MODIFIED = "last-modified:"
+
+
+def validator(headers: Mapping[str, str]) -> str | None:
+    """What the next request sends back: the ETag, else the Last-Modified date (`LAST_MODIFIED`)."""
+    etag = headers.get("etag")
+    if etag:
+        return etag
+    modified = headers.get("last-modified")
+    return f"{LAST_MODIFIED}{modified}" if modified else None
 
 
 class _Retry(Exception):
@@ -204,9 +223,11 @@ class Upstream:
             return self._outcome(url, response, etag, hops.final_url)
 
     def _headers(self, extra: Mapping[str, str] | None, etag: str | None, slot: int | None) -> dict[str, str]:
-        """The call's headers, the conditional `If-None-Match` and the token's."""
+        """The call's headers, the conditional `If-None-Match` (or `If-Modified-Since`) and the token's."""
         headers = dict(extra or {})
-        if etag:
+        if etag and etag.startswith(LAST_MODIFIED):
+            headers["If-Modified-Since"] = etag.removeprefix(LAST_MODIFIED)
+        elif etag:
             headers["If-None-Match"] = etag
         if slot is not None:
             headers.update(self.pool.auth_header(slot))
@@ -249,7 +270,7 @@ class Upstream:
                 return True
             return Fetched(url=url, status=status, headers=keep_headers(rheaders), text=text,
                            error_kind="rate_limited", error=f"HTTP {status}: quota exhausted")
-        retry_after = header_int(rheaders.get("retry-after"))
+        retry_after = retry_after_seconds(rheaders.get("retry-after"))  # seconds or an HTTP-date
         if not (status == 429 or retry_after is not None or "secondary rate limit" in lowered):
             return False
         hops.secondary_hits += 1
@@ -257,7 +278,7 @@ class Upstream:
             return Fetched(url=url, status=status, headers=keep_headers(rheaders), text=text,
                            error_kind="rate_limited", error=f"HTTP {status}: secondary rate limit persisted")
         if retry_after is not None:  # honoured as given
-            delay, how = float(retry_after), "as retry-after asks"
+            delay, how = retry_after, "as retry-after asks"
         else:  # GitHub: wait at least a minute, then exponentially longer
             delay = self.tuning.secondary_base_s * 2 ** (hops.secondary_hits - 1)
             how = "no retry-after: exponential back-off"
@@ -288,7 +309,7 @@ class Upstream:
         """A final answer, classified; raises `_Retry` for a server error or a broken JSON body."""
         status, rheaders, text = response.status_code, response.headers, response.text
         kept = keep_headers(rheaders)
-        etag_out = rheaders.get("etag")
+        etag_out = validator(rheaders)
         if final_url is not None:
             kept["location"] = self.relative(final_url)
         if status == 304:
