@@ -33,7 +33,7 @@ HOME = {"home": _env("PULSE_HOME")}
 PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE_PUBLIC_URL"),
          "timezone": _env("PULSE_TIMEZONE")}
 RESOURCES = {
-    "pulse": PulseResource(**PLACE),
+    "pulse": PulseResource(**PLACE, catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK")),
     "warehouse": WarehouseResource(**HOME),
     "crawler": CrawlerResource(
         **PLACE,

@@ -16,6 +16,7 @@ class PulseResource(dg.ConfigurableResource):
     catalogue: str | None = None  # PULSE_CATALOGUE: a djangopackages base URL or a file
     public_url: str | None = None  # PULSE_PUBLIC_URL
     timezone: str | None = None  # PULSE_TIMEZONE
+    catalogue_max_shrink: str | None = None  # PULSE_CATALOGUE_MAX_SHRINK (a fraction; kept as text like the env)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -23,4 +24,5 @@ class PulseResource(dg.ConfigurableResource):
             "PULSE_CATALOGUE": self.catalogue,
             "PULSE_PUBLIC_URL": self.public_url,
             "PULSE_TIMEZONE": self.timezone,
+            "PULSE_CATALOGUE_MAX_SHRINK": self.catalogue_max_shrink,
         })
