@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from assets.catalogue.readers import CatalogueRecords
 from pipelines.settings import CATALOGUE_MAX_SHRINK
-from pipelines.sources.djangopackages import CatalogueError
+from pipelines.sources.djangopackages import CatalogueError, CatalogueIncomplete
 
 LISTS = ("categories", "grids", "packages")
 
@@ -60,8 +60,10 @@ def judge_catalogue(new: CatalogueRecords | CatalogueError, stored: int, max_shr
     """
     if not 0.0 <= max_shrink <= 1.0:
         raise ValueError(f"max_shrink must be a fraction within 0..1, not {max_shrink}")
-    if isinstance(new, CatalogueError):
+    if isinstance(new, CatalogueIncomplete):
         return Verdict(False, "incomplete", f"catalogue refused, incomplete read: {new}", None, stored)
+    if isinstance(new, CatalogueError):  # not even a first page: unreachable or not the API
+        return Verdict(False, "incomplete", f"catalogue refused, read failed: {new}", None, stored)
     for name in LISTS:
         announced = new.counts.get(name)
         read = len(getattr(new, name))

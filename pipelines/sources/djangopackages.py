@@ -40,6 +40,7 @@ MAX_PAGES = 10_000
 ENDPOINTS = ("categories", "grids", "packages")
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _ID_IN_URL = re.compile(r"/(\d+)/?$")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class CatalogueError(RuntimeError):
@@ -239,6 +240,10 @@ class DjangoPackagesClient:
         try:
             return response.json()
         except ValueError as exc:
+            if "html" in response.headers.get("content-type", "").lower():
+                title = _TITLE.search(response.text)
+                what = f" {_one_line(title.group(1), 80)!r}" if title else ""
+                raise CatalogueInvalid(f"GET {url}: an HTML page{what} instead of JSON") from exc
             raise CatalogueInvalid(f"GET {url}: response is not JSON ({_one_line(str(exc), 80)})") from exc
 
 

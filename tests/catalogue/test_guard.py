@@ -51,7 +51,9 @@ def test_incomplete_is_never_applied(accept):
     assert (failed.apply, failed.kind) == (False, "incomplete")
     assert failed.line == ("catalogue refused, incomplete read: catalogue packages read stopped after 100 of "
                            "240 records: HTTP 500")
-    assert not judge_catalogue(CatalogueUnreachable("catalogue unreachable: x"), 0, accept=accept).apply
+    unreachable = judge_catalogue(CatalogueUnreachable("catalogue unreachable: x"), 0, accept=accept)
+    assert (unreachable.apply, unreachable.kind) == (False, "incomplete")
+    assert unreachable.line == "catalogue refused, read failed: catalogue unreachable: x"
     short = judge_catalogue(_records(216, {"packages": 240, "categories": 1}), 240, accept=accept)
     assert (short.apply, short.kind) == (False, "incomplete")
     assert short.line == ("catalogue refused, incomplete read: packages: 216 records read where the API "
