@@ -27,6 +27,11 @@ from pipelines.settings import Settings, SettingsError
 console = Console(stderr=True, soft_wrap=True)
 DEMO_TOKENS = "sim-demo-token-1,sim-demo-token-2"
 
+# Exit codes of `pulse refresh` / `pulse demo` (README.md, Commands). 2 is click's usage error.
+EXIT_OK = 0  # the run completed (package-level upstream errors are normal: recorded and reported)
+EXIT_FATAL = 1  # nothing usable came of it: configuration, PULSE_HOME, a failed step, a refused first catalogue
+EXIT_DEGRADED = 3  # the run kept earlier data: the catalogue was refused, or a source endpoint was unavailable
+
 
 def _settings() -> Settings:
     try:
@@ -52,7 +57,7 @@ def _check_home(settings: Settings) -> None:
 
 def _fail(message: str) -> None:
     console.print(f"[bold red]pulse: {message}[/]")
-    sys.exit(1)
+    sys.exit(EXIT_FATAL)
 
 
 class _ConsoleNotices(logging.Handler):
@@ -101,7 +106,8 @@ def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
 
 
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
-             replay: bool = False, verbose: bool = False) -> None:
+             replay: bool = False, verbose: bool = False, accept_catalogue_change: bool = False) -> int:
+    """Run one refresh and print its summary; the exit code (EXIT_OK or EXIT_DEGRADED; fatal: exits)."""
     from pipelines.runner import crawl_errors_summary, run_refresh
 
     _check_home(settings)
@@ -124,7 +130,8 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     try:
         with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
             outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
-                                  replay=replay, log_level="INFO" if verbose else "CRITICAL")
+                                  replay=replay, log_level="INFO" if verbose else "CRITICAL",
+                                  accept_catalogue_change=accept_catalogue_change)
     finally:
         progress.install(None)
     table = Table(title="steps", show_header=True)
@@ -136,20 +143,39 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     if outcome.crawl is not None:
         for number, line in enumerate(_crawl_lines(outcome.crawl)):
             console.print(line, style="yellow" if number else None, markup=False, highlight=False)
+    if outcome.catalogue_refused is not None:
+        if outcome.catalogue_kept <= 0:  # nothing stored to keep: nothing works yet
+            _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.catalogue_refused}; "
+                  "no catalogue is stored yet")
+        # one line: what was refused and why, and what was kept (the crawl errors of the kept snapshot
+        # are not this run's: no summary of them)
+        console.print(f"pulse: refresh degraded: {outcome.catalogue_refused}; kept the stored catalogue "
+                      f"({outcome.catalogue_kept} packages), the published snapshot and the export tree unchanged "
+                      "(nothing downstream ran)", style="bold yellow", markup=False, highlight=False)
+        return EXIT_DEGRADED
     if not outcome.success:
         _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.failure}")
     summary = crawl_errors_summary(settings.published_path)
     console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.warehouse_path}; "
                   f"export {settings.export_dir / 'api' / 'v4'}")
+    for source, key, message in summary.endpoints:
+        console.print(f"{source} unavailable ({key}): {message}", style="yellow", markup=False, highlight=False)
     if summary.failures:
         detail = ", ".join(f"{source}/{kind}: {count}" for source, kind, count in summary.failures)
         console.print(f"[yellow]{summary.failing_packages} packages with errors recorded[/] ({detail}); "
                       "see core.crawl_errors WHERE severity = 'error' (`pulse query`)")
-    else:
+    elif not summary.endpoints:
         console.print("no upstream errors recorded")
     for kind, count in summary.notices:
         what = "catalogue URLs outdated (the repository was renamed)" if kind == "renamed" else f"{kind} notices"
         console.print(f"{count} {what}; see core.crawl_errors WHERE severity = 'info'")
+    if summary.endpoints:
+        sources = sorted({source for source, _, _ in summary.endpoints})
+        console.print(f"pulse: refresh degraded: {', '.join(sources)} unavailable; their packages kept their last "
+                      "good data (marked stale); see core.crawl_errors WHERE kind = 'endpoint'",
+                      style="bold yellow", markup=False, highlight=False)
+        return EXIT_DEGRADED
+    return EXIT_OK
 
 
 @click.group()
@@ -163,11 +189,19 @@ def main() -> None:
 @click.option("--max-age-hours", type=float, default=20.0, show_default=True, help="Re-crawl data older than this.")
 @click.option("--time-budget", type=float, default=None, help="Seconds; checkpoint and stop cleanly after it.")
 @click.option("--replay", is_flag=True, help="Rebuild core/marts/exports from the raw archive only (no network).")
+@click.option("--accept-catalogue-change", is_flag=True,
+              help="Apply a catalogue that shrank by more than PULSE_CATALOGUE_MAX_SHRINK (never an empty or "
+                   "incomplete one).")
 @click.option("--verbose", "-v", is_flag=True, help="Show Dagster's step logs.")
-def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool, verbose: bool) -> None:
-    """Materialize the whole asset graph once, in-process."""
-    _refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget, replay=replay,
-             verbose=verbose)
+def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool,
+            accept_catalogue_change: bool, verbose: bool) -> None:
+    """Materialize the whole asset graph once, in-process.
+
+    Exit codes: 0 done (package-level upstream errors are normal), 3 degraded (the catalogue was
+    refused or a source endpoint was unavailable: earlier data kept), 1 fatal.
+    """
+    sys.exit(_refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget,
+                      replay=replay, verbose=verbose, accept_catalogue_change=accept_catalogue_change))
 
 
 @main.command()
@@ -175,7 +209,7 @@ def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--latency-ms", type=float, default=0.0, show_default=True)
 def demo(packages: int, seed: int, latency_ms: float) -> None:
-    """Start the simulator on loopback and refresh against it (offline)."""
+    """Start the simulator on loopback and refresh against it (offline). Exit codes as `refresh`."""
     from simulator.server import start_in_thread
 
     started = time.perf_counter()
@@ -184,8 +218,9 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
         # the simulator's own tokens: a real GITHUB_TOKEN is never sent to the demo's fake GitHub
         os.environ["GITHUB_TOKEN"] = DEMO_TOKENS
         console.print(f"simulator on {sim.url} ({packages} packages, seed {seed})")
-        _refresh(_settings(), force=True, max_age_hours=0.0, time_budget=None)
+        code = _refresh(_settings(), force=True, max_age_hours=0.0, time_budget=None)
     console.print(f"demo finished in {time.perf_counter() - started:.1f}s")
+    sys.exit(code)
 
 
 @main.command()

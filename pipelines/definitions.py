@@ -35,7 +35,8 @@ HOME = {"home": _env("PULSE_HOME")}
 PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE_PUBLIC_URL"),
          "timezone": _env("PULSE_TIMEZONE")}
 RESOURCES = {
-    "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG")),
+    "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG"),
+                           catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK")),
     "warehouse": WarehouseResource(**HOME),
     "crawler": CrawlerResource(
         **PLACE,

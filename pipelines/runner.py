@@ -111,6 +111,22 @@ class RefreshOutcome:
     failure: str | None = None
     run_id: str | None = None
     crawl: dict[str, Any] | None = None  # `CrawlReport.summary()` of the crawl step, when it ran
+    # the catalogue guard refused the read (its one-line reason); nothing downstream ran
+    catalogue_refused: str | None = None
+    catalogue_kept: int = 0  # packages of the stored catalogue that stayed in place
+
+
+def _catalogue_refusal(result: dg.ExecuteInProcessResult) -> tuple[str, int] | None:
+    """(reason, stored packages kept) when the catalogue's blocking `plausible` check failed."""
+    from assets.catalogue.assets import PLAUSIBLE_KEY
+
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.asset_check_key == PLAUSIBLE_KEY and not evaluation.passed:
+            metadata = evaluation.metadata
+            reason = getattr(metadata.get("reason"), "value", None) or "catalogue refused"
+            kept = getattr(metadata.get("stored_packages"), "value", 0) or 0
+            return str(reason), int(kept)
+    return None
 
 
 def _crawl_summary(result: dg.ExecuteInProcessResult) -> dict[str, Any] | None:
@@ -152,12 +168,13 @@ REPLAY_GROUPS = ("core", "health", "history", "marts", "exports")
 
 def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float = 20.0,
                 time_budget_s: float | None = None, replay: bool = False,
-                log_level: str = "CRITICAL") -> RefreshOutcome:
+                log_level: str = "CRITICAL", accept_catalogue_change: bool = False) -> RefreshOutcome:
     """Materialize the whole asset graph once and say how it went (never raises on a step failure).
 
     `replay` rebuilds everything downstream of the raw archive from what is already stored, with
     no network: the catalogue already in the warehouse and the archived responses (a full core
-    build, never the incremental one).
+    build, never the incremental one). `accept_catalogue_change` applies a catalogue that shrank by
+    more than PULSE_CATALOGUE_MAX_SHRINK (`CatalogueConfig.accept_change`).
     """
     from pipelines.definitions import defs
 
@@ -167,13 +184,15 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
     try:
         with refresh_lock(dagster_home):
             return _run_locked(defs, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
-                               replay=replay, log_level=log_level, started=started)
+                               replay=replay, log_level=log_level, started=started,
+                               accept_catalogue_change=accept_catalogue_change)
     except RefreshBusy as exc:
         return RefreshOutcome(success=False, seconds=time.perf_counter() - started, failure=str(exc))
 
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
-                log_level: str, started: float) -> RefreshOutcome:
+                log_level: str, started: float, accept_catalogue_change: bool = False) -> RefreshOutcome:
+    from assets.catalogue.assets import CatalogueConfig
     from assets.core.assets import CoreConfig
     from pipelines.resources import CrawlConfig
 
@@ -185,7 +204,8 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
         # a replay rebuilds: the incremental core refresh would keep tables it believes current
         ops: dict[str, dg.Config] = {"core_tables": CoreConfig(full=True)}
     else:
-        ops = {"crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s)}
+        ops = {"catalogue": CatalogueConfig(accept_change=accept_catalogue_change),
+               "crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s)}
     run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}})
     with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
@@ -198,13 +218,16 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
             for stat in instance.get_run_step_stats(result.run_id)
             if stat.start_time is not None and stat.end_time is not None
         }
+    refused = None if result.success else _catalogue_refusal(result)
     return RefreshOutcome(
         success=result.success,
         seconds=time.perf_counter() - started,
         step_seconds=step_seconds,
-        failure=None if result.success else (_first_failure(result) or "the run failed"),
+        failure=None if result.success else (refused[0] if refused else _first_failure(result) or "the run failed"),
         run_id=result.run_id,
         crawl=_crawl_summary(result),
+        catalogue_refused=refused[0] if refused else None,
+        catalogue_kept=refused[1] if refused else 0,
     )
 
 
@@ -213,25 +236,42 @@ class ErrorSummary:
     failing_packages: int = 0  # distinct packages with at least one failure (severity 'error')
     failures: list[tuple[str, str, int]] = field(default_factory=list)  # (source, kind, packages)
     notices: list[tuple[str, int]] = field(default_factory=list)  # (kind, packages), severity 'info'
+    # source-level failures (a refused or unavailable endpoint): (source, request_key, message)
+    endpoints: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+# A source-level failure in core.crawl_errors (the crawler's endpoint health, issue 12): a row about no
+# package (package_id NULL) or of kind 'endpoint'; its message says what failed and the evidence.
+# Such a source degrades the run: its packages keep their last good data (marked stale).
+ENDPOINT_ROW = "(package_id IS NULL OR kind = 'endpoint') AND severity <> 'info'"
 
 
 def crawl_errors_summary(published_path: Path) -> ErrorSummary:
-    """What core.crawl_errors says after the run: failures and informational notices, apart."""
+    """What core.crawl_errors says after the run: source-level failures, package failures and
+    informational notices, apart."""
     summary = ErrorSummary()
     if not published_path.exists():
         return summary
     con = connect_reader(published_path)
+    package_row = f"severity = 'error' AND NOT ({ENDPOINT_ROW})"
     try:
         summary.failures = con.execute(
-            "SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error' "
+            f"SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE {package_row} "
             "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
         ).fetchall()
         summary.failing_packages = con.execute(
-            "SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'error'").fetchone()[0]
+            f"SELECT count(DISTINCT package_id) FROM core.crawl_errors WHERE {package_row}").fetchone()[0]
         summary.notices = con.execute(
             "SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE severity = 'info' "
             "GROUP BY ALL ORDER BY 2 DESC, 1"
         ).fetchall()
+        summary.endpoints = [
+            (str(source), str(key or kind), " ".join(str(message or kind).split()))
+            for source, key, kind, message in con.execute(
+                "SELECT DISTINCT source, request_key, kind, message FROM core.crawl_errors "
+                f"WHERE {ENDPOINT_ROW} ORDER BY 1, 2"
+            ).fetchall()
+        ]
     except duckdb.Error:
         return ErrorSummary()  # an older snapshot without the table or column: nothing to say
     finally:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 from pipelines.sources.http.hosts import netloc
 from pipelines.sources.registry import SOURCES
 
+CATALOGUE_MAX_SHRINK = 0.10  # default of PULSE_CATALOGUE_MAX_SHRINK (assets/catalogue/guard.py)
+
 
 class SettingsError(ValueError):
     """A configuration value is unusable; the message names the variable."""
@@ -29,6 +31,18 @@ def _value(env: Mapping[str, str | None], name: str, default: str | None = None)
     if value is None or value.strip() == "":
         return default
     return value.strip()
+
+
+def _fraction(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number (a fraction such as 0.1)") from None
+    if not 0.0 <= fraction <= 1.0:
+        raise SettingsError(f"{name}={value!r} is not a fraction within 0..1 (0.1 means 10%)")
+    return fraction
 
 
 def _check_url(name: str, value: str) -> str:
@@ -48,6 +62,7 @@ class Settings(BaseModel):
     source_urls: dict[str, str]  # base URL per source name (pipelines.sources.registry)
     github_graphql_url: str
     github_tokens: tuple[SecretStr, ...] = ()
+    catalogue_max_shrink: float = CATALOGUE_MAX_SHRINK  # PULSE_CATALOGUE_MAX_SHRINK: a fraction, 0..1
 
     @field_validator("timezone")
     @classmethod
@@ -86,6 +101,8 @@ class Settings(BaseModel):
             source_urls=urls,
             github_graphql_url=_check_url("GITHUB_GRAPHQL_URL", graphql),
             github_tokens=tokens,
+            catalogue_max_shrink=_fraction("PULSE_CATALOGUE_MAX_SHRINK", value("PULSE_CATALOGUE_MAX_SHRINK"),
+                                           CATALOGUE_MAX_SHRINK),
         )
 
     def url(self, source: str) -> str:

@@ -1,13 +1,47 @@
-"""The djangopackages.org API v4 (see ../shared/API_V4.md), computed from the world."""
+"""The djangopackages.org API v4 (see ../shared/API_V4.md), computed from the world.
+
+Whole-service faults (`Faults.catalogue`, the `catalogue=` fault key), on every list answer:
+
+- `empty`: every list answers `{"count": 0, "next": null, "previous": null, "results": []}`;
+- `truncated`: the package list ends early (`next` null) with a tenth of its records missing, while its
+  `count` still says how many there are;
+- `500after1`: every page after a list's first answers Django's HTML "Server Error (500)";
+- `html`: every list answers 200 with an HTML maintenance page instead of JSON.
+
+`catalogue_drop=N` removes N packages from the catalogue for real (the list, its count, the grids'
+memberships and the detail pages): drawn from the fault seed, the same for a seed.
+`catalogue_max_limit=N` caps a page at N records, whatever `limit` asks (DRF's `max_limit`), so a
+small world has several pages.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import parse_qs, urlencode
 
 from simulator.core import Resp, SimState, json_resp
+from simulator.faults import unit_hash
 from simulator.world import CATEGORIES, drf_datetime
+
+MAINTENANCE_PAGE = (b"<!DOCTYPE html><html><head><title>Down for maintenance</title></head><body>"
+                    b"<h1>Django Packages is down for maintenance</h1><p>We will be back shortly.</p></body></html>")
+SERVER_ERROR_PAGE = (b'<!doctype html><html lang="en"><head><title>Server Error (500)</title></head><body>'
+                     b"<h1>Server Error (500)</h1><p></p></body></html>")
+
+
+@lru_cache(maxsize=8)
+def dropped_packages(n: int, seed: int, drop: int) -> frozenset[int]:
+    """The `drop` package ids (of 1..n) gone from the catalogue for fault seed `seed`."""
+    if drop <= 0:
+        return frozenset()
+    return frozenset(sorted(range(1, n + 1), key=lambda pid: unit_hash(seed, "catalogue_drop", pid))[:drop])
+
+
+def _dropped(state: SimState) -> frozenset[int]:
+    return dropped_packages(state.world.n, state.faults.seed, state.faults.catalogue_drop)
 
 KINDS = {"packages": "Package", "grids": "Grid", "categories": "Category"}
 
@@ -32,12 +66,26 @@ def _count(state: SimState, kind: str) -> int:
     return len(CATEGORIES)
 
 
+def _listed(state: SimState, kind: str) -> Sequence[int]:
+    """The ids a list serves, in its order (-id; ids are 1..count, less the dropped packages)."""
+    count = _count(state, kind)
+    dropped = _dropped(state) if kind == "packages" else frozenset()
+    if not dropped:
+        return range(count, 0, -1)
+    return [pid for pid in range(count, 0, -1) if pid not in dropped]
+
+
 def _detail(state: SimState, base: str, kind: str, ident: int) -> dict:
     w = state.world
     if kind == "packages":
         return w.v4_package(ident, base)
     if kind == "grids":
-        return w.v4_grid(ident, base)
+        record = w.v4_grid(ident, base)
+        dropped = _dropped(state)
+        if dropped:
+            record["packages"] = [url for url in record["packages"]
+                                  if int(url.rstrip("/").rsplit("/", 1)[1]) not in dropped]
+        return record
     return w.v4_category(ident)
 
 
@@ -53,11 +101,23 @@ def listing(state: SimState, base: str, kind: str, query: str) -> Resp:
         offset = max(0, int(q.get("offset", ["0"])[0]))
     except ValueError:
         offset = 0
-    count = _count(state, kind)
-    ids = range(count - offset, max(0, count - offset - limit), -1)  # -id order, ids are 1..count
-    results = [_detail(state, base, kind, i) for i in ids]
+    faults = state.faults
+    if faults.catalogue_max_limit > 0:
+        limit = min(limit, faults.catalogue_max_limit)
+    if faults.catalogue == "html":
+        return Resp(200, MAINTENANCE_PAGE, {}, "text/html; charset=utf-8")
+    if faults.catalogue == "500after1" and offset > 0:
+        return Resp(500, SERVER_ERROR_PAGE, {}, "text/html; charset=utf-8")
+    if faults.catalogue == "empty":
+        return json_resp({"count": 0, "next": None, "previous": None, "results": []},
+                         content_type="application/json")
+    listed = _listed(state, kind)
+    count = served = len(listed)
+    if faults.catalogue == "truncated" and kind == "packages":
+        served = count - max(1, count // 10)  # the count still announces them all
+    results = [_detail(state, base, kind, i) for i in listed[offset:min(served, offset + limit)]]
     url = f"{base}/api/v4/{kind}/"
-    nxt = f"{url}?{urlencode({'limit': limit, 'offset': offset + limit})}" if offset + limit < count else None
+    nxt = f"{url}?{urlencode({'limit': limit, 'offset': offset + limit})}" if offset + limit < served else None
     prev = None
     if offset > 0:
         prev_offset = max(0, offset - limit)
@@ -79,7 +139,7 @@ def detail(state: SimState, base: str, kind: str, ident: str) -> Resp:
         pid = p.id if p else None
     elif kind == "grids":
         pid = next((g[0] for g in w.grids() if g[2] == ident), None)
-    if pid is None:
+    if pid is None or (kind == "packages" and pid in _dropped(state)):
         return not_found(kind)
     return json_resp(_detail(state, base, kind, pid), content_type="application/json")
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 
 PER_REQUEST = ("5xx", "500", "502", "503", "429", "timeout", "reset", "malformed", "truncated", "slow")
 PER_REPO = ("stats202forever", "repo5xx")
+# whole-catalogue faults (``catalogue=<mode>``, every djangopackages list answer; simulator/catalogue.py)
+CATALOGUE_MODES = ("empty", "truncated", "500after1", "html")
 
 
 def fault_hosts(repo_hosts: Iterable[str]) -> tuple[str, ...]:
@@ -47,6 +49,10 @@ class Faults:
     # correlated failures ("5xxburst=N:K"): per host, after every N requests the next K answer 502/503
     outage_every: int = 0
     outage_length: int = 0
+    # the djangopackages catalogue as a whole service (simulator/catalogue.py)
+    catalogue: str = ""  # "" | empty | truncated | 500after1 | html (CATALOGUE_MODES)
+    catalogue_drop: int = 0  # packages really gone from the catalogue (a real shrink), drawn from the seed
+    catalogue_max_limit: int = 0  # the largest page the lists serve, whatever `limit` asks (DRF max_limit; 0: none)
 
     def outage_at(self, host: str, n: int) -> bool:
         """Whether the ``n``-th request (0-based) to ``host`` falls into a 5xx burst.
@@ -138,6 +144,10 @@ def parse_faults(spec: str | dict | Faults | None, repo_hosts: Iterable[str] = (
             if value not in ("403", "429"):
                 raise ValueError("ratelimit_status must be 403 or 429")
             faults.ratelimit_status = int(value)
+        elif key == "catalogue":
+            if value not in (*CATALOGUE_MODES, ""):
+                raise ValueError(f"catalogue must be one of {', '.join(CATALOGUE_MODES)}")
+            faults.catalogue = value
         elif key == "hosts":
             hosts = tuple(h for h in value.replace("+", " ").replace("|", " ").split() if h)
             known = fault_hosts(repo_hosts)

@@ -3,20 +3,50 @@
 One read of the source produces all five tables (they must agree with each other), so they are one
 multi-asset and are written in one transaction. (No `from __future__ import annotations` here:
 Dagster inspects the `context` annotation at definition time.)
+
+The read is applied only when the guard (`guard.judge_catalogue`) finds it complete and plausible.
+Otherwise the stored tables stay untouched, no materialization is recorded, and the blocking check
+`catalogue/packages:plausible` fails, so the step fails and nothing downstream runs (crawl, core,
+history, marts, publish, exports): the published snapshot and the export tree stay as they were.
+The check's metadata carries the one-line reason (`reason`), the verdict (`kind`) and the packages
+kept (`stored_packages`), which `pulse refresh` reads for its summary and exit code.
 """
 
 import time
 
 import dagster as dg
+import duckdb
 import polars as pl
+from pydantic import Field
 
-from assets.catalogue.readers import read_catalogue
+from assets.catalogue.guard import Verdict, judge_catalogue
+from assets.catalogue.readers import CatalogueRecords, read_catalogue
 from assets.catalogue.transform import TABLES, CatalogueFrames, build_catalogue, reject_codes, repo_problem_codes
 from pipelines import progress
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
+from pipelines.sources.djangopackages import CatalogueError
 from warehouse.load import replace_tables
 
 CATALOGUE_KEYS = {name: dg.AssetKey(["catalogue", name]) for name in TABLES}
+PLAUSIBLE_CHECK = "plausible"
+PLAUSIBLE_KEY = dg.AssetCheckKey(CATALOGUE_KEYS["packages"], PLAUSIBLE_CHECK)
+
+
+class CatalogueConfig(dg.Config):
+    """Run config of the catalogue step (`pulse refresh --accept-catalogue-change` sets it)."""
+
+    accept_change: bool = Field(
+        default=False,
+        description="Apply a catalogue that shrank by more than PULSE_CATALOGUE_MAX_SHRINK (a real change). "
+                    "An incomplete or empty read is never applied.")
+
+
+def stored_packages(con) -> int:
+    """Packages in the stored catalogue (0 when none is stored yet)."""
+    try:
+        return int(con.execute("SELECT count(*) FROM catalogue.packages").fetchone()[0])
+    except duckdb.CatalogException:  # no table yet: nothing stored
+        return 0
 
 _DESCRIPTIONS = {
     "categories": "Catalogue categories (App, Framework, Project, Other on djangopackages).",
@@ -66,30 +96,77 @@ def catalogue_metadata(frames: CatalogueFrames, source: str, source_kind: str,
     return meta
 
 
+def _check_result(verdict: Verdict, source: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=CATALOGUE_KEYS["packages"],
+        check_name=PLAUSIBLE_CHECK,
+        passed=verdict.apply,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict.line,
+        metadata={
+            "reason": verdict.line,
+            "kind": verdict.kind,
+            "read_packages": -1 if verdict.packages is None else verdict.packages,
+            "stored_packages": verdict.stored,
+            "overridable": verdict.overridable,
+            "source": source,
+        },
+    )
+
+
 @dg.multi_asset(
     name="catalogue",
     specs=[
-        dg.AssetSpec(key, group_name="catalogue", description=_DESCRIPTIONS[name], kinds={"duckdb", "polars"})
+        dg.AssetSpec(key, group_name="catalogue", description=_DESCRIPTIONS[name], kinds={"duckdb", "polars"},
+                     skippable=True)  # a refused read materializes nothing
         for name, key in CATALOGUE_KEYS.items()
     ],
+    check_specs=[dg.AssetCheckSpec(
+        PLAUSIBLE_CHECK, asset=CATALOGUE_KEYS["packages"], blocking=True,
+        description="The catalogue read was complete (every page, `count` = records) and plausible (not empty, "
+                    "not shrunk by more than PULSE_CATALOGUE_MAX_SHRINK); else the stored one is kept and "
+                    "nothing downstream runs.",
+    )],
     pool=WRITER_POOL,
-    description="Reads PULSE_CATALOGUE (djangopackages API v4, JSON or CSV) into the catalogue schema.",
+    description="Reads PULSE_CATALOGUE (djangopackages API v4, JSON or CSV) into the catalogue schema, "
+                "when the read is complete and plausible.",
 )
-def catalogue(context: dg.AssetExecutionContext, pulse: PulseResource, warehouse: WarehouseResource):
+def catalogue(context: dg.AssetExecutionContext, config: CatalogueConfig, pulse: PulseResource,
+              warehouse: WarehouseResource):
     settings = pulse.settings()
     started = time.perf_counter()
     progress.report("catalogue", 0, 1)
-    records = read_catalogue(settings.catalogue)
-    frames = build_catalogue(records)
+    records: CatalogueRecords | None = None
+    frames: CatalogueFrames | None = None
+    try:
+        records = read_catalogue(settings.catalogue)
+    except CatalogueError as exc:
+        failure: CatalogueError | None = exc
+    else:
+        failure = None
+        frames = build_catalogue(records)
     with warehouse.writer() as con:
-        replace_tables(con, frames.tables())
+        stored = stored_packages(con)
+        verdict = judge_catalogue(failure or records, stored, settings.catalogue_max_shrink,
+                                  packages=None if frames is None else frames.packages.height,
+                                  accept=config.accept_change)
+        if verdict.apply and frames is not None:
+            replace_tables(con, frames.tables())
     seconds = time.perf_counter() - started
     progress.report("catalogue", 1, 1)
+    if not verdict.apply or frames is None or records is None:
+        context.log.error(f"{verdict.line}; the stored catalogue ({stored} packages) is kept")
+        yield _check_result(verdict, settings.catalogue)
+        return
+    if verdict.kind == "accepted":
+        context.log.warning(verdict.line)
     context.log.info(
         f"catalogue from {records.source_kind} {settings.catalogue}: {frames.packages.height} packages, "
         f"{frames.grids.height} grids, {frames.categories.height} categories, {frames.rejects.height} rejects "
         f"in {seconds:.2f}s"
     )
     metadata = catalogue_metadata(frames, settings.catalogue, records.source_kind, seconds)
+    metadata["packages"]["verdict"] = verdict.line
     for name, key in CATALOGUE_KEYS.items():
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[name])
+    yield _check_result(verdict, settings.catalogue)

@@ -54,7 +54,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pipelines.sources.djangopackages import CatalogueInvalid, CatalogueUnreachable, read_api
+from pipelines.sources.djangopackages import CatalogueInvalid, CatalogueUnreachable, read_api_counted
 
 Record = dict[str, Any]
 
@@ -79,16 +79,19 @@ class CatalogueRecords:
     packages: list[Record] = field(default_factory=list)
     source: str = ""
     source_kind: str = ""  # api | json | dumpdata | csv
+    counts: dict[str, int] = field(default_factory=dict)  # list -> the `count` the API announced
 
 
 def read_catalogue(source: str, *, http_client_factory: Callable[[], httpx.Client] | None = None,
                    **client_options: Any) -> CatalogueRecords:
     """Read the catalogue at `source` (base URL or file path). Raises `CatalogueError` subclasses:
-    `CatalogueUnreachable` (network, missing file), `CatalogueInvalid` (unusable content)."""
+    `CatalogueUnreachable` (network, missing file), `CatalogueInvalid` (unusable content),
+    `CatalogueIncomplete` (an API list read in part). From the API, `counts` holds what each list
+    announced, for the guard to compare with the records read."""
     source = str(source).strip()
     if source.startswith(("http://", "https://")):
-        lists = read_api(source, http_client_factory=http_client_factory, **client_options)
-        return CatalogueRecords(lists["categories"], lists["grids"], lists["packages"], source, "api")
+        lists, counts = read_api_counted(source, http_client_factory=http_client_factory, **client_options)
+        return CatalogueRecords(lists["categories"], lists["grids"], lists["packages"], source, "api", counts)
     return read_file(Path(source).expanduser())
 
 

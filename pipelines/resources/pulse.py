@@ -17,6 +17,7 @@ class PulseResource(dg.ConfigurableResource):
     public_url: str | None = None  # PULSE_PUBLIC_URL
     timezone: str | None = None  # PULSE_TIMEZONE
     health_config: str | None = None  # PULSE_HEALTH_CONFIG: a health.toml to score with (None: the shipped one)
+    catalogue_max_shrink: str | None = None  # PULSE_CATALOGUE_MAX_SHRINK (a fraction; kept as text like the env)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -24,4 +25,5 @@ class PulseResource(dg.ConfigurableResource):
             "PULSE_CATALOGUE": self.catalogue,
             "PULSE_PUBLIC_URL": self.public_url,
             "PULSE_TIMEZONE": self.timezone,
+            "PULSE_CATALOGUE_MAX_SHRINK": self.catalogue_max_shrink,
         })

@@ -8,6 +8,12 @@ seen twice ends the walk with an error (no loops), and the number of pages is bo
 Transient failures (connection errors, timeouts, 429 and 5xx) are retried a bounded number of times
 with jittered exponential backoff (tenacity); when the catalogue still cannot be read,
 `CatalogueUnreachable` says so in one line naming the URL and the cause.
+
+A read is all or nothing: a page that fails after the first one (a 500, an HTML maintenance page
+instead of JSON, a broken link) raises `CatalogueIncomplete`, never a shorter list. The `count` each
+list announces is kept (`read_counted`): the catalogue guard (assets/catalogue/guard.py) compares it
+with the records read, and a count that changes between pages (the catalogue changed mid-read) is
+incomplete too.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ MAX_PAGES = 10_000
 ENDPOINTS = ("categories", "grids", "packages")
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _ID_IN_URL = re.compile(r"/(\d+)/?$")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class CatalogueError(RuntimeError):
@@ -46,6 +53,10 @@ class CatalogueUnreachable(CatalogueError):
 
 class CatalogueInvalid(CatalogueError):
     """The catalogue answered something unusable (not JSON, wrong shape, a link to another host)."""
+
+
+class CatalogueIncomplete(CatalogueError):
+    """A list was read only in part: a page after the first failed, or its `count` changed mid-read."""
 
 
 class _Transient(Exception):
@@ -105,8 +116,13 @@ class DjangoPackagesClient:
 
     def read_all(self) -> dict[str, list[dict[str, Any]]]:
         """{"categories": [...], "grids": [...], "packages": [...]}: every record of every list."""
+        return self.read_counted()[0]
+
+    def read_counted(self) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+        """Every record of every list, and the `count` each list announced (when it did)."""
+        counts: dict[str, int] = {}
         with self._session() as http:
-            return {name: list(self._walk(http, name)) for name in ENDPOINTS}
+            return {name: list(self._walk(http, name, counts)) for name in ENDPOINTS}, counts
 
     def read_list(self, endpoint: str) -> list[dict[str, Any]]:
         with self._session() as http:
@@ -141,10 +157,12 @@ class DjangoPackagesClient:
                 f"catalogue link {_one_line(url)} from {referrer} leaves {self._netloc}: not followed"
             ) from None
 
-    def _walk(self, http: httpx.Client, endpoint: str) -> Iterator[dict[str, Any]]:
+    def _walk(self, http: httpx.Client, endpoint: str,
+              counts: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+        counts = {} if counts is None else counts
         url: str | None = self.list_url(endpoint)
         seen: set[str] = set()
-        pages = 0
+        pages = read = 0
         while url is not None:
             if url in seen:
                 raise CatalogueInvalid(f"catalogue pagination loops back to {url}")
@@ -152,11 +170,25 @@ class DjangoPackagesClient:
             pages += 1
             if pages > MAX_PAGES:
                 raise CatalogueInvalid(f"catalogue {endpoint} has more than {MAX_PAGES} pages")
-            page = self._get_json(http, url)
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise CatalogueInvalid(f"GET {url}: not a v4 list page (no 'results' list)")
+            try:
+                page = self._get_json(http, url)
+                if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                    raise CatalogueInvalid(f"GET {url}: not a v4 list page (no 'results' list)")
+            except CatalogueError as exc:
+                if pages == 1:  # the list's first page: unreachable or invalid as it is
+                    raise
+                announced = f" of {counts[endpoint]}" if endpoint in counts else ""
+                raise CatalogueIncomplete(
+                    f"catalogue {endpoint} read stopped after {read}{announced} records: {exc}") from exc
+            count = page.get("count")
+            if isinstance(count, int) and not isinstance(count, bool):
+                if endpoint in counts and counts[endpoint] != count:
+                    raise CatalogueIncomplete(
+                        f"GET {url}: count changed from {counts[endpoint]} to {count} during the read")
+                counts[endpoint] = count
             for record in page["results"]:
                 if isinstance(record, dict):
+                    read += 1
                     yield record
                 else:
                     raise CatalogueInvalid(f"GET {url}: a result is not an object")
@@ -208,6 +240,10 @@ class DjangoPackagesClient:
         try:
             return response.json()
         except ValueError as exc:
+            if "html" in response.headers.get("content-type", "").lower():
+                title = _TITLE.search(response.text)
+                what = f" {_one_line(title.group(1), 80)!r}" if title else ""
+                raise CatalogueInvalid(f"GET {url}: an HTML page{what} instead of JSON") from exc
             raise CatalogueInvalid(f"GET {url}: response is not JSON ({_one_line(str(exc), 80)})") from exc
 
 
@@ -226,7 +262,13 @@ class _Session:
 def read_api(base_url: str, *, http_client_factory: Callable[[], httpx.Client] | None = None,
              **options: Any) -> dict[str, list[dict[str, Any]]]:
     """All categories, grids and packages of the v4 API under `base_url`."""
+    return read_api_counted(base_url, http_client_factory=http_client_factory, **options)[0]
+
+
+def read_api_counted(base_url: str, *, http_client_factory: Callable[[], httpx.Client] | None = None,
+                     **options: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """All categories, grids and packages of the v4 API under `base_url`, and each list's `count`."""
     if http_client_factory is None:
-        return DjangoPackagesClient(base_url, **options).read_all()
+        return DjangoPackagesClient(base_url, **options).read_counted()
     with http_client_factory() as client:
-        return DjangoPackagesClient(base_url, client=client, **options).read_all()
+        return DjangoPackagesClient(base_url, client=client, **options).read_counted()

@@ -7,20 +7,36 @@ import duckdb
 import orjson
 import pytest
 
-from assets.catalogue.assets import CATALOGUE_KEYS, catalogue
+from assets.catalogue.assets import CATALOGUE_KEYS, PLAUSIBLE_KEY, catalogue
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from tests.catalogue.conftest import v4_world
 
 
-def _materialize(home, monkeypatch, source: str, raise_on_error: bool = True):
+def _materialize(home, monkeypatch, source: str, raise_on_error: bool = True, *, accept: bool = False,
+                 max_shrink: str | None = None):
     # the resources are configured by their fields, never the environment: this one must be ignored
     monkeypatch.setenv("PULSE_CATALOGUE", "http://from-the-environment.invalid")
     return dg.materialize(
         [catalogue],
-        resources={"pulse": PulseResource(home=str(home), catalogue=source),
+        resources={"pulse": PulseResource(home=str(home), catalogue=source, catalogue_max_shrink=max_shrink),
                    "warehouse": WarehouseResource(home=str(home))},
         raise_on_error=raise_on_error,
+        run_config={"ops": {"catalogue": {"config": {"accept_change": accept}}}},
     )
+
+
+def _check(result) -> dg.AssetCheckEvaluation:
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.asset_check_key == PLAUSIBLE_KEY
+    return evaluation
+
+
+def _packages(home) -> list[int]:
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return [row[0] for row in con.execute("SELECT id FROM catalogue.packages ORDER BY id").fetchall()]
+    finally:
+        con.close()
 
 
 def _metadata(result, name: str) -> dict:
@@ -37,6 +53,8 @@ def test_asset_definition():
     assert all(spec.kinds == {"duckdb", "polars"} for spec in specs.values())
     assert catalogue.op.pool == WRITER_POOL
     assert {"pulse", "warehouse"} <= catalogue.required_resource_keys
+    [check] = catalogue.check_specs
+    assert check.key == PLAUSIBLE_KEY and check.blocking
 
 
 def test_materialize_from_the_api_into_duckdb(tmp_path, monkeypatch, v4_server):
@@ -76,7 +94,14 @@ def test_materialize_replaces_tables_from_a_csv(tmp_path, monkeypatch):
     assert _materialize(tmp_path, monkeypatch, str(first)).success
     second = tmp_path / "catalogue.csv"
     second.write_text('dp_slug;dp_category;dp_grids;dp_repo_url\n"x";"apps";"g";"https://gitlab.com/a/b/c"\n')
-    assert _materialize(tmp_path, monkeypatch, str(second)).success
+    # 9 -> 1 package: refused (kept as stored) unless accepted
+    refused = _materialize(tmp_path, monkeypatch, str(second), raise_on_error=False)
+    assert not refused.success and not refused.asset_materializations_for_node("catalogue")
+    evaluation = _check(refused)
+    assert not evaluation.passed and evaluation.metadata["kind"].value == "shrink"
+    assert evaluation.metadata["reason"].value.startswith("catalogue refused: 1 packages where 9 are stored")
+    assert _packages(tmp_path) == list(range(1, 10))
+    assert _materialize(tmp_path, monkeypatch, str(second), accept=True).success
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT id, slug, repo_key, pypi_name FROM catalogue.packages").fetchall() == [
@@ -86,13 +111,46 @@ def test_materialize_replaces_tables_from_a_csv(tmp_path, monkeypatch):
         con.close()
 
 
-def test_unreachable_catalogue_fails_the_step_with_one_line(tmp_path, monkeypatch):
+def test_unreachable_catalogue_fails_the_blocking_check_with_one_line(tmp_path, monkeypatch):
     missing = tmp_path / "missing.json"
     result = _materialize(tmp_path, monkeypatch, str(missing), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    cause = failure.step_failure_data.error.cause
-    assert cause.cls_name == "CatalogueUnreachable"
-    assert cause.message.strip().endswith(f"catalogue file not found: {missing}")
-    with pytest.raises(Exception, match="catalogue file not found"):
+    assert failure.step_failure_data.error.cls_name == "DagsterAssetCheckFailedError"
+    evaluation = _check(result)
+    assert not evaluation.passed and evaluation.metadata["kind"].value == "incomplete"
+    reason = evaluation.metadata["reason"].value
+    assert "\n" not in reason and reason.endswith(f"catalogue file not found: {missing}")
+    with pytest.raises(Exception, match="blocking asset check"):
         _materialize(tmp_path, monkeypatch, str(missing))
+
+
+def test_small_shrink_is_applied_big_one_by_setting(tmp_path, monkeypatch):
+    first = tmp_path / "first.json"
+    first.write_bytes(orjson.dumps(v4_world(packages=20)))
+    assert _materialize(tmp_path, monkeypatch, str(first)).success
+    world = v4_world(packages=20)
+    world["packages"] = [p for p in world["packages"] if p["id"] not in (3, 4)]  # -10%: within the default
+    second = tmp_path / "second.json"
+    second.write_bytes(orjson.dumps(world))
+    result = _materialize(tmp_path, monkeypatch, str(second))
+    assert _check(result).passed and _check(result).metadata["kind"].value == "ok"
+    assert 3 not in _packages(tmp_path) and len(_packages(tmp_path)) == 18
+    world["packages"] = world["packages"][:9]  # -50%: PULSE_CATALOGUE_MAX_SHRINK=0.5 allows it
+    second.write_bytes(orjson.dumps(world))
+    assert not _materialize(tmp_path, monkeypatch, str(second), raise_on_error=False).success
+    assert _materialize(tmp_path, monkeypatch, str(second), max_shrink="0.5").success
+    assert len(_packages(tmp_path)) == 9
+
+
+def test_empty_catalogue_is_refused_even_accepted_and_on_a_first_run(tmp_path, monkeypatch):
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(orjson.dumps({"count": 0, "next": None, "previous": None, "results": []}))
+    result = _materialize(tmp_path, monkeypatch, str(empty), raise_on_error=False, accept=True)
+    assert not result.success and _check(result).metadata["kind"].value == "empty"
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'catalogue'"
+                           ).fetchone()[0] == 0  # nothing written
+    finally:
+        con.close()

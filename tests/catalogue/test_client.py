@@ -10,6 +10,7 @@ from packaging.utils import canonicalize_name
 
 from pipelines.sources.djangopackages import (
     CatalogueError,
+    CatalogueIncomplete,
     CatalogueInvalid,
     CatalogueUnreachable,
     DjangoPackagesClient,
@@ -176,3 +177,25 @@ def test_reads_the_simulator_and_parses_what_its_world_means():
         assert row["pypi_name"] == expected_pypi, row["pypi_url"]
     memberships = {(g, p) for p in world.ids() for g in world.package_grids(p)}
     assert set(frames.grid_packages.rows()) == memberships
+
+
+def test_counts_are_kept(v4_server):
+    lists, counts = DjangoPackagesClient(v4_server.url, page_size=3, **FAST).read_counted()
+    assert counts == {"categories": 2, "grids": 3, "packages": 7} and len(lists["packages"]) == 7
+
+
+def test_a_page_failing_after_the_first_is_incomplete_not_fewer_records(v4_server):
+    v4_server.rewrite_next = lambda url: url.replace("/api/v4/packages/", "/api/v4/packages-broken/")
+    with pytest.raises(CatalogueIncomplete) as caught:
+        DjangoPackagesClient(v4_server.url, page_size=3, attempts=2, **FAST).read_all()
+    message = str(caught.value)
+    assert message.startswith("catalogue packages read stopped after 3 of 7 records: "
+                              "catalogue unreachable: GET "), message
+    assert "HTTP 404" in message and "\n" not in message
+
+
+def test_an_html_page_after_the_first_is_incomplete(v4_server):
+    v4_server.raw_body["maintenance"] = b"<html><body>Down for maintenance</body></html>"
+    v4_server.rewrite_next = lambda url: url.replace("/api/v4/packages/", "/api/v4/maintenance/")
+    with pytest.raises(CatalogueIncomplete, match=r"packages read stopped after 3 of 7 records: .*not JSON"):
+        DjangoPackagesClient(v4_server.url, page_size=3, **FAST).read_list("packages")
