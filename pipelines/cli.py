@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines import progress
+from pipelines.crawler import shutdown
 from pipelines.settings import Settings, SettingsError
 
 console = Console(stderr=True, soft_wrap=True)
@@ -100,8 +101,27 @@ def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _stopped(signum: int, outcome: Any, seconds: float) -> None:
+    """A refresh stopped by SIGTERM/SIGINT: one line, exit 128 + the signal's number (130, 143).
+
+    Everything the run held is released by now (lock, Dagster instance, warehouse): the process exits
+    at once, without the interpreter's slow teardown, while a container's grace period runs.
+    """
+    crawl = "crawl: CrawlInterrupted: "
+    detail = ""
+    if outcome is not None and outcome.failure and outcome.failure.startswith(crawl):
+        detail = "; " + outcome.failure.removeprefix(crawl).split(": ", 1)[-1]
+    console.print(f"[bold red]pulse: refresh stopped by {shutdown.name(signum)} after {seconds:.1f}s{detail}; "
+                  "nothing partial was published; the next refresh continues from the raw archive[/]")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
              replay: bool = False, verbose: bool = False) -> None:
+    from dagster import DagsterExecutionInterruptedError
+
     from pipelines.runner import crawl_errors_summary, run_refresh
 
     _check_home(settings)
@@ -121,12 +141,22 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
         bars.update(tasks[stage], completed=done, total=total)
 
     progress.install(listener)
-    try:
-        with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
-            outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
-                                  replay=replay, log_level="INFO" if verbose else "CRITICAL")
-    finally:
-        progress.install(None)
+    started = time.perf_counter()
+    outcome = None
+    with shutdown.SignalLog() as signals, shutdown.interrupt_on_signals():
+        try:
+            with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
+                outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours,
+                                      time_budget_s=time_budget, replay=replay,
+                                      log_level="INFO" if verbose else "CRITICAL")
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            pass  # a stop signal outside the crawl: Dagster interrupted the step in progress
+        finally:
+            progress.install(None)
+        stop_signal = signals.first()
+    if stop_signal is not None:
+        _stopped(stop_signal, outcome, time.perf_counter() - started)
+    assert outcome is not None
     table = Table(title="steps", show_header=True)
     table.add_column("step")
     table.add_column("seconds", justify="right")
