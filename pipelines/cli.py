@@ -293,7 +293,43 @@ def ui(port: int) -> None:
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = str(Path(sys.executable).parent / "dagster")
     console.print(f"Dagster instance in {home}; UI on http://127.0.0.1:{port}")
-    os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(port)])  # noqa: S606 - our own venv's dagster
+    sys.exit(_supervise([dagster, "dev", "-w", str(workspace), "-p", str(port)]))
+
+
+UI_STOP_S = 3.0  # after SIGTERM/SIGINT, `dagster dev` and its processes get this long, then SIGKILL
+
+
+def _supervise(command: list[str]) -> int:
+    """Run `command` in its own process group until it ends or this process gets SIGTERM/SIGINT.
+
+    `dagster dev` starts the webserver, the daemon and code servers; stopping them itself takes it
+    5-10 s, longer than a container's stop should. A stop signal is forwarded as SIGTERM to the whole
+    group, which gets `UI_STOP_S`; what is still running then is killed. A requested stop exits 0.
+    """
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command, process_group=0)  # noqa: S603 - our own venv's dagster
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    while not received:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return child.wait(timeout=0.2)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=UI_STOP_S)
+    with contextlib.suppress(ProcessLookupError):  # the webserver, daemon and code servers too
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    console.print(f"pulse ui: stopped by {signal.Signals(received[0]).name}")
+    return 0
 
 
 def _attach_simulate() -> None:

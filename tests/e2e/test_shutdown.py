@@ -11,6 +11,7 @@ The signal goes to the CLI's own pid only, as a container runtime sends it to th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -83,17 +84,25 @@ def _assert_stops(process: subprocess.Popen, signum: int, port: int) -> None:
         assert code == 0, (code, err[-2000:])
         assert not _answers(port), "the port still answers"
     finally:
-        # nothing the command started may outlive it (dagster dev's webserver and daemon)
+        # nothing the command started may outlive it (dagster dev's webserver, daemon, code servers)
+        left = _session(process.pid)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes outlived the command: {left}"
+
+
+def _session(sid: int) -> list[int]:
+    """The processes of session `sid` (the test starts each command in its own session)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(1)
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        pytest.fail("processes of the group outlived the command")
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
