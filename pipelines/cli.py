@@ -296,7 +296,7 @@ def ui(port: int) -> None:
     sys.exit(_supervise([dagster, "dev", "-w", str(workspace), "-p", str(port)]))
 
 
-UI_STOP_S = 3.0  # after SIGTERM/SIGINT, `dagster dev` and its processes get this long, then SIGKILL
+UI_STOP_S = 2.0  # after SIGTERM/SIGINT, `dagster dev` and its processes get this long, then SIGKILL
 
 
 def _supervise(command: list[str]) -> int:

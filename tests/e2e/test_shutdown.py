@@ -79,6 +79,7 @@ def _stop(process: subprocess.Popen, signum: int) -> tuple[float, int, str]:
 
 def _assert_stops(process: subprocess.Popen, signum: int, port: int) -> None:
     seconds, code, err = _stop(process, signum)
+    print(f"stopped by {signal.Signals(signum).name} in {seconds:.2f} s, exit {code}")  # shown with -s
     try:
         assert seconds < STOP_WITHIN_S, f"took {seconds:.1f} s to stop"
         assert code == 0, (code, err[-2000:])
