@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines import progress
+from pipelines.crawler import shutdown
 from pipelines.settings import Settings, SettingsError
 
 console = Console(stderr=True, soft_wrap=True)
@@ -105,9 +106,29 @@ def _crawl_lines(crawl: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _stopped(signum: int, outcome: Any, seconds: float) -> None:
+    """A refresh stopped by SIGTERM/SIGINT: one line, exit 128 + the signal's number (130, 143).
+
+    Everything the run held is released by now (lock, Dagster instance, warehouse): the process exits
+    at once, without the interpreter's slow teardown, while a container's grace period runs.
+    """
+    crawl = "crawl: CrawlInterrupted: "
+    detail = ""
+    if outcome is not None and outcome.failure and outcome.failure.startswith(crawl):
+        detail = "; " + outcome.failure.removeprefix(crawl).split(": ", 1)[-1]
+    console.print(f"[bold red]pulse: refresh stopped by {shutdown.name(signum)} after {seconds:.1f}s{detail}; "
+                  "nothing partial was published; the next refresh continues from the raw archive[/]")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
              replay: bool = False, verbose: bool = False, accept_catalogue_change: bool = False) -> int:
-    """Run one refresh and print its summary; the exit code (EXIT_OK or EXIT_DEGRADED; fatal: exits)."""
+    """Run one refresh and print its summary; the exit code (EXIT_OK or EXIT_DEGRADED; fatal or a
+    stop signal: exits)."""
+    from dagster import DagsterExecutionInterruptedError
+
     from pipelines.runner import crawl_errors_summary, run_refresh
 
     _check_home(settings)
@@ -127,13 +148,23 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
         bars.update(tasks[stage], completed=done, total=total)
 
     progress.install(listener)
-    try:
-        with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
-            outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget,
-                                  replay=replay, log_level="INFO" if verbose else "CRITICAL",
-                                  accept_catalogue_change=accept_catalogue_change)
-    finally:
-        progress.install(None)
+    started = time.perf_counter()
+    outcome = None
+    with shutdown.SignalLog() as signals, shutdown.interrupt_on_signals():
+        try:
+            with bars, (contextlib.nullcontext() if verbose else _notices_on_console()):
+                outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours,
+                                      time_budget_s=time_budget, replay=replay,
+                                      log_level="INFO" if verbose else "CRITICAL",
+                                      accept_catalogue_change=accept_catalogue_change)
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            pass  # a stop signal outside the crawl: Dagster interrupted the step in progress
+        finally:
+            progress.install(None)
+        stop_signal = signals.first()
+    if stop_signal is not None:
+        _stopped(stop_signal, outcome, time.perf_counter() - started)
+    assert outcome is not None
     table = Table(title="steps", show_header=True)
     table.add_column("step")
     table.add_column("seconds", justify="right")
@@ -298,7 +329,43 @@ def ui(port: int) -> None:
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = str(Path(sys.executable).parent / "dagster")
     console.print(f"Dagster instance in {home}; UI on http://127.0.0.1:{port}")
-    os.execv(dagster, [dagster, "dev", "-w", str(workspace), "-p", str(port)])  # noqa: S606 - our own venv's dagster
+    sys.exit(_supervise([dagster, "dev", "-w", str(workspace), "-p", str(port)]))
+
+
+UI_STOP_S = 2.0  # after SIGTERM/SIGINT, `dagster dev` and its processes get this long, then SIGKILL
+
+
+def _supervise(command: list[str]) -> int:
+    """Run `command` in its own process group until it ends or this process gets SIGTERM/SIGINT.
+
+    `dagster dev` starts the webserver, the daemon and code servers; stopping them itself takes it
+    5-10 s, longer than a container's stop should. A stop signal is forwarded as SIGTERM to the whole
+    group, which gets `UI_STOP_S`; what is still running then is killed. A requested stop exits 0.
+    """
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command, process_group=0)  # noqa: S603 - our own venv's dagster
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if not received:
+            received.append(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    while not received:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return child.wait(timeout=0.2)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=UI_STOP_S)
+    with contextlib.suppress(ProcessLookupError):  # the webserver, daemon and code servers too
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    console.print(f"pulse ui: stopped by {signal.Signals(received[0]).name}")
+    return 0
 
 
 def _attach_simulate() -> None:

@@ -64,7 +64,15 @@ def make_app(api: PublishedApi) -> web.Application:
     return app
 
 
+SHUTDOWN_TIMEOUT_S = 2.0  # requests in progress get this long after SIGTERM/SIGINT; keep-alive ones are closed
+
+
 def run_server(published: Path, *, public_url: str, timezone: str, host: str, port: int) -> None:
-    """Serve until interrupted (blocking)."""
+    """Serve until SIGTERM or SIGINT (blocking), then stop listening, close connections and return.
+
+    `run_app` turns both signals into a graceful exit (handle_signals); its default shutdown timeout
+    (60 s) would outlast a container's grace period, so requests in progress get 2 s.
+    """
     api = PublishedApi(published, ApiContext.create(public_url, timezone))
-    web.run_app(make_app(api), host=host, port=port, print=None)
+    web.run_app(make_app(api), host=host, port=port, print=None, handle_signals=True,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S)

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import signal
 import threading
 import time
 from collections import deque
@@ -559,7 +560,7 @@ def start_in_thread(packages: int = 250, seed: int = 1, latency_ms: float = 0,
 def serve_forever(packages: int = 250, seed: int = 1, latency_ms: float = 0, faults: Any = None,
                   port: int = 8765, host: str = "127.0.0.1", on_ready: Callable[[str], None] | None = None,
                   now: datetime | None = None) -> None:
-    """Serve in the foreground until interrupted (used by ``pulse simulate``)."""
+    """Serve in the foreground until SIGTERM or SIGINT, then close the socket (used by ``pulse simulate``)."""
     sim = make_simulator(packages=packages, seed=seed, latency_ms=latency_ms, faults=faults, now=now)
 
     async def main() -> None:
@@ -572,11 +573,17 @@ def serve_forever(packages: int = 250, seed: int = 1, latency_ms: float = 0, fau
         bound = sockets[0].getsockname()[1]
         if on_ready:
             on_ready(f"http://{host}:{bound}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 
+    # SIGTERM (a container's stop) and SIGINT (Ctrl-C) end the wait: the socket is closed, exit 0
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
 

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import polars as pl
 
+from pipelines.crawler import shutdown
 from pipelines.crawler.plan import Plan, plan_crawl
 from pipelines.crawler.state import load_state
 from pipelines.crawler.upstreams import Upstreams
@@ -52,6 +53,12 @@ from pipelines.sources.registry import SOURCES
 from warehouse.archive import RawResponse, write_batch
 
 log_default = logging.getLogger(__name__)
+
+STOP_GRACE_S = 2.0  # after a stop signal, what is in flight gets this long to finish; then it is cancelled
+
+
+class CrawlInterrupted(RuntimeError):
+    """A stop signal ended the crawl: the archive is flushed; the step fails so nothing downstream runs."""
 
 ERROR_BODY_CHARS = 2000
 
@@ -75,6 +82,7 @@ class CrawlReport:
     skipped_unsupported: int = 0  # repos on hosts we have no client for
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
+    interrupted_by: str | None = None  # "SIGTERM" / "SIGINT" when a stop signal ended the crawl
 
     @property
     def left(self) -> int:
@@ -264,6 +272,10 @@ class _Crawler:
 
     # -- stopping --------------------------------------------------------------------------
     def stopped(self, source: str) -> bool:
+        signum = shutdown.requested()
+        if signum is not None and self.report.interrupted_by is None:
+            self.report.interrupted_by = shutdown.name(signum)
+            self._stop_reason = f"{self.report.interrupted_by} received"
         if self._stop_reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
             self._stop_reason = "time budget reached"
             notify(self.log, "crawl stopping: time budget reached (the next run continues from here)")
@@ -319,12 +331,19 @@ class _Crawler:
         upstreams = Upstreams.connect(self.settings, self.tuning, deadline=self.deadline, log=self.log,
                                       transport=self.transport)
         flusher = asyncio.create_task(self._flush_periodically())
+        sources = asyncio.gather(*(self._source(source, upstreams.by_source[source.name]) for source in SOURCES))
+        watcher = asyncio.create_task(self._watch_stop_signal(sources))
         try:
-            await asyncio.gather(*(self._source(source, upstreams.by_source[source.name]) for source in SOURCES))
+            await asyncio.wait({sources})
+            # cancelled by `_watch_stop_signal` (a cancelled gather holds a CancelledError) is a stop
+            cancelled = sources.cancelled() or isinstance(sources.exception(), asyncio.CancelledError)
+            if not (cancelled and self.report.interrupted_by):
+                sources.result()  # raise what the sources raised
             await self.writer.flush()
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            for task in (flusher, watcher):
+                task.cancel()
+            await asyncio.gather(flusher, watcher, return_exceptions=True)
             await upstreams.aclose()
         reasons = ([self._stop_reason] if self._stop_reason else []) + [
             f"{source}: {reason}" for source, reason in self._source_stop.items()]
@@ -332,6 +351,20 @@ class _Crawler:
         if reasons:
             self.report.stopped_by_budget = True
         self.report.sources = upstreams.stats()
+
+    async def _watch_stop_signal(self, sources: asyncio.Future[Any]) -> None:
+        """A stop signal: no new work (`stopped`), what is in flight gets `STOP_GRACE_S`, then is cancelled.
+
+        A cancelled unit loses only its unanswered requests: they are still due on the next run.
+        """
+        while shutdown.requested() is None:
+            await asyncio.sleep(0.05)
+        self.stopped("")
+        notify(self.log, f"crawl stopping: {self.report.interrupted_by} received; flushing the archive "
+                         "(the next run continues from here)")
+        done, _ = await asyncio.wait({sources}, timeout=STOP_GRACE_S)
+        if not done:
+            sources.cancel()
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -394,7 +427,8 @@ def run_crawl(
         crawler = _Crawler(settings, plan, writer, tuning=tuning, deadline=deadline, progress=progress,
                            log=log, transport=transport)
         try:
-            _run_loop(crawler.run)
+            with shutdown.stop_on_signals():
+                _run_loop(crawler.run)
         finally:
             writer.close()
     finally:
@@ -407,6 +441,9 @@ def run_crawl(
         report.seconds, report.archived, report.not_modified, len(report.errors), report.quota_spent,
         f"; stopped early: {report.stop_reason}" if report.stopped_by_budget else "",
     )
+    if report.interrupted_by:
+        raise CrawlInterrupted(f"stopped by {report.interrupted_by}: {report.archived} responses archived, "
+                               f"{report.left} requests left for the next run")
     if report.stopped_by_budget:  # `pulse refresh` prints this in its closing summary
         log.warning("crawl stopped by the time budget: %d requests left for the next run", report.left)
     return report
