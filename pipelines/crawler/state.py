@@ -38,7 +38,7 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
         last_ok = good_fetched_at
         if status in (304, 409) and error_kind is None and fetched_at is not None:
             last_ok = fetched_at if last_ok is None else max(last_ok, fetched_at)
-        states[key] = KeyState(etag=good_etag, last_ok=last_ok)
+        states[key] = KeyState(etag=good_etag, last_ok=last_ok, failing=error_kind is not None)
     facts: dict[str, dict[str, Any]] = {}
     remembered = [e for source in SOURCES for e in source.remembered]
     bodies = (

@@ -29,6 +29,7 @@ class KeyState:
 
     etag: str | None
     last_ok: datetime | None  # newest good fetch, 304, or 409 (empty repository: commits = [])
+    failing: bool = False  # the newest attempt failed
 
 
 @dataclass
@@ -67,6 +68,9 @@ class Run(Protocol):
 
     def stopped(self, source: str) -> bool:
         """The source (or the whole crawl) stopped at the time budget: take no new work."""
+
+    def endpoint_open(self, source: str, endpoint: str) -> bool:
+        """The endpoint's circuit is open (`pipelines.sources.http.health`): do not call it."""
 
 
 async def fetch_into(run: Run, job: Job, endpoint: str, call: Awaitable[Fetched]) -> None:
