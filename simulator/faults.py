@@ -46,6 +46,13 @@ class Faults:
     # correlated failures ("5xxburst=N:K"): per host, after every N requests the next K answer 502/503
     outage_every: int = 0
     outage_length: int = 0
+    # whole-endpoint faults (every request, whatever ``hosts`` says): ``graphql=404|401|403|502`` (the
+    # GraphQL endpoint answers that to every query), ``simple=absent`` (the PyPI Simple API answers
+    # 404 for every project while /pypi/<name>/json works), ``htmlproxy=<host>`` (a proxy's HTML 502
+    # page for every request to that host)
+    graphql_status: int = 0
+    simple_absent: bool = False
+    htmlproxy: str = ""
 
     def outage_at(self, host: str, n: int) -> bool:
         """Whether the ``n``-th request (0-based) to ``host`` falls into a 5xx burst.
@@ -137,6 +144,18 @@ def parse_faults(spec: str | dict | Faults | None, repo_hosts: Iterable[str] = (
             if value not in ("403", "429"):
                 raise ValueError("ratelimit_status must be 403 or 429")
             faults.ratelimit_status = int(value)
+        elif key == "graphql":
+            if value not in ("401", "403", "404", "502"):
+                raise ValueError("graphql must be 401, 403, 404 or 502")
+            faults.graphql_status = int(value)
+        elif key == "simple":
+            if value != "absent":
+                raise ValueError("simple must be absent")
+            faults.simple_absent = True
+        elif key == "htmlproxy":
+            if value not in fault_hosts(repo_hosts):
+                raise ValueError(f"htmlproxy: unknown host {value!r}; known: {fault_hosts(repo_hosts)}")
+            faults.htmlproxy = value
         elif key == "hosts":
             hosts = tuple(h for h in value.replace("+", " ").replace("|", " ").split() if h)
             known = fault_hosts(repo_hosts)

@@ -29,6 +29,8 @@ DESCRIPTIONS = {
     "core.releases": "PyPI releases per package.",
     "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts; "
                          "plus informational notices (severity `info`, e.g. `renamed`).",
+    "core.endpoint_errors": "One row per source endpoint not working as a whole (an open circuit of the newest "
+                            "crawl that used it), with its evidence; never turned into package facts.",
 }
 
 
