@@ -261,7 +261,8 @@ class _Crawler:
                     self._write(job, circuit.endpoint, fetched)
                 circuit.pending = []
             error = circuit.error
-            key, subject = f"{circuit.source}:endpoint:{circuit.endpoint}", f"endpoint:{circuit.source}:{circuit.endpoint}"
+            key = f"{circuit.source}:endpoint:{circuit.endpoint}"
+            subject = f"endpoint:{circuit.source}:{circuit.endpoint}"
             if error is not None:
                 self.report.endpoint_errors.append(error)
                 notify(self.log, f"{error.message} (its answers were not recorded as package facts)")
@@ -323,8 +324,11 @@ class _Crawler:
     # -- stopping --------------------------------------------------------------------------
     def stopped(self, source: str) -> bool:
         """Take no new work: the time budget, or an endpoint of the source that is down for good."""
-        return self._budget_stopped(source) or any(
-            c.host_wide for (name, _), c in self.circuits.items() if name == source)
+        if self._budget_stopped(source):
+            return True
+        mine = [c for (name, _), c in self.circuits.items() if name == source]
+        healthy = any(c.state == "healthy" for c in mine)
+        return any(c.host_wide(healthy) for c in mine)
 
     def _budget_stopped(self, source: str) -> bool:
         if self._stop_reason is None and self.deadline is not None and time.monotonic() >= self.deadline:

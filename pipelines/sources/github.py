@@ -255,9 +255,10 @@ class GitHub:
                 kind = "malformed"
             message = fetched.error or _graphql_errors(body) or "GraphQL answer without data"
             self.graphql_cost += 1
+            excerpt = (fetched.text or "")[:500] or None  # the evidence, should the endpoint be down
             return [GraphQLResult(owner, name, Fetched(
                 url=fetched.url, status=fetched.status, headers=fetched.headers, attempts=fetched.attempts,
-                error_kind=kind, error=message)) for owner, name in repos]
+                text=excerpt, error_kind=kind, error=message)) for owner, name in repos]
         data = body["data"]
         rate = data.get("rateLimit") if isinstance(data.get("rateLimit"), dict) else None
         cost = rate.get("cost") if rate else None

@@ -26,8 +26,10 @@ from typing import Any
 from pipelines.sources.http.fetched import Fetched
 
 EXCERPT_CHARS = 300
-# signature classes that say the whole host is unusable (no fallback inside the source helps)
-HOST_WIDE = ("no answer", "HTML", "server error")
+# signature classes that say the whole host is unusable (no fallback inside the source helps); a
+# server error on every answer is one too, unless another endpoint of the source answers
+HOST_WIDE = ("no answer", "HTML")
+SERVER_ERROR = "server error"
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,12 @@ class Circuit:
     def open(self) -> bool:
         return self.state == "open"
 
-    @property
-    def host_wide(self) -> bool:
+    def host_wide(self, others_healthy: bool) -> bool:
         """Open for a reason that makes the whole host unusable, with no fallback declared."""
-        return self.open and self.rule.fallback is None and self.error is not None and \
-            self.error.signature.startswith(HOST_WIDE)
+        if not self.open or self.rule.fallback is not None or self.error is None:
+            return False
+        signature = self.error.signature
+        return signature.startswith(HOST_WIDE) or (signature.startswith(SERVER_ERROR) and not others_healthy)
 
     def succeeded(self) -> list[tuple[Any, Fetched, str]]:
         """A non-suspect answer: the endpoint works; returns the held answers to archive."""
