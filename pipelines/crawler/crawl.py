@@ -282,9 +282,12 @@ class _Crawler:
         circuit = self.circuit(job.source, endpoint)
         signature = suspect(fetched, circuit.rule)
         if signature is None:
-            if fetched.attempts > 0 and fetched.error_kind not in ("rate_limited", "bad_entry", "blocked"):
+            if fetched.attempts > 0 and (fetched.ok or fetched.not_modified):  # a 404 proves nothing
                 for held_job, held, _ in circuit.succeeded():
                     self._write(held_job, endpoint, held)
+            elif fetched.attempts > 0 and fetched.error_kind not in (None, "rate_limited", "bad_entry") \
+                    and circuit.other_failure(job, fetched) != "archive":
+                return
             self._write(job, endpoint, fetched)
         elif circuit.failed(job, fetched, signature) == "archive":
             self._write(job, endpoint, fetched)

@@ -6,7 +6,7 @@ retry, or a status the source declares endpoint-level for one endpoint (GitHub G
 whole query 401/403/404; a PyPI Simple 404 for a project whose JSON exists). Such an answer is a
 *suspect*: `suspect(fetched, rule)` names how it failed, or None.
 
-A `Circuit` per (source, endpoint) watches the answers of one crawl. Suspect answers are held back
+A `Circuit` per (source, endpoint) watches the answers of one crawl. Failed answers are held back
 (not archived) until the endpoint has either answered one non-suspect answer (it works: the held
 answers are package facts after all and are archived as usual) or failed `threshold` times with no
 success: the circuit *opens*. An open circuit is one endpoint-level error with its evidence (status,
@@ -114,7 +114,7 @@ class Circuit:
     rule: EndpointRule
     threshold: int
     state: str = "unknown"  # unknown | healthy | open
-    pending: list[tuple[Any, Fetched, str]] = field(default_factory=list)  # (job, answer, signature)
+    pending: list[tuple[Any, Fetched, str]] = field(default_factory=list)  # (job, answer, signature or "")
     signatures: Counter[str] = field(default_factory=Counter)
     error: EndpointError | None = None
 
@@ -137,6 +137,16 @@ class Circuit:
         held, self.pending = self.pending, []
         return held
 
+    def other_failure(self, job: Any, fetched: Fetched) -> str:
+        """A failure that is not a suspect (a 404 for one package ...): held while the endpoint is
+        not judged (a broken endpoint's answers are none of them package facts), dropped once open."""
+        if self.state == "healthy":
+            return "archive"
+        if self.state == "open":
+            return "drop"
+        self.pending.append((job, fetched, ""))
+        return "hold"
+
     def failed(self, job: Any, fetched: Fetched, signature: str) -> str:
         """A suspect answer: "archive" (healthy endpoint), "hold" or "drop" (open circuit)."""
         if self.state == "healthy":
@@ -147,7 +157,8 @@ class Circuit:
             self.error.requests += 1
             return "drop"
         self.pending.append((job, fetched, signature))
-        if len(self.pending) < self.threshold:
+        suspects = sum(1 for _, _, sig in self.pending if sig)
+        if suspects < self.threshold:
             return "hold"
         self.state = "open"
         common = self.signatures.most_common(1)[0][0]
@@ -156,6 +167,6 @@ class Circuit:
             source=self.source, endpoint=self.endpoint, signature=common, status=first.status,
             content_type=(first.headers.get("content-type") or "").split(";")[0].strip(),
             excerpt=" ".join((first.text or first.error or "")[:EXCERPT_CHARS].split()),
-            url=first.url, requests=len(self.pending), first_seen=datetime.now(UTC), fallback=self.rule.fallback)
+            url=first.url, requests=suspects, first_seen=datetime.now(UTC), fallback=self.rule.fallback)
         self.pending = []
         return "drop"
