@@ -222,3 +222,19 @@ def test_history_catches_up_on_every_core_refresh_after_a_failed_snapshot(sample
     assert pending(con) == CoreChanges(version=5, full=True)
     assert snapshot(con, "r4", NOW.replace(day=30)) == 8
     assert consumed_core_version(con) == 5
+
+
+def test_incremental_endpoint_rows_equal_full(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "full"
+    for at, failing in ((LATER, True), (NOW, False)):
+        write_batch(raw, "pypi", [RawResponse(
+            "pypi:endpoint:pypi_simple", "pypi", "endpoint", "endpoint:pypi:pypi_simple", "/simple/x/",
+            404 if failing else 200, None, error_kind="endpoint" if failing else None,
+            error="pypi endpoint pypi_simple is not working" if failing else None, fetched_at=at)], "r")
+        assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+        incremental = read_core(con)
+        assert len(incremental["core.endpoint_errors"]) == (1 if failing else 0)
+        full = build_core_from_archive(catalogue, raw)
+        for name, frame in full.items():
+            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name
