@@ -21,8 +21,6 @@ from pipelines.crawler.crawl import run_crawl
 from pipelines.sources.http.tuning import Tuning
 from tests.crawl.simworld import sim_settings
 
-pytestmark = pytest.mark.slow
-
 FAST = Tuning(retry_base_s=0.005, retry_max_s=0.02, computing_base_s=0.005, computing_max_s=0.02,
               secondary_base_s=0.01, flush_interval_s=0.1, github_rest_per_minute=None, timeout_s=5)
 ROOMY = {"anon_quota": 1_000_000, "quota": 1_000_000, "graphql_quota": 1_000_000, "burst": 0}
@@ -59,6 +57,7 @@ def _package_facts(core) -> set[tuple[int, str]]:
     ({"htmlproxy": "pypi"}, {("pypi", "pypi_json"), ("pypi", "pypi_simple")}),
     ({"refused": "pypi"}, {("pypi", "pypi_json"), ("pypi", "pypi_simple")}),
 ], ids=["graphql404", "graphql401", "graphql502", "simple-absent", "htmlproxy-pypi", "refused-pypi"])
+@pytest.mark.slow
 def test_a_broken_endpoint_changes_no_package_fact(make_simulator, tmp_path, fault, broken):
     server = make_simulator(packages=60, seed=7, faults=ROOMY)
     settings = sim_settings(server, tmp_path, tokens=("tok-chaos",))
@@ -99,3 +98,13 @@ def test_a_broken_endpoint_changes_no_package_fact(make_simulator, tmp_path, fau
     for name, frame in _published(before).items():
         assert_frame_equal(_published(after)[name], frame, check_row_order=False)
     assert _package_facts(after) == _package_facts(before)
+
+
+@pytest.mark.parametrize("spec", ["graphql=404", "graphql=401", "graphql=502", "simple=absent", "htmlproxy=pypi"])
+def test_endpoint_fault_specs_parse(spec):
+    from simulator.faults import parse_faults
+
+    faults = parse_faults(spec, ("gitlab", "bitbucket", "codeberg"))
+    assert faults.graphql_status or faults.simple_absent or faults.htmlproxy == "pypi"
+    with pytest.raises(ValueError):
+        parse_faults(spec.split("=")[0] + "=nope", ("gitlab",))
