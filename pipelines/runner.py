@@ -240,10 +240,9 @@ class ErrorSummary:
     endpoints: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-# A source-level failure in core.crawl_errors (the crawler's endpoint health, issue 12): a row about no
-# package (package_id NULL) or of kind 'endpoint'; its message says what failed and the evidence.
-# Such a source degrades the run: its packages keep their last good data (marked stale).
-ENDPOINT_ROW = "(package_id IS NULL OR kind = 'endpoint') AND severity <> 'info'"
+# Source-level failures live in core.endpoint_errors (the crawler's endpoint health): one row per
+# endpoint that did not work as a whole, with the evidence; such a source degrades the run, and its
+# packages keep their last good data. core.crawl_errors holds package-level rows only.
 
 
 def crawl_errors_summary(published_path: Path) -> ErrorSummary:
@@ -253,7 +252,7 @@ def crawl_errors_summary(published_path: Path) -> ErrorSummary:
     if not published_path.exists():
         return summary
     con = connect_reader(published_path)
-    package_row = f"severity = 'error' AND NOT ({ENDPOINT_ROW})"
+    package_row = "severity = 'error'"
     try:
         summary.failures = con.execute(
             f"SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors WHERE {package_row} "
@@ -266,11 +265,9 @@ def crawl_errors_summary(published_path: Path) -> ErrorSummary:
             "GROUP BY ALL ORDER BY 2 DESC, 1"
         ).fetchall()
         summary.endpoints = [
-            (str(source), str(key or kind), " ".join(str(message or kind).split()))
-            for source, key, kind, message in con.execute(
-                "SELECT DISTINCT source, request_key, kind, message FROM core.crawl_errors "
-                f"WHERE {ENDPOINT_ROW} ORDER BY 1, 2"
-            ).fetchall()
+            (str(source), str(endpoint), " ".join(str(message or "endpoint not working").split()))
+            for source, endpoint, message in con.execute(
+                "SELECT source, endpoint, message FROM core.endpoint_errors ORDER BY 1, 2").fetchall()
         ]
     except duckdb.Error:
         return ErrorSummary()  # an older snapshot without the table or column: nothing to say

@@ -53,6 +53,13 @@ class Faults:
     catalogue: str = ""  # "" | empty | truncated | 500after1 | html (CATALOGUE_MODES)
     catalogue_drop: int = 0  # packages really gone from the catalogue (a real shrink), drawn from the seed
     catalogue_max_limit: int = 0  # the largest page the lists serve, whatever `limit` asks (DRF max_limit; 0: none)
+    # whole-endpoint faults (every request, whatever ``hosts`` says): ``graphql=404|401|403|502`` (the
+    # GraphQL endpoint answers that to every query), ``simple=absent`` (the PyPI Simple API answers
+    # 404 for every project while /pypi/<name>/json works), ``htmlproxy=<host>`` (a proxy's HTML 502
+    # page for every request to that host)
+    graphql_status: int = 0
+    simple_absent: bool = False
+    htmlproxy: str = ""
 
     def outage_at(self, host: str, n: int) -> bool:
         """Whether the ``n``-th request (0-based) to ``host`` falls into a 5xx burst.
@@ -148,6 +155,18 @@ def parse_faults(spec: str | dict | Faults | None, repo_hosts: Iterable[str] = (
             if value not in (*CATALOGUE_MODES, ""):
                 raise ValueError(f"catalogue must be one of {', '.join(CATALOGUE_MODES)}")
             faults.catalogue = value
+        elif key == "graphql":
+            if value not in ("401", "403", "404", "502"):
+                raise ValueError("graphql must be 401, 403, 404 or 502")
+            faults.graphql_status = int(value)
+        elif key == "simple":
+            if value != "absent":
+                raise ValueError("simple must be absent")
+            faults.simple_absent = True
+        elif key == "htmlproxy":
+            if value not in fault_hosts(repo_hosts):
+                raise ValueError(f"htmlproxy: unknown host {value!r}; known: {fault_hosts(repo_hosts)}")
+            faults.htmlproxy = value
         elif key == "hosts":
             hosts = tuple(h for h in value.replace("+", " ").replace("|", " ").split() if h)
             known = fault_hosts(repo_hosts)

@@ -169,6 +169,10 @@ class Simulator:
             s.record(route=route, status=404, **seen)
             return self._build(request, resp)
         resource = ("graphql" if route == "github.graphql" else "core") if host == "github" else None
+        broken = self._endpoint_fault(route, host)
+        if broken is not None:
+            s.record(route=route, status=broken.status, fault=broken.fault, resource=resource, **seen)
+            return self._build(request, broken)
         faults: list[str] = []
         s.begin(route)
         try:
@@ -206,6 +210,29 @@ class Simulator:
             s.end(route)
 
     # ------------------------------------------------------------------ pipeline pieces
+    def _endpoint_fault(self, route: str, host: str) -> Resp | None:
+        """A whole endpoint that does not work (``graphql=``, ``simple=absent``, ``htmlproxy=``)."""
+        f = self.faults
+        if f.htmlproxy and host == f.htmlproxy:
+            resp = Resp(502, b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
+                             b"Gateway</h1></center><hr><center>nginx</center></body></html>", {}, "text/html")
+            resp.fault = "htmlproxy"
+        elif f.graphql_status and route == "github.graphql":
+            status = f.graphql_status
+            resp = (Resp(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", {}, "text/html")
+                    if status == 502 else json_resp({"message": {401: "Bad credentials", 403: "Forbidden",
+                                                                 404: "Not Found"}[status],
+                                                     "documentation_url": "https://docs.github.com/graphql"},
+                                                    status))
+            resp.fault = f"graphql{status}"
+        elif f.simple_absent and route == "pypi.simple":
+            resp = Resp(404, b"404 Not Found", {}, "text/plain")
+            resp.fault = "simple_absent"
+        else:
+            return None
+        resp.quota = False
+        return resp
+
     async def _common_faults(self, request: web.Request, host: str, raw: str, faults: list[str]
                              ) -> Resp | None:
         """Latency and per-request faults shared by every upstream (names of those met: ``faults``)."""

@@ -10,27 +10,35 @@ from click.testing import CliRunner
 from pipelines import cli, runner
 from pipelines.runner import RefreshOutcome, crawl_errors_summary
 
-CRAWL_ERRORS = """
+ERROR_TABLES = """
 CREATE SCHEMA core;
 CREATE TABLE core.crawl_errors (package_id BIGINT, source VARCHAR, request_key VARCHAR, kind VARCHAR,
     http_status INTEGER, message VARCHAR, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, attempts INTEGER,
     severity VARCHAR);
+CREATE TABLE core.endpoint_errors (source VARCHAR, endpoint VARCHAR, request_key VARCHAR, kind VARCHAR,
+    http_status INTEGER, message VARCHAR, requests INTEGER, seen_at TIMESTAMPTZ);
 """
 
 
 def _published(home, rows: list[tuple]) -> None:
+    """Package rows (6 values) go to core.crawl_errors, endpoint rows (source, endpoint, message) to
+    core.endpoint_errors, as the crawler's endpoint health writes them."""
     home.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(home / "published.duckdb"))
-    con.execute(CRAWL_ERRORS)
+    con.execute(ERROR_TABLES)
     for row in rows:
-        con.execute("INSERT INTO core.crawl_errors (package_id, source, request_key, kind, message, severity) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", row)
+        if len(row) == 3:
+            source, endpoint, message = row
+            con.execute("INSERT INTO core.endpoint_errors VALUES (?, ?, ?, 'endpoint', 404, ?, 5, now())",
+                        [source, endpoint, f"{source}:endpoint:{endpoint}", message])
+        else:
+            con.execute("INSERT INTO core.crawl_errors (package_id, source, request_key, kind, message, severity) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", row)
     con.close()
 
 
 PACKAGE_ERROR = (7, "github", "github:repo:o/r", "gone", "HTTP 404", "error")
-ENDPOINT_ERROR = (None, "github", "github:graphql", "endpoint", "GraphQL endpoint answered HTTP 404 to every query",
-                  "error")
+ENDPOINT_ERROR = ("github", "graphql_repo", "GraphQL endpoint answered HTTP 404 to every query")
 
 
 def _refresh(monkeypatch, tmp_path, outcome: RefreshOutcome, rows: list[tuple]):
@@ -56,15 +64,15 @@ def test_an_unavailable_source_endpoint_degrades_the_run(monkeypatch, tmp_path):
     result = _refresh(monkeypatch, tmp_path, RefreshOutcome(success=True, seconds=1.0), [ENDPOINT_ERROR])
     assert result.exit_code == cli.EXIT_DEGRADED == 3, result.output
     assert "no upstream errors" not in result.output
-    assert "github unavailable (github:graphql): GraphQL endpoint answered HTTP 404 to every query" in result.output
+    assert "github unavailable (graphql_repo): GraphQL endpoint answered HTTP 404 to every query" in result.output
     assert result.output.strip().splitlines()[-1].startswith("pulse: refresh degraded: github unavailable;")
 
 
 def test_endpoint_rows_are_not_package_failures(tmp_path):
-    _published(tmp_path, [PACKAGE_ERROR, ENDPOINT_ERROR, (3, "pypi", "pypi:simple", "endpoint", "x", "error")])
+    _published(tmp_path, [PACKAGE_ERROR, ENDPOINT_ERROR, ("pypi", "pypi_simple", "x")])
     summary = crawl_errors_summary(tmp_path / "published.duckdb")
     assert summary.failing_packages == 1 and summary.failures == [("github", "gone", 1)]
-    assert [e[:2] for e in summary.endpoints] == [("github", "github:graphql"), ("pypi", "pypi:simple")]
+    assert [e[:2] for e in summary.endpoints] == [("github", "graphql_repo"), ("pypi", "pypi_simple")]
 
 
 @pytest.mark.parametrize(("kept", "code"), [(240, 3), (0, 1)])

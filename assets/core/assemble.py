@@ -9,6 +9,7 @@ judged stale or broken from the requests about its own subjects only.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 import polars as pl
 
@@ -19,6 +20,9 @@ from pipelines.sources.times import iso_column
 
 PRERELEASE_RE = r"(?i)[\d._-](a|alpha|b|beta|c|rc|pre|preview|dev)[-_.]?\d*"
 ERROR, INFO = "error", "info"  # core.crawl_errors.severity: a failure, or a notice (data is fine)
+# a `gone` answer is a package fact only once seen on refreshes at least this far apart
+GONE_CONFIRMED_AFTER = timedelta(days=1)
+ENDPOINT_SUBJECT = "endpoint:"  # subjects of endpoint-level rows (`pipelines.sources.http.health`)
 INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 PYTHON_VERSION_RE = r"^Programming Language :: Python :: (\d+\.\d+)$"
 DJANGO_VERSION_RE = r"^Framework :: Django :: (\d+(?:\.\d+)?)$"
@@ -181,6 +185,7 @@ def crawl_errors(
                 pl.col("fetched_at").min().alias("first_seen"),
                 pl.col("fetched_at").max().alias("last_seen"),
                 pl.col("attempts").fill_null(1).sum().alias("attempts"),
+                pl.col("fetched_at").filter(pl.col("error_kind") == "gone").min().alias("gone_since"),
             )
             .collect()
         )
@@ -190,6 +195,7 @@ def crawl_errors(
             pl.col("fetched_at").alias("first_seen"),
             pl.col("fetched_at").alias("last_seen"),
             "attempts",
+            pl.when(pl.col("error_kind") == "gone").then(pl.col("fetched_at")).alias("gone_since"),
         )
     failed = failing.join(history, on="request_key", how="left", suffix="_h").select(
         "request_key",
@@ -201,6 +207,16 @@ def crawl_errors(
         pl.coalesce("first_seen", "fetched_at").alias("first_seen"),
         pl.coalesce("last_seen", "fetched_at").alias("last_seen"),
         pl.coalesce("attempts_h", "attempts").alias("attempts"),
+        # `gone` is a fact (severity error: exports and health use it) only once seen on two refreshes
+        # at least a day apart; before that it is a notice and the last good data stays (stale)
+        pl.when((pl.col("error_kind") == "gone")
+                & ~((pl.col("fetched_at") - pl.col("gone_since")) >= GONE_CONFIRMED_AFTER).fill_null(False))
+        .then(pl.lit(INFO)).otherwise(pl.lit(ERROR)).alias("severity"),
+    ).with_columns(
+        pl.when(pl.col("severity") == INFO)
+        .then(pl.format("{} (unconfirmed: a gone repository is confirmed when seen again a day later)",
+                        "message"))
+        .otherwise("message").alias("message"),
     )
     malformed = facts.malformed.join(req, on="request_key", how="inner").select(
         "request_key",
@@ -212,6 +228,7 @@ def crawl_errors(
         pl.col("good_fetched_at").alias("first_seen"),
         pl.col("good_fetched_at").alias("last_seen"),
         pl.lit(1).alias("attempts"),
+        pl.lit(ERROR).alias("severity"),
     )
     errors = pl.concat([failed, malformed.with_columns(pl.col("attempts").cast(pl.Int32))], how="vertical_relaxed")
     by_subject = subject_map(packages)
@@ -224,6 +241,23 @@ def crawl_errors(
                                                      else pl.lit(ERROR).alias("severity")))
          for f in frames]
     ).sort(list(CORE_KEYS["core.crawl_errors"]), nulls_last=True)
+
+
+def endpoint_errors(requests: pl.DataFrame) -> pl.DataFrame:
+    """`core.endpoint_errors`: endpoints whose newest health row is an open circuit (error_kind
+    `endpoint`); an endpoint that answered again since has a newer good row and no error."""
+    rows = requests.filter(pl.col("subject").str.starts_with(ENDPOINT_SUBJECT)
+                           & (pl.col("error_kind") == "endpoint"))
+    return conform("core.endpoint_errors", rows.select(
+        "source",
+        pl.col("request_key").str.split(":").list.get(2).alias("endpoint"),
+        "request_key",
+        pl.col("error_kind").alias("kind"),
+        pl.col("status").alias("http_status"),
+        pl.col("error").alias("message"),
+        pl.col("attempts").alias("requests"),
+        pl.col("fetched_at").alias("seen_at"),
+    ))
 
 
 def assemble_core(
@@ -245,7 +279,9 @@ def assemble_core(
     )
 
     repos = facts.repos.join(facts.commits, on="subject", how="left").with_columns(
-        pl.coalesce(iso_column(pl.col("last_commit_at")), iso_column(pl.col("graph_commit_at")))
+        # the newer of REST's newest commit and GraphQL's default-branch head (both may be archived:
+        # REST answers while GraphQL was down, GraphQL again after)
+        pl.max_horizontal(iso_column(pl.col("last_commit_at")), iso_column(pl.col("graph_commit_at")))
         .alias("last_commit_at"),
         iso_column(pl.col("pushed_at")).alias("pushed_at"),
         iso_column(pl.col("created_at")).alias("created_at"),
@@ -351,4 +387,5 @@ def assemble_core(
         ),
         "core.downloads_daily": _per_package(packages, facts.daily_downloads, "core.downloads_daily"),
         "core.crawl_errors": crawl_errors(packages, facts, archive, repositories, _table(catalogue, "packages")),
+        "core.endpoint_errors": endpoint_errors(facts.requests),
     }

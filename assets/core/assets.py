@@ -30,6 +30,8 @@ DESCRIPTIONS = {
     "core.downloads_daily": "PyPI downloads per package and day, mirrors excluded (pypistats; last 180 days).",
     "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts; "
                          "plus informational notices (severity `info`, e.g. `renamed`).",
+    "core.endpoint_errors": "One row per source endpoint not working as a whole (an open circuit of the newest "
+                            "crawl that used it), with its evidence; never turned into package facts.",
 }
 
 

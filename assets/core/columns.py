@@ -144,6 +144,16 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "attempts": pl.Int32(),
         "severity": pl.String(),
     },
+    "core.endpoint_errors": {
+        "source": pl.String(),
+        "endpoint": pl.String(),
+        "request_key": pl.String(),
+        "kind": pl.String(),
+        "http_status": pl.Int32(),
+        "message": pl.String(),
+        "requests": pl.Int32(),
+        "seen_at": UTC_US,
+    },
 }
 
 # the `-- key:` lines of core.sql, so the keys core sorts and swaps rows by are the warehouse's own

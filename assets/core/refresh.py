@@ -33,7 +33,7 @@ from typing import Literal
 import duckdb
 import polars as pl
 
-from assets.core.assemble import assemble_core, subject_map
+from assets.core.assemble import ENDPOINT_SUBJECT, assemble_core, subject_map
 from assets.core.columns import CATALOGUE_PACKAGE_COLUMNS, CORE_KEYS, CORE_TABLES
 from assets.core.parse import parse_archive
 from assets.core.transform import build_core_from_archive
@@ -209,17 +209,25 @@ def refresh_core(
     changed_subjects = pl.scan_parquet(new).select("subject").unique().collect()
     affected = subjects.join(changed_subjects, on="subject", how="semi")["package_id"].unique().sort()
     affected_subjects = subjects.filter(pl.col("package_id").is_in(affected.implode())).select("subject").unique()
+    # endpoint health rows (no package): the endpoints named by the new batches are re-read
+    endpoints = changed_subjects.filter(pl.col("subject").str.starts_with(ENDPOINT_SUBJECT))
+    affected_subjects = pl.concat([affected_subjects, endpoints])
     facts, attempts = parse_archive(raw_dir, only_subjects=affected_subjects)
     subset = dict(catalogue)
     subset["packages"] = catalogue["packages"].filter(pl.col("id").is_in(affected.implode()))
     subset["grid_packages"] = catalogue["grid_packages"].clear()  # unchanged: not rewritten
     tables = assemble_core(subset, facts, archive=attempts)
     repo_keys = subset["packages"]["repo_key"].drop_nulls().unique()
-    writes = {name: tables[name] for name in ("core.packages", "core.repositories", *PER_PACKAGE)}
-    by = {name: "package_id" for name in PER_PACKAGE} | {"core.packages": "id", "core.repositories": "repo_key"}
+    writes = {name: tables[name] for name in ("core.packages", "core.repositories", "core.endpoint_errors",
+                                              *PER_PACKAGE)}
+    by = {name: "package_id" for name in PER_PACKAGE} | {"core.packages": "id", "core.repositories": "repo_key",
+                                                         "core.endpoint_errors": "request_key"}
     values = {name: affected.to_list() for name in PER_PACKAGE} | {
         "core.packages": affected.to_list(),
         "core.repositories": repo_keys.to_list(),
+        # the subject `endpoint:<source>:<endpoint>` of request key `<source>:endpoint:<endpoint>`
+        "core.endpoint_errors": [f"{src}:endpoint:{end}" for src, end in
+                                 (sub.split(":")[1:3] for sub in endpoints["subject"].to_list())],
     }
     version = _log_version(con, "incremental", affected, now)
     counts = replace_rows(con, writes, by=by, values=values)

@@ -47,9 +47,10 @@ from pipelines.settings import Settings
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, SourceStats
 from pipelines.sources.http.fetched import Fetched
+from pipelines.sources.http.health import DEFAULT_RULE, Circuit, EndpointError, suspect
 from pipelines.sources.http.quota import BudgetExceeded, notify
 from pipelines.sources.http.tuning import Tuning
-from pipelines.sources.registry import SOURCES
+from pipelines.sources.registry import BY_NAME, SOURCES
 from warehouse.archive import RawResponse, write_batch
 
 log_default = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class CrawlReport:
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
     interrupted_by: str | None = None  # "SIGTERM" / "SIGINT" when a stop signal ended the crawl
+    # endpoint-level failures (open circuits, `pipelines.sources.http.health`): one per (source, endpoint)
+    endpoint_errors: list[EndpointError] = field(default_factory=list)
 
     @property
     def left(self) -> int:
@@ -127,6 +130,7 @@ class CrawlReport:
             "backoffs": len(self.backoffs),
             "stopped_by_budget": self.stopped_by_budget,
             "stop_reason": self.stop_reason,
+            "endpoint_errors": [e.as_dict() for e in self.endpoint_errors],
             "seconds": round(self.seconds, 2),
         }
 
@@ -234,11 +238,69 @@ class _Crawler:
         self.window_since = (datetime.now(UTC) - timedelta(weeks=52)).replace(hour=0, minute=0, second=0,
                                                                              microsecond=0)
         self._stop_reason: str | None = None
+        # endpoint health: one circuit per (source, endpoint), thresholds capped by what is planned
+        self.circuits: dict[tuple[str, str], Circuit] = {}
+        self._planned_by_endpoint: Counter[tuple[str, str]] = Counter(
+            (source, endpoint) for source, jobs in plan.jobs.items() for job in jobs for endpoint in job.due)
+        self.failing_endpoints: set[str] = set()  # endpoint keys whose newest archived row is a failure
         self._source_stop: dict[str, str] = {}
         self._done: Counter[str] = Counter()
 
+    # -- endpoint health --------------------------------------------------------------------
+    def circuit(self, source: str, endpoint: str) -> Circuit:
+        key = (source, endpoint)
+        if key not in self.circuits:
+            rule = BY_NAME[source].endpoint_rule(endpoint) if source in BY_NAME else DEFAULT_RULE
+            threshold = min(rule.threshold, max(2, self._planned_by_endpoint[key]))
+            self.circuits[key] = Circuit(source, endpoint, rule, threshold)
+        return self.circuits[key]
+
+    def endpoint_open(self, source: str, endpoint: str) -> bool:
+        circuit = self.circuits.get((source, endpoint))
+        return circuit is not None and circuit.open
+
+    def _settle_endpoints(self) -> None:
+        """After the loop: held answers of undecided endpoints are archived as they are (too few to
+        judge); each open circuit is archived as one endpoint row (error_kind `endpoint`), and an
+        endpoint that failed last time and answered this time gets a row saying it works again."""
+        for circuit in self.circuits.values():
+            if circuit.state == "unknown":
+                for job, fetched, _ in circuit.pending:
+                    self._write(job, circuit.endpoint, fetched)
+                circuit.pending = []
+            error = circuit.error
+            key = f"{circuit.source}:endpoint:{circuit.endpoint}"
+            subject = f"endpoint:{circuit.source}:{circuit.endpoint}"
+            if error is not None:
+                self.report.endpoint_errors.append(error)
+                notify(self.log, f"{error.message} (its answers were not recorded as package facts)")
+                self.writer.add(RawResponse(
+                    request_key=key, source=circuit.source, endpoint="endpoint", subject=subject, url=error.url,
+                    status=error.status, body=error.excerpt or None, etag=None,
+                    headers={"content-type": error.content_type} if error.content_type else {},
+                    error_kind="endpoint", error=error.message, attempts=error.requests))
+            elif circuit.state == "healthy" and key in self.failing_endpoints:
+                self.writer.add(RawResponse(
+                    request_key=key, source=circuit.source, endpoint="endpoint", subject=subject, url="",
+                    status=200, body=None, etag=None, headers={}, error_kind=None, error=None, attempts=0))
+
     # -- archive (the `Run` a source reports to) ----------------------------------------------
     def archive(self, job: Job, endpoint: str, fetched: Fetched) -> None:
+        """Archive an answer, unless its endpoint looks broken (held until judged, dropped when open)."""
+        circuit = self.circuit(job.source, endpoint)
+        signature = suspect(fetched, circuit.rule)
+        if signature is None:
+            if fetched.attempts > 0 and (fetched.ok or fetched.not_modified):  # a 404 proves nothing
+                for held_job, held, _ in circuit.succeeded():
+                    self._write(held_job, endpoint, held)
+            elif fetched.attempts > 0 and fetched.error_kind not in (None, "rate_limited", "bad_entry") \
+                    and circuit.other_failure(job, fetched) != "archive":
+                return
+            self._write(job, endpoint, fetched)
+        elif circuit.failed(job, fetched, signature) == "archive":
+            self._write(job, endpoint, fetched)
+
+    def _write(self, job: Job, endpoint: str, fetched: Fetched) -> None:
         body = fetched.text
         if fetched.status == 304 or fetched.status == 0:
             body = None
@@ -272,6 +334,14 @@ class _Crawler:
 
     # -- stopping --------------------------------------------------------------------------
     def stopped(self, source: str) -> bool:
+        """Take no new work: the time budget, or an endpoint of the source that is down for good."""
+        if self._budget_stopped(source):
+            return True
+        mine = [c for (name, _), c in self.circuits.items() if name == source]
+        healthy = any(c.state == "healthy" for c in mine)
+        return any(c.host_wide(healthy) for c in mine)
+
+    def _budget_stopped(self, source: str) -> bool:
         signum = shutdown.requested()
         if signum is not None and self.report.interrupted_by is None:
             self.report.interrupted_by = shutdown.name(signum)
@@ -313,7 +383,8 @@ class _Crawler:
             await slots.acquire()
             if self.stopped(source):
                 slots.release()
-                self.report.stopped_by_budget = True
+                if self._budget_stopped(source):
+                    self.report.stopped_by_budget = True
                 break
             task = asyncio.create_task(self._guard(source, total, unit, handle, size))
             tasks.add(task)
@@ -339,6 +410,7 @@ class _Crawler:
             cancelled = sources.cancelled() or isinstance(sources.exception(), asyncio.CancelledError)
             if not (cancelled and self.report.interrupted_by):
                 sources.result()  # raise what the sources raised
+            self._settle_endpoints()
             await self.writer.flush()
         finally:
             for task in (flusher, watcher):
@@ -426,6 +498,7 @@ def run_crawl(
     try:
         crawler = _Crawler(settings, plan, writer, tuning=tuning, deadline=deadline, progress=progress,
                            log=log, transport=transport)
+        crawler.failing_endpoints = {key for key, state in states.items() if ":endpoint:" in key and state.failing}
         try:
             with shutdown.stop_on_signals():
                 _run_loop(crawler.run)

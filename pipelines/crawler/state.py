@@ -42,7 +42,8 @@ def load_state(raw_dir: Any) -> tuple[dict[str, KeyState], dict[str, dict[str, A
             last_ok = fetched_at if last_ok is None else max(last_ok, fetched_at)
         answered = fetched_at if error_kind in DEFINITE else None
         states[key] = KeyState(etag=good_etag, last_ok=last_ok,
-                               last_answer=max((t for t in (last_ok, answered) if t is not None), default=None))
+                               last_answer=max((t for t in (last_ok, answered) if t is not None), default=None),
+                               failing=error_kind is not None)
     facts: dict[str, dict[str, Any]] = {}
     remembered = [e for source in SOURCES for e in source.remembered]
     bodies = (

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pipelines.sources.webpaths import RepoProblem
 
 from pipelines.sources.facts import SourceFacts
+from pipelines.sources.http.health import DEFAULT_RULE, EndpointRule
 from pipelines.sources.reading import Bodies, JsonShape
 
 SourceKind = Literal["repository", "package"]
@@ -116,6 +117,11 @@ class Source:
     def stats(self, client: Any) -> SourceStats:
         """What the crawl cost this source (requests, statuses, quota, waits)."""
         raise NotImplementedError
+
+    def endpoint_rule(self, endpoint: str) -> EndpointRule:
+        """When one endpoint's answers say the endpoint itself is broken (`pipelines.sources.http.health`):
+        by default no answer, HTML, or server errors after retries on the first answers, no success."""
+        return DEFAULT_RULE
 
 
     # --- reading (core): how a stored body becomes facts. `assets.core.decode` builds its one SQL pass

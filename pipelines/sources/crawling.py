@@ -32,6 +32,7 @@ class KeyState:
     # newest definite answer, good or not (a 404/410 too; not a 5xx, a 429 or a timeout): what a
     # source's `min_age_hours` counts from, so a project without statistics is not re-asked each run
     last_answer: datetime | None = None
+    failing: bool = False  # the newest attempt failed
 
 
 @dataclass
@@ -70,6 +71,9 @@ class Run(Protocol):
 
     def stopped(self, source: str) -> bool:
         """The source (or the whole crawl) stopped at the time budget: take no new work."""
+
+    def endpoint_open(self, source: str, endpoint: str) -> bool:
+        """The endpoint's circuit is open (`pipelines.sources.http.health`): do not call it."""
 
 
 async def fetch_into(run: Run, job: Job, endpoint: str, call: Awaitable[Fetched]) -> None:

@@ -28,6 +28,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ra
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
 from pipelines.sources.http.fetched import Fetched, require_body
+from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.quota import TokenPool
 from pipelines.sources.http.tuning import Tuning
@@ -39,6 +40,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 MAX_CONCURRENCY = 100  # requests in flight (REST + GraphQL) GitHub tolerates before a secondary limit
 REST_ENDPOINTS = ("repo", "participation", "contributors", "commits")
 TOKEN_ENDPOINTS = ("graphql_repo", "participation", "contributors")
+# a whole GraphQL query answered 401/403/404 (or HTML, no answer, 5xx after retries) is the endpoint's
+# failure, never a repository's: one such query with no success opens the circuit, and the
+# repositories go through REST instead (`repo` + `commits`, in the same run)
+GRAPHQL_RULE = EndpointRule(statuses=frozenset({401, 403, 404}), threshold=1, fallback="REST repo + commits")
 
 # catalogue URLs: owner 1-39 of [A-Za-z0-9-], not starting with "-" (GitHub also forbids a trailing
 # or doubled hyphen today, but some old accounts have them, so those are accepted); repository name
@@ -244,12 +249,16 @@ class GitHub:
         fetched = await self._graphql_post(self.graphql_query(repos))
         body = fetched.data if isinstance(fetched.data, dict) else None
         if not fetched.ok or body is None or not isinstance(body.get("data"), dict):
-            kind = fetched.error_kind or "malformed"
+            # the whole query failed: no answer about any one repository (never `gone`)
+            kind = fetched.error_kind if fetched.error_kind in ("transient", "rate_limited") else "endpoint"
+            if fetched.ok:
+                kind = "malformed"
             message = fetched.error or _graphql_errors(body) or "GraphQL answer without data"
             self.graphql_cost += 1
+            excerpt = (fetched.text or "")[:500] or None  # the evidence, should the endpoint be down
             return [GraphQLResult(owner, name, Fetched(
                 url=fetched.url, status=fetched.status, headers=fetched.headers, attempts=fetched.attempts,
-                error_kind=kind, error=message)) for owner, name in repos]
+                text=excerpt, error_kind=kind, error=message)) for owner, name in repos]
         data = body["data"]
         rate = data.get("rateLimit") if isinstance(data.get("rateLimit"), dict) else None
         cost = rate.get("cost") if rate else None
@@ -337,6 +346,9 @@ class GitHubCrawling(Source):
     def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
         return TOKEN_ENDPOINTS if with_token else REST_ENDPOINTS
 
+    def endpoint_rule(self, endpoint: str) -> EndpointRule:
+        return GRAPHQL_RULE if endpoint == "graphql_repo" else super().endpoint_rule(endpoint)
+
     def remember(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any] | None:
         if endpoint == "repo":
             return {"full_name": body.get("full_name"), "default_branch": body.get("default_branch"),
@@ -400,12 +412,20 @@ class GitHubCrawling(Source):
         batch = [job for job in jobs if not run.stopped(self.name)]
         if not batch:
             return
+        if run.endpoint_open(self.name, "graphql_repo"):
+            await asyncio.gather(*(self._rest(self._through_rest(job), client, run) for job in batch))
+            return
         names = [tuple((job.facts.get("full_name") or job.ident).split("/", 1)) for job in batch]
         results = await client.graphql_repos(names)
         follow_ups = []
         for job, result in zip(batch, results, strict=True):
+            run.archive(job, "graphql_repo", result.fetched)
+        fallback = run.endpoint_open(self.name, "graphql_repo")
+        for job, result in zip(batch, results, strict=True):
             fetched = result.fetched
-            run.archive(job, "graphql_repo", fetched)
+            if fallback and not fetched.ok:
+                follow_ups.append(self._rest(self._through_rest(job), client, run))
+                continue
             if fetched.ok:
                 node, facts = fetched.data, job.facts
                 facts["full_name"] = node.get("nameWithOwner") or facts.get("full_name")
@@ -417,6 +437,14 @@ class GitHubCrawling(Source):
                 continue  # nothing else to ask about this repository now
             follow_ups.append(self._rest(job, client, run, metadata_done=True))
         await asyncio.gather(*follow_ups)
+
+    def _through_rest(self, job: Job) -> Job:
+        """GraphQL is down: the job's repository metadata is asked through REST `repo` + `commits`."""
+        for endpoint in ("repo", "commits"):
+            job.keys.setdefault(endpoint, self.request_key(endpoint, job.ident))
+            job.due.setdefault(endpoint, None)
+        job.due.pop("graphql_repo", None)
+        return job
 
     async def _rest(self, job: Job, client: GitHub, run: Run, metadata_done: bool = False) -> None:
         if not _valid(job):

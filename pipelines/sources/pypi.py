@@ -91,13 +91,24 @@ class PyPICrawling(Source):
         if not valid_name(job.ident):
             run.bad_entry(job, "not a normalised PyPI project name")
             return
-        tasks = []
-        if "pypi_json" in job.due:
-            tasks.append(fetch_into(run, job, "pypi_json",
-                                    client.project_json(job.ident, job.etag("pypi_json"), job.facts.get("path"))))
-        if "pypi_simple" in job.due:
-            tasks.append(fetch_into(run, job, "pypi_simple", client.simple(job.ident, job.etag("pypi_simple"))))
-        await asyncio.gather(*tasks)
+        simple_due = "pypi_simple" in job.due and not run.endpoint_open(self.name, "pypi_simple")
+        if "pypi_json" not in job.due:
+            if simple_due:
+                await fetch_into(run, job, "pypi_simple", client.simple(job.ident, job.etag("pypi_simple")))
+            return
+        if not simple_due:
+            await fetch_into(run, job, "pypi_json",
+                             client.project_json(job.ident, job.etag("pypi_json"), job.facts.get("path")))
+            return
+        project, simple = await asyncio.gather(
+            client.project_json(job.ident, job.etag("pypi_json"), job.facts.get("path")),
+            client.simple(job.ident, job.etag("pypi_simple")))
+        if simple.status == 404 and (project.ok or project.not_modified):
+            # every project with a JSON page has a Simple page: a 404 here may be the Simple API missing
+            # (a mirror without it); `http.health` decides from the first answers
+            simple.suspect = "endpoint status: Simple API 404 for a project whose JSON exists"
+        run.archive(job, "pypi_json", project)
+        run.archive(job, "pypi_simple", simple)
 
     def stats(self, client: PyPI) -> SourceStats:
         return SourceStats.of(client.upstream)

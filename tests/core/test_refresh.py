@@ -290,3 +290,19 @@ def test_a_pypistats_batch_is_incremental_and_reaches_history(sample_warehouse):
     rows = query(con, "SELECT refresh_id, package_id, pypi_downloads FROM history.package_metrics "
                       "WHERE package_id IN (1, 4) AND refresh_id IN ('r1', 'r2') ORDER BY 1, 2").rows()
     assert rows == [("r1", 1, 20535), ("r1", 4, None), ("r2", 1, 20535), ("r2", 4, 31)]
+
+
+def test_incremental_endpoint_rows_equal_full(sample_warehouse):
+    raw, catalogue, con = sample_warehouse
+    assert refresh_core(con, catalogue, raw, now=NOW).mode == "full"
+    for at, failing in ((LATER, True), (NOW, False)):
+        write_batch(raw, "pypi", [RawResponse(
+            "pypi:endpoint:pypi_simple", "pypi", "endpoint", "endpoint:pypi:pypi_simple", "/simple/x/",
+            404 if failing else 200, None, error_kind="endpoint" if failing else None,
+            error="pypi endpoint pypi_simple is not working" if failing else None, fetched_at=at)], "r")
+        assert refresh_core(con, catalogue, raw, now=NOW).mode == "incremental"
+        incremental = read_core(con)
+        assert len(incremental["core.endpoint_errors"]) == (1 if failing else 0)
+        full = build_core_from_archive(catalogue, raw)
+        for name, frame in full.items():
+            assert incremental[name].equals(frame.sort(list(CORE_KEYS[name]))), name

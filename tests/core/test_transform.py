@@ -461,3 +461,55 @@ def test_downloads_streamed_and_in_memory_agree_and_bad_bodies_are_malformed(tmp
     kinds = both["core.crawl_errors"].filter(pl.col("source") == "pypistats").select("request_key", "kind").rows()
     assert ("pypistats:overall:zeta", "malformed") in kinds and ("pypistats:recent:zeta", "malformed") in kinds
     assert both["core.downloads_daily"].height == 180
+
+
+def _theta_gone(raw: Path, at: datetime, run: str) -> None:
+    write_batch(raw, "codeberg", [
+        RawResponse("codeberg:codeberg_repo:cb/theta", "codeberg", "codeberg_repo", "codeberg:cb/theta",
+                    "/repos/cb/theta", 404, '{"message": "Not Found"}', error_kind="gone",
+                    error="HTTP 404: not found or gone", fetched_at=at),
+    ], run)
+
+
+def test_gone_is_a_fact_only_once_seen_on_refreshes_a_day_apart(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    first = datetime(2026, 11, 25, 6, tzinfo=UTC)
+    _theta_gone(raw, first, "first")
+    row = lambda core: core["core.crawl_errors"].filter(  # noqa: E731
+        pl.col("request_key") == "codeberg:codeberg_repo:cb/theta").row(0, named=True)
+    core = _built_both_ways(raw)
+    assert (row(core)["kind"], row(core)["severity"]) == ("gone", "info")  # the first sighting: a notice
+    assert "unconfirmed" in row(core)["message"]
+    theta = _pkg(core, "theta")
+    assert theta["is_stale"] and theta["repo_watchers"] == 17  # the last good data stays, marked stale
+    _theta_gone(raw, first.replace(hour=20), "same-day")
+    assert row(_built_both_ways(raw))["severity"] == "info"  # the same day again: still unconfirmed
+    _theta_gone(raw, datetime(2026, 11, 26, 7, tzinfo=UTC), "next-day")
+    core = _built_both_ways(raw)
+    assert (row(core)["kind"], row(core)["severity"]) == ("gone", "error")  # confirmed a day later
+
+
+def _endpoint_row(raw: Path, at: datetime, *, failing: bool) -> None:
+    write_batch(raw, "github", [RawResponse(
+        "github:endpoint:graphql_repo", "github", "endpoint", "endpoint:github:graphql_repo", "",
+        404 if failing else 200,
+        '{"message": "Not Found"}' if failing else None, error_kind="endpoint" if failing else None,
+        error="github endpoint graphql_repo is not working: endpoint status: HTTP 404" if failing else None,
+        attempts=3 if failing else 0, fetched_at=at)], "run")
+
+
+def test_endpoint_errors_come_from_the_newest_health_row_and_touch_no_package(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw)
+    healthy = _built_both_ways(raw)
+    assert healthy["core.endpoint_errors"].is_empty()
+    _endpoint_row(raw, datetime(2026, 11, 25, tzinfo=UTC), failing=True)
+    core = _built_both_ways(raw)
+    [error] = core["core.endpoint_errors"].iter_rows(named=True)
+    assert (error["source"], error["endpoint"], error["kind"], error["http_status"], error["requests"]) == (
+        "github", "graphql_repo", "endpoint", 404, 3)
+    for name in ("core.packages", "core.crawl_errors", "core.repositories"):
+        assert core[name].equals(healthy[name]), name
+    _endpoint_row(raw, datetime(2026, 11, 26, tzinfo=UTC), failing=False)  # it answers again
+    assert _built_both_ways(raw)["core.endpoint_errors"].is_empty()

@@ -144,3 +144,15 @@ CREATE TABLE IF NOT EXISTS core.crawl_errors (
     attempts INTEGER,
     severity VARCHAR
 );
+
+-- key: source, endpoint
+CREATE TABLE IF NOT EXISTS core.endpoint_errors (
+    source VARCHAR NOT NULL,
+    endpoint VARCHAR NOT NULL,
+    request_key VARCHAR,
+    kind VARCHAR,
+    http_status INTEGER,
+    message VARCHAR,
+    requests INTEGER,
+    seen_at TIMESTAMPTZ
+);

@@ -41,6 +41,7 @@ ERROR_KINDS = (
     "computing",
     "not_found",
     "bad_entry",
+    "endpoint",  # an endpoint-level failure (pipelines.sources.http.health): never a package fact
 )
 
 
@@ -59,6 +60,7 @@ class Fetched:
     error: str | None = None
     final_url: str | None = None  # where redirects led, when they did
     next_url: str | None = None  # the Link header's rel="next" target (httpx's parser), when there is one
+    suspect: str | None = None  # set by a source: an answer no package can cause (`http.health`)
 
     @property
     def ok(self) -> bool:
