@@ -203,7 +203,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     if summary.endpoints:
         sources = sorted({source for source, _, _ in summary.endpoints})
         console.print(f"pulse: refresh degraded: {', '.join(sources)} unavailable; their packages kept their last "
-                      "good data (marked stale); see core.crawl_errors WHERE kind = 'endpoint'",
+                      "good data; see core.endpoint_errors (`pulse query`)",
                       style="bold yellow", markup=False, highlight=False)
         return EXIT_DEGRADED
     return EXIT_OK

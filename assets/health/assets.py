@@ -1,9 +1,11 @@
 """Dagster assets for the health room: core -> health.package_scores, health.grid_scores (one writer step).
 
-Scored at the run's start (`now`; `HealthScoresConfig.now` overrides it for tests and replays of a
-given day) with the health config of the `pulse` resource (`PULSE_HEALTH_CONFIG`, else the shipped
-health.toml): changing that file and running `pulse refresh --replay` recomputes every score from the
-warehouse, without a crawl.
+Scored as of the data: the newest upstream answer core holds (`max(core.packages.last_fetched)`; the
+run's start before any crawl; `HealthScoresConfig.now` overrides it). So a replay, a run whose crawl
+had nothing due, or a run during an outage scores the same data to the same numbers, and the
+published health documents change only when the data does. The health config is the `pulse`
+resource's (`PULSE_HEALTH_CONFIG`, else the shipped health.toml): changing that file and running
+`pulse refresh --replay` recomputes every score from the warehouse, without a crawl.
 """
 
 
@@ -32,7 +34,8 @@ DESCRIPTIONS = {
 
 
 class HealthScoresConfig(dg.Config):
-    now: str | None = Field(default=None, description="Score as of this ISO time (default: the run's start).")
+    now: str | None = Field(default=None, description="Score as of this ISO time (default: the newest upstream "
+                            "answer in core, else the run's start).")
 
 
 def run_started(context: AssetExecutionContext) -> datetime:
@@ -40,6 +43,12 @@ def run_started(context: AssetExecutionContext) -> datetime:
     record = context.instance.get_run_record_by_id(context.run.run_id)
     started = record.start_time if record is not None else None
     return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
+
+
+def data_as_of(con) -> datetime | None:
+    """The newest upstream answer core holds (None before the first crawl)."""
+    newest = con.execute("SELECT max(last_fetched) FROM core.packages").fetchone()[0]
+    return newest.astimezone(UTC) if newest is not None else None
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:
@@ -101,11 +110,11 @@ def health_scores(context: AssetExecutionContext, config: HealthScoresConfig, pu
                   warehouse: WarehouseResource):
     """Score every core package and grid from the warehouse and replace both health tables in one
     transaction (a failure keeps the previous scores)."""
-    now = datetime.fromisoformat(config.now) if config.now else run_started(context)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
     health_config = config_from(pulse.health_config)
     with warehouse.writer() as con:
+        now = datetime.fromisoformat(config.now) if config.now else data_as_of(con) or run_started(context)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
         run = score_warehouse(con, now=now, config=health_config)
         slugs = pl.from_arrow(con.sql("SELECT id AS package_id, slug FROM core.packages").to_arrow_table())
     context.log.info("health %s: %d packages scored as of %s in %.2f s", run.version,

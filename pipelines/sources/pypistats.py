@@ -27,6 +27,7 @@ from urllib.parse import quote
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
 from pipelines.sources.http.fetched import Fetched
+from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.pypi import valid_name
@@ -59,6 +60,14 @@ def _refine(fetched: Fetched, data_type: type) -> Fetched:
     return fetched
 
 
+def _no_statistics(fetched: Fetched) -> bool:
+    """pypistats' own 404 for a project it has no statistics for: the bare text `404`."""
+    return fetched.status == 404 and (fetched.text or "").strip() == "404"
+
+
+NO_STATISTICS_IS_AN_ANSWER = EndpointRule(package_answer=_no_statistics)
+
+
 class PyPIStatsCrawling(Source):
     """Named by the catalogue's `pypi_name` (PEP 503), like PyPI."""
 
@@ -76,6 +85,9 @@ class PyPIStatsCrawling(Source):
 
     def request_key(self, endpoint: str, ident: str) -> str:
         return f"{self.name}:{endpoint.removeprefix('pypistats_')}:{ident}".lower()
+
+    def endpoint_rule(self, endpoint: str) -> EndpointRule:
+        return NO_STATISTICS_IS_AN_ANSWER
 
     def connect(self, url: str, settings: Any, wiring: Wiring) -> PyPIStats:
         return PyPIStats(wiring.upstream(self.name, url, self.cap(wiring.tuning)))

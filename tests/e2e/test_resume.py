@@ -51,7 +51,9 @@ TIME_COLUMNS = {
     # when a failing request failed: wall-clock times; `attempts` is compared separately (below)
     "core.crawl_errors": ("first_seen", "last_seen", "attempts"),
 }
-HISTORY_TIME_COLUMNS = ("refresh_id", "snapshot_at")  # a refresh's id (run id) and its clock time
+# a refresh's id (run id) and its clock time; the health score is scored as of the newest answer (the
+# crawl's clock), so two homes that crawled at different moments score a little apart
+HISTORY_TIME_COLUMNS = ("refresh_id", "snapshot_at", "health_score")
 PUBLIC_URL = "https://pulse.example"  # the same for both homes (by default each simulator's own URL)
 
 
@@ -218,8 +220,11 @@ def test_resumed_run_refetches_nothing_that_was_archived(resumed):
     unmatched = [url for source, url in reference_direct.select("source", "url").iter_rows()
                  if prefixes[source] + url.split("?")[0] not in reference_asked]
     assert reference_direct.height > 100 and not unmatched, unmatched[:5]
-    # and the resumed run asked fewer requests than a whole crawl needs
-    assert 0 < len(resumed.resume_requests) < len(resumed.reference_requests)
+    # and the resumed run asked for fewer things than a whole crawl needs (distinct paths: 202 polls
+    # and retries repeat a path a varying number of times)
+    resume_paths = {entry["path"] for entry in resumed.resume_requests}
+    reference_paths = {entry["path"] for entry in resumed.reference_requests}
+    assert 0 < len(resume_paths) < len(reference_paths)
 
 
 def test_resumed_warehouse_equals_an_uninterrupted_one(resumed):
@@ -266,8 +271,9 @@ def test_resumed_history_and_exports_equal_an_uninterrupted_run(resumed):
                          expected.drop(HISTORY_TIME_COLUMNS))
     got_tree, expected_tree = _tree(resumed.interrupted.home), _tree(resumed.reference.home)
     assert set(got_tree) == set(expected_tree)
+    # (the health documents are scored as of each home's own crawl clock: compared in test_replay)
     different = [path for path in got_tree if _without_last_fetched(got_tree[path]) !=
-                 _without_last_fetched(expected_tree[path])]
+                 _without_last_fetched(expected_tree[path]) and not path.endswith("/health/index.json")]
     assert not different, different[:10]
 
 

@@ -136,7 +136,7 @@ def test_no_catalogue_url_is_fetched_as_given(untrusted):
     assert requests, "the simulator saw no request at all"
     assert not [r for r in requests if "sneaky" in r["path"].lower()]
     assert not [r for r in requests if r["route"] == "unknown"]
-    prefixes = ("/api/v4/", "/api/v3/", "/api/graphql", "/pypi/", "/simple/", "/2.0/", "/api/v1/")
+    prefixes = ("/api/v4/", "/api/v3/", "/api/graphql", "/pypi/", "/simple/", "/2.0/", "/api/v1/", "/api/packages/")
     assert all(r["path"].startswith(prefixes) for r in requests)
 
 

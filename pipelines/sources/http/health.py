@@ -19,6 +19,7 @@ where it can (GitHub GraphQL -> REST).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,9 @@ class EndpointRule:
     """
 
     statuses: frozenset[int] = frozenset()
+    # an answer about one package whatever its content type says (pypistats' 404 for a project
+    # without statistics is Flask's bare HTML "404"; a proxy's or a wrong URL's page is not that)
+    package_answer: Callable[[Fetched], bool] | None = None
     threshold: int = 5
     fallback: str | None = None
 
@@ -60,6 +64,8 @@ def suspect(fetched: Fetched, rule: EndpointRule = DEFAULT_RULE) -> str | None:
     ctype = (fetched.headers.get("content-type") or "").lower()
     if status == 0 and fetched.error_kind == "transient":
         return f"no answer: {fetched.error or 'transport error'}"
+    if rule.package_answer is not None and rule.package_answer(fetched):
+        return None
     if "html" in ctype:
         return f"HTML instead of JSON: HTTP {status}"
     if status in rule.statuses:
