@@ -65,12 +65,6 @@ def _repo_subjects(packages: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _pypi_subjects(packages: pl.DataFrame) -> pl.DataFrame:
-    return packages.filter(pl.col("pypi_name").is_not_null()).select(
-        ("pypi:" + pl.col("pypi_name")).alias("subject"), pl.col("id").alias("package_id")
-    )
-
-
 def _package_subjects(packages: pl.DataFrame, *, fetched_only: bool = False) -> list[pl.DataFrame]:
     """subject -> package_id of every "package" source (`<source>:<catalogue column>`, what
     `Source.subject` gives); `fetched_only`: only the sources whose answers mark a package fetched."""
@@ -86,7 +80,7 @@ def _package_subjects(packages: pl.DataFrame, *, fetched_only: bool = False) -> 
 
 
 def subject_map(packages: pl.DataFrame) -> pl.DataFrame:
-    """subject -> package_id (a package has a repo subject and one per package source: PyPI, pypistats)."""
+    """subject -> package_id (a package has a repo subject and one per package source of the registry)."""
     return pl.concat([_repo_subjects(packages), *_package_subjects(packages)])
 
 
@@ -95,17 +89,16 @@ def _fetched_subject_map(packages: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([_repo_subjects(packages), *_package_subjects(packages, fetched_only=True)])
 
 
-def _stats_subjects(packages: pl.DataFrame) -> pl.DataFrame:
-    return packages.filter(pl.col("pypi_name").is_not_null()).select(
-        ("pypistats:" + pl.col("pypi_name")).alias("subject"), pl.col("id").alias("package_id")
-    )
-
-
 def _per_package(packages: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Per-subject facts copied to every package naming that subject (releases hang off PyPI, daily
-    downloads off pypistats, the rest off the repository)."""
-    pairs = {"core.releases": _pypi_subjects, "core.downloads_daily": _stats_subjects}.get(name, _repo_subjects)
-    return conform(name, pairs(packages).join(facts, on="subject", how="inner"))
+    """Per-subject facts copied to every package naming that subject. A fact's subject says which
+    source it came from (a repo key, `<source>:<name>`), so one subject map serves every table."""
+    return conform(name, subject_map(packages).join(facts, on="subject", how="inner"))
+
+
+def _on_packages(packages: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
+    """One fact row per package id (facts of a package source, keyed by their subject)."""
+    # (unique: a duplicated catalogue row must not multiply the rows the checks then count)
+    return subject_map(packages).unique().join(facts, on="subject", how="inner").drop("subject")
 
 
 def renamed_notices(packages: pl.DataFrame, repositories: pl.DataFrame) -> pl.DataFrame:
@@ -328,14 +321,13 @@ def assemble_core(
         .group_by("package_id")
         .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
     )
-    pypi = facts.pypi.rename({"subject": "pypi_subject", "requires_python": "pypi_requires_python",
-                              "classifiers": "pypi_classifiers", "vulnerabilities": "pypi_vulnerabilities"})
-    simple = facts.simple.rename({"subject": "pypi_subject"})
-    downloads = facts.downloads.select(pl.col("subject").alias("stats_subject"),
-                                       pl.col("last_month").alias("pypi_downloads"))
+    pypi = _on_packages(packages, facts.pypi.rename({
+        "requires_python": "pypi_requires_python", "classifiers": "pypi_classifiers",
+        "vulnerabilities": "pypi_vulnerabilities"}))
+    simple = _on_packages(packages, facts.simple)
+    downloads = _on_packages(packages, facts.downloads.select("subject", pl.col("last_month").alias("pypi_downloads")))
     out = (
-        packages.with_columns(("pypi:" + pl.col("pypi_name")).alias("pypi_subject"),
-                              ("pypistats:" + pl.col("pypi_name")).alias("stats_subject"))
+        packages
         .join(
             repositories.select(
                 "repo_key",
@@ -349,9 +341,9 @@ def assemble_core(
             on="repo_key",
             how="left",
         )
-        .join(pypi, on="pypi_subject", how="left")
-        .join(simple, on="pypi_subject", how="left")
-        .join(downloads, on="stats_subject", how="left")
+        .join(pypi, left_on="id", right_on="package_id", how="left")
+        .join(simple, left_on="id", right_on="package_id", how="left")
+        .join(downloads, left_on="id", right_on="package_id", how="left")
         .join(package_state, left_on="id", right_on="package_id", how="left")
         .with_columns(
             pl.col("repo_watchers").fill_null(0),
