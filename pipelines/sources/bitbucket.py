@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import orjson
 
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
+from pipelines.sources.facts import SourceFacts
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text
 from pipelines.sources.times import utc_stamp
 from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
@@ -126,15 +128,7 @@ class BitbucketCrawling(Source):
         return SourceStats.of(client.upstream)
 
 
-
-
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
-
-from typing import ClassVar  # noqa: E402
-
-from pipelines.sources.facts import SourceFacts  # noqa: E402
-from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text  # noqa: E402
-
 
 def read_repository(doc: dict) -> dict:
     """A 2.0 repository -> repository facts (Bitbucket reports no stars, forks, issues or archiving)."""

@@ -18,21 +18,31 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 import orjson
+import polars as pl
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
+from pipelines.sources.facts import (
+    COMMIT_FACTS,
+    PARTICIPANT_FACTS,
+    REPO_FACTS,
+    WEEK_FACTS,
+    SourceFacts,
+    cast_columns,
+)
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.quota import TokenPool
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.reading import Bodies, JsonShape, is_bot_expr, malformed, structure
 from pipelines.sources.times import parse_iso
 from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
@@ -501,23 +511,7 @@ def _idle_participation(full: str, job: Job) -> Fetched:
                    headers={"x-pulse-derived": f"no push since {job.facts.get('last_activity')}"})
 
 
-
-
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
-
-from typing import ClassVar  # noqa: E402
-
-import polars as pl  # noqa: E402
-
-from pipelines.sources.facts import (  # noqa: E402
-    COMMIT_FACTS,
-    PARTICIPANT_FACTS,
-    REPO_FACTS,
-    WEEK_FACTS,
-    SourceFacts,
-    cast_columns,
-)
-from pipelines.sources.reading import Bodies, JsonShape, is_bot_expr, malformed, structure  # noqa: E402
 
 _S, _I, _B = pl.String(), pl.Int64(), pl.Boolean()
 

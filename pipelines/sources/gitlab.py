@@ -6,15 +6,17 @@ import asyncio
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
+from pipelines.sources.facts import SourceFacts
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text
 from pipelines.sources.times import utc_stamp
 from pipelines.sources.webpaths import RepoProblem, strip_git
 
@@ -145,15 +147,7 @@ class GitLabCrawling(Source):
         return SourceStats.of(client.upstream)
 
 
-
-
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
-
-from typing import ClassVar  # noqa: E402
-
-from pipelines.sources.facts import SourceFacts  # noqa: E402
-from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text  # noqa: E402
-
 
 def read_project(doc: dict) -> dict:
     """A v4 project -> repository facts (GitLab reports no watchers)."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
+
+import polars as pl
 
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
+from pipelines.sources.facts import PYPI_FACTS, RELEASE_FACTS, SIMPLE_FACTS, SourceFacts, cast_columns
 from pipelines.sources.http.fetched import Fetched
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
+from pipelines.sources.reading import Bodies, JsonShape, malformed, structure
 
 # a PEP 503 normalised name
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,200}[a-z0-9])?$")
@@ -114,16 +118,7 @@ class PyPICrawling(Source):
         return SourceStats.of(client.upstream)
 
 
-
-
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
-
-from typing import ClassVar  # noqa: E402
-
-import polars as pl  # noqa: E402
-
-from pipelines.sources.facts import PYPI_FACTS, RELEASE_FACTS, SIMPLE_FACTS, SourceFacts, cast_columns  # noqa: E402
-from pipelines.sources.reading import Bodies, JsonShape, malformed, structure  # noqa: E402
 
 # written in DuckDB terms: `releases` is keyed by version and `project_urls` by label, which only a
 # MAP can express (a polars dtype cannot); `FINISH` turns the maps into entries polars can read

@@ -21,16 +21,20 @@ upstream). Whatever validator it sends is sent back the next day: an ETag as `If
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
+
+import polars as pl
 
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, fetch_into
+from pipelines.sources.facts import DAILY_DOWNLOAD_FACTS, DOWNLOAD_FACTS, SourceFacts, cast_columns
 from pipelines.sources.http.fetched import Fetched
 from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.pypi import valid_name
+from pipelines.sources.reading import Bodies, JsonShape, malformed, structure
 
 DAYS_KEPT = 180  # the daily series pypistats serves, and what core keeps of it
 
@@ -110,16 +114,7 @@ class PyPIStatsCrawling(Source):
         return SourceStats.of(client.upstream)
 
 
-
-
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------
-
-from typing import ClassVar  # noqa: E402
-
-import polars as pl  # noqa: E402
-
-from pipelines.sources.facts import DAILY_DOWNLOAD_FACTS, DOWNLOAD_FACTS, SourceFacts, cast_columns  # noqa: E402
-from pipelines.sources.reading import Bodies, JsonShape, malformed, structure  # noqa: E402
 
 RECENT_DTYPE = pl.Struct({"data": pl.Struct({"last_day": pl.Int64(), "last_week": pl.Int64(),
                                              "last_month": pl.Int64()})})
