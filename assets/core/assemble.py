@@ -89,16 +89,17 @@ def _fetched_subject_map(packages: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([_repo_subjects(packages), *_package_subjects(packages, fetched_only=True)])
 
 
-def _per_package(packages: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Per-subject facts copied to every package naming that subject. A fact's subject says which
-    source it came from (a repo key, `<source>:<name>`), so one subject map serves every table."""
-    return conform(name, subject_map(packages).join(facts, on="subject", how="inner"))
+def _per_package(subjects: pl.DataFrame, facts: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Per-subject facts copied to every package naming that subject (`subjects`: `subject_map`). A
+    fact's subject says which source it came from (a repo key, `<source>:<name>`), so one subject map
+    serves every table."""
+    return conform(name, subjects.join(facts, on="subject", how="inner"))
 
 
-def _on_packages(packages: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
+def _on_packages(subjects: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
     """One fact row per package id (facts of a package source, keyed by their subject)."""
     # (unique: a duplicated catalogue row must not multiply the rows the checks then count)
-    return subject_map(packages).unique().join(facts, on="subject", how="inner").drop("subject")
+    return subjects.unique().join(facts, on="subject", how="inner").drop("subject")
 
 
 def renamed_notices(packages: pl.DataFrame, repositories: pl.DataFrame) -> pl.DataFrame:
@@ -153,6 +154,7 @@ def crawl_errors(
     archive: pl.LazyFrame | None,
     repositories: pl.DataFrame | None = None,
     catalogue_packages: pl.DataFrame | None = None,
+    subjects: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Why a package lacks data: classified failures (with their current streak when the archive is
     given), bodies that did not parse, and catalogue entries whose repo or PyPI URL could not be used
@@ -224,7 +226,7 @@ def crawl_errors(
         pl.lit(ERROR).alias("severity"),
     )
     errors = pl.concat([failed, malformed.with_columns(pl.col("attempts").cast(pl.Int32))], how="vertical_relaxed")
-    by_subject = subject_map(packages)
+    by_subject = subject_map(packages) if subjects is None else subjects
     per_package = errors.join(by_subject, on="subject", how="inner").drop("subject")
     frames = [per_package, bad_entries(packages if catalogue_packages is None else catalogue_packages)]
     if repositories is not None:
@@ -263,6 +265,7 @@ def assemble_core(
     categories = conform("core.categories", _table(catalogue, "categories"))
     grids = conform("core.grids", _table(catalogue, "grids"))
     packages = catalogue_packages(_table(catalogue, "packages"))
+    subjects = subject_map(packages)  # once: every per-package fact joins through it
     grid_packages = conform(
         "core.grid_packages",
         _table(catalogue, "grid_packages")
@@ -321,11 +324,11 @@ def assemble_core(
         .group_by("package_id")
         .agg(pl.col("last_fetched").max(), pl.col("is_stale").any())
     )
-    pypi = _on_packages(packages, facts.pypi.rename({
+    pypi = _on_packages(subjects, facts.pypi.rename({
         "requires_python": "pypi_requires_python", "classifiers": "pypi_classifiers",
         "vulnerabilities": "pypi_vulnerabilities"}))
-    simple = _on_packages(packages, facts.simple)
-    downloads = _on_packages(packages, facts.downloads.select("subject", pl.col("last_month").alias("pypi_downloads")))
+    simple = _on_packages(subjects, facts.simple)
+    downloads = _on_packages(subjects, facts.downloads.select("subject", pl.col("last_month").alias("pypi_downloads")))
     out = (
         packages
         .join(
@@ -367,17 +370,18 @@ def assemble_core(
         "core.grid_packages": grid_packages,
         "core.packages": packages_out,
         "core.repositories": repositories,
-        "core.commit_weeks": _per_package(packages, facts.weeks, "core.commit_weeks"),
-        "core.participants": _per_package(packages, facts.participants, "core.participants"),
+        "core.commit_weeks": _per_package(subjects, facts.weeks, "core.commit_weeks"),
+        "core.participants": _per_package(subjects, facts.participants, "core.participants"),
         "core.releases": _per_package(
-            packages,
+            subjects,
             facts.releases.with_columns(
                 iso_column(pl.col("upload_time")).alias("upload_time"),
                 pl.col("version").str.contains(PRERELEASE_RE).alias("is_prerelease"),
             ),
             "core.releases",
         ),
-        "core.downloads_daily": _per_package(packages, facts.daily_downloads, "core.downloads_daily"),
-        "core.crawl_errors": crawl_errors(packages, facts, archive, repositories, _table(catalogue, "packages")),
+        "core.downloads_daily": _per_package(subjects, facts.daily_downloads, "core.downloads_daily"),
+        "core.crawl_errors": crawl_errors(packages, facts, archive, repositories, _table(catalogue, "packages"),
+                                        subjects=subjects),
         "core.endpoint_errors": endpoint_errors(facts.requests),
     }

@@ -16,15 +16,12 @@ from urllib.parse import quote
 
 import orjson
 
-from pipelines.sources.base import Source
-from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
 from pipelines.sources.facts import SourceFacts
+from pipelines.sources.forge import ForgeCrawling
 from pipelines.sources.http.fetched import Fetched, require_body
-from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.reading import Bodies, JsonShape, first_item, read_rows, text
 from pipelines.sources.times import utc_stamp
-from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 WEB_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # catalogue URLs: workspaces
@@ -94,7 +91,7 @@ class Bitbucket:
         return first
 
 
-class BitbucketCrawling(Source):
+class BitbucketCrawling(ForgeCrawling):
     name = "bitbucket"
     env_url = "BITBUCKET_API_URL"
     default_url = "https://api.bitbucket.org/2.0"
@@ -103,29 +100,12 @@ class BitbucketCrawling(Source):
     retired_domains = ("bitbucket.io",)  # Bitbucket's static websites: gone
     concurrency = 16
 
-    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
-        return owner_and_name(self.name, segments, WEB_OWNER, WEB_NAME)
+    client_class = Bitbucket
+    web_owner, web_name = WEB_OWNER, WEB_NAME
+    bad_ident = "not a usable Bitbucket workspace/slug"
 
-    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
-        return (f"{self.name}_repo", f"{self.name}_commits")
-
-    def connect(self, url: str, settings: Any, wiring: Wiring) -> Bitbucket:
-        return Bitbucket(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
-
-    async def crawl(self, unit: Job, client: Bitbucket, run: Run) -> None:
-        job = unit
-        workspace, _, slug = job.ident.partition("/")
-        if not valid_name(workspace, slug):
-            run.bad_entry(job, "not a usable Bitbucket workspace/slug")
-            return
-        await repository_then_commits(
-            run, job,
-            lambda etag: client.repository(workspace, slug, etag),
-            lambda etag: client.commits(workspace, slug, run.window_since, etag),
-        )
-
-    def stats(self, client: Bitbucket) -> SourceStats:
-        return SourceStats.of(client.upstream)
+    def valid(self, owner: str, name: str) -> bool:
+        return valid_name(owner, name)
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------

@@ -15,16 +15,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from pipelines.sources.base import Source
-from pipelines.sources.crawling import Job, Run, SourceStats, Wiring, repository_then_commits
 from pipelines.sources.facts import SourceFacts
+from pipelines.sources.forge import ForgeCrawling
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.pages import merge_pages
-from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.reading import Bodies, JsonShape, read_rows, text
 from pipelines.sources.times import utc_stamp
-from pipelines.sources.webpaths import RepoProblem, owner_and_name
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 WEB_OWNER = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # catalogue URLs: Forgejo users and organisations
@@ -87,7 +84,7 @@ class Codeberg:
                                  more=reaches_into_window, fallback=has_more)
 
 
-class CodebergCrawling(Source):
+class CodebergCrawling(ForgeCrawling):
     name = "codeberg"
     env_url = "CODEBERG_API_URL"
     default_url = "https://codeberg.org/api/v1"
@@ -95,29 +92,12 @@ class CodebergCrawling(Source):
     platform_domains = ("codeberg.org", "codeberg.page")
     concurrency = 8  # Codeberg is a non-profit's service: be gentle
 
-    def parse_repo_path(self, segments: list[str]) -> tuple[str, str] | RepoProblem:
-        return owner_and_name(self.name, segments, WEB_OWNER, WEB_NAME)
+    client_class = Codeberg
+    web_owner, web_name = WEB_OWNER, WEB_NAME
+    bad_ident = "not a usable Codeberg owner/name"
 
-    def endpoints(self, *, with_token: bool, tuning: Tuning) -> tuple[str, ...]:
-        return (f"{self.name}_repo", f"{self.name}_commits")
-
-    def connect(self, url: str, settings: Any, wiring: Wiring) -> Codeberg:
-        return Codeberg(wiring.upstream(self.name, url, self.cap(wiring.tuning)), max_pages=wiring.tuning.max_pages)
-
-    async def crawl(self, unit: Job, client: Codeberg, run: Run) -> None:
-        job = unit
-        owner, _, name = job.ident.partition("/")
-        if not valid_name(owner, name):
-            run.bad_entry(job, "not a usable Codeberg owner/name")
-            return
-        await repository_then_commits(
-            run, job,
-            lambda etag: client.repository(owner, name, etag),
-            lambda etag: client.commits(owner, name, run.window_since, etag),
-        )
-
-    def stats(self, client: Codeberg) -> SourceStats:
-        return SourceStats.of(client.upstream)
+    def valid(self, owner: str, name: str) -> bool:
+        return valid_name(owner, name)
 
 
 # --- reading: stored bodies -> facts (core) ------------------------------------------------------

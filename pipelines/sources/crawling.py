@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -125,21 +125,3 @@ class SourceStats:
                 stats.quota_spent += up.stats.quota_spent
                 stats.backoffs.extend(up.backoffs)
         return stats
-
-
-
-async def repository_then_commits(
-    run: Run,
-    job: Job,
-    repository: Callable[[str | None], Awaitable[Fetched]],
-    commits: Callable[[str | None], Awaitable[Fetched]],
-) -> None:
-    """`<source>_repo`, then `<source>_commits` only when the repository is there (or unchanged)."""
-    repo_endpoint, commits_endpoint = f"{job.source}_repo", f"{job.source}_commits"
-    if repo_endpoint in job.due:
-        fetched = await repository(job.etag(repo_endpoint))
-        run.archive(job, repo_endpoint, fetched)
-        if not (fetched.ok or fetched.not_modified):
-            return  # the repository is unavailable: do not ask for its commits now
-    if commits_endpoint in job.due:
-        await fetch_into(run, job, commits_endpoint, commits(job.etag(commits_endpoint)))
