@@ -52,9 +52,6 @@ def stop_on_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[No
     here: nothing changes.
     """
     reset()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -71,28 +68,29 @@ def stop_on_signals(on_stop: Callable[[int], None] | None = None) -> Iterator[No
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, handler)
-    try:
+    with _handling(handler):
         yield
-    finally:
-        for signum, before in previous.items():
-            signal.signal(signum, before if before is not None else signal.SIG_DFL)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
+def interrupt_on_signals() -> contextlib.AbstractContextManager[None]:
     """SIGTERM interrupts like SIGINT does (KeyboardInterrupt), for the parts of a command outside Dagster."""
+    return _handling(_interrupt)
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """`handler` for every stop signal while inside, the previous handlers restored after. Only the
+    main thread may set handlers (a crawl run from a notebook's worker thread): elsewhere, nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, handler)
     try:
         yield
     finally:

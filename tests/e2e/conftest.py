@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import orjson
 import pytest
 
 from simulator.server import SimServer, start_in_thread
@@ -32,6 +34,30 @@ def pulse_env(sim: SimServer, home: Path, **extra: str) -> dict[str, str]:
                 "GITHUB_TOKEN": SIM_TOKENS})
     env.update(extra)
     return env
+
+
+def query_file(path: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on a DuckDB file, opened read-only (never the writer's lock)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def without_last_fetched(value):
+    """A JSON document (bytes or parsed) without its `last_fetched` fields: the one field two crawls of
+    the same world legitimately disagree on."""
+    if isinstance(value, bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    if isinstance(value, dict):
+        return {k: without_last_fetched(v) for k, v in value.items() if k != "last_fetched"}
+    if isinstance(value, list):
+        return [without_last_fetched(v) for v in value]
+    return value
 
 
 def run_pulse(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 300):

@@ -12,13 +12,12 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import duckdb
 import orjson
 import pytest
 
 from simulator.catalogue import dropped_packages
 from simulator.server import start_in_thread
-from tests.e2e.conftest import pulse_env, run_pulse
+from tests.e2e.conftest import pulse_env, query_file, run_pulse
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
@@ -57,16 +56,10 @@ def _published(home: Path) -> dict[str, str]:
     return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p.is_file()}
 
 
-def _query(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _stored_catalogue(home: Path) -> list[tuple]:
-    return _query(home / "warehouse.duckdb", "SELECT * FROM catalogue.packages ORDER BY id")
+    return query_file(home / "warehouse.duckdb", "SELECT * FROM catalogue.packages ORDER BY id")
 
 
 def _lines(result) -> list[str]:
@@ -140,7 +133,7 @@ def test_a_small_shrink_is_applied_and_history_stays(good, home):
     sim = good[0]
     gone = sorted(dropped_packages(PACKAGES, 0, 5))
     assert all((home / f"export/api/v4/packages/{pid}/index.json").exists() for pid in gone)
-    history_before = _query(home / "published.duckdb",
+    history_before = query_file(home / "published.duckdb",
                             f"SELECT * FROM history.package_metrics WHERE package_id IN ({','.join(map(str, gone))}) "
                             "ORDER BY ALL")
     assert len(history_before) == len(gone)
@@ -155,8 +148,9 @@ def test_a_small_shrink_is_applied_and_history_stays(good, home):
     assert not {pid for pid in gone} & {r["id"] for r in listing["results"]}
     published = home / "published.duckdb"
     ids = ",".join(map(str, gone))
-    assert _query(published, f"SELECT count(*) FROM core.packages WHERE id IN ({ids})") == [(0,)]
-    history_after = _query(published, f"SELECT * FROM history.package_metrics WHERE package_id IN ({ids}) ORDER BY ALL")
+    assert query_file(published, f"SELECT count(*) FROM core.packages WHERE id IN ({ids})") == [(0,)]
+    history_after = query_file(published,
+                               f"SELECT * FROM history.package_metrics WHERE package_id IN ({ids}) ORDER BY ALL")
     assert history_after == history_before  # their rows stay; no new ones
     for grid in (home / "export/api/v4/grids").glob("*/index.json"):
         members = orjson.loads(grid.read_bytes()).get("packages", [])

@@ -13,12 +13,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
-import orjson
 import pytest
 
 from simulator.server import start_in_thread
-from tests.e2e.conftest import pulse_env, run_pulse
+from tests.e2e.conftest import pulse_env, query_file, run_pulse, without_last_fetched
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
@@ -53,28 +51,14 @@ def _env(sim, home: Path) -> dict[str, str]:
 def _records(home: Path) -> dict[str, object]:
     """The API v4 records a client reads (details and list pages), without `last_fetched`."""
     root = home / "export" / "api" / "v4"
-
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "last_fetched"}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return {str(p.relative_to(root)): strip(orjson.loads(p.read_bytes())) for p in sorted(root.rglob("*.json"))
+    return {str(p.relative_to(root)): without_last_fetched(p.read_bytes()) for p in sorted(root.rglob("*.json"))
             if p.parent.name not in ("health", "score")}
 
 
-def _query(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _package_errors(home: Path) -> set[tuple]:
-    return set(_query(home / "published.duckdb",
+    return set(query_file(home / "published.duckdb",
                       "SELECT package_id, source, kind FROM core.crawl_errors WHERE severity = 'error'"))
 
 
@@ -95,13 +79,13 @@ def test_a_broken_endpoint_degrades_the_run_and_publishes_no_false_facts(good, t
     sources = sorted({source for source, _ in FAULTS[fault]})
     assert said[0].startswith(f"pulse: refresh degraded: {', '.join(sources)} unavailable"), said[0]
 
-    endpoints = set(_query(home / "published.duckdb", "SELECT source, endpoint FROM core.endpoint_errors"))
+    endpoints = set(query_file(home / "published.duckdb", "SELECT source, endpoint FROM core.endpoint_errors"))
     assert endpoints == FAULTS[fault]
     assert _package_errors(home) == errors  # no package became gone / not_found because of the outage
     assert _records(home) == records  # what clients read is what the good run published
 
     again = run_pulse("refresh", "--force", env=_env(sim, home))  # the fault cleared
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _query(home / "published.duckdb", "SELECT count(*) FROM core.endpoint_errors") == [(0,)]
+    assert query_file(home / "published.duckdb", "SELECT count(*) FROM core.endpoint_errors") == [(0,)]
     assert _package_errors(home) == errors
     assert _records(home) == records

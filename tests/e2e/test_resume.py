@@ -32,7 +32,7 @@ import pytest
 from assets.core.columns import CORE_KEYS, CORE_TABLES
 from pipelines.sources.registry import SOURCES
 from simulator.server import SimServer, start_in_thread
-from tests.e2e.conftest import PULSE, pulse_env, run_pulse
+from tests.e2e.conftest import PULSE, pulse_env, run_pulse, without_last_fetched
 from warehouse.archive import scan_archive
 
 pytestmark = pytest.mark.slow  # two real refreshes, one SIGKILLed mid-crawl and resumed
@@ -278,8 +278,8 @@ def test_resumed_history_and_exports_equal_an_uninterrupted_run(resumed):
     got_tree, expected_tree = _tree(resumed.interrupted.home), _tree(resumed.reference.home)
     assert set(got_tree) == set(expected_tree)
     # (the health documents are scored as of each home's own crawl clock: compared in test_replay)
-    different = [path for path in got_tree if _without_last_fetched(got_tree[path]) !=
-                 _without_last_fetched(expected_tree[path]) and not path.endswith("/health/index.json")]
+    different = [path for path in got_tree if without_last_fetched(got_tree[path]) !=
+                 without_last_fetched(expected_tree[path]) and not path.endswith("/health/index.json")]
     assert not different, different[:10]
 
 
@@ -292,20 +292,6 @@ def _tree(home: Path) -> dict[str, bytes]:
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
-def _without_last_fetched(data: bytes):
-    import orjson
-
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "last_fetched"}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    try:
-        return strip(orjson.loads(data))
-    except orjson.JSONDecodeError:
-        return data
 
 
 def test_replay_rebuilds_core_history_and_exports_offline(resumed):
