@@ -21,6 +21,7 @@ from assets.exports.health_api import load_health_documents
 from assets.exports.published_api import PublishedApi
 from assets.history.history import snapshot_history
 from pipelines.serve import make_app
+from pipelines.serving.contract_adapter import open_api
 from tests.exports.health_fixture import GRID_WEIGHTS, PACKAGES, add_health_tables
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.db import connect_reader, connect_writer
@@ -83,7 +84,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _serve(published: Path, paths: list[str]) -> dict[str, tuple[int, bytes]]:
     async def run() -> dict[str, tuple[int, bytes]]:
-        async with TestClient(TestServer(make_app(PublishedApi(published, CTX)))) as client:
+        async with TestClient(TestServer(make_app(open_api(published, CTX.zone.key), public_url=CTX.base_url))) as client:
             answers = {}
             for path in paths:
                 response = await client.get(path)
