@@ -83,7 +83,7 @@ class ContractApi:
         if parts[:2] != ["api", "v4"]:
             return ApiResponse(404, NOT_FOUND)
         parts = parts[2:]
-        if parts == [""]:
+        if not parts:
             return ApiResponse(200, root(self.ctx))
         if parts == ["search"]:
             return ApiResponse(200, _search(snap.search_rows, query.get("q", "")))

@@ -84,7 +84,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _serve(published: Path, paths: list[str]) -> dict[str, tuple[int, bytes]]:
     async def run() -> dict[str, tuple[int, bytes]]:
-        async with TestClient(TestServer(make_app(open_api(published, CTX.zone.key), public_url=CTX.base_url))) as client:
+        app = make_app(open_api(published, CTX.zone.key), public_url=CTX.base_url)
+        async with TestClient(TestServer(app)) as client:
             answers = {}
             for path in paths:
                 response = await client.get(path)
