@@ -240,7 +240,13 @@ def measure(port: int, paths: list[str], server_pids: list[int], args: argparse.
     elapsed = time.perf_counter() - started
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"  {result}", file=sys.stderr)
-    result["server_cores"] = round((sum(sum(p.cpu_times()[:2]) for p in processes) - before) / elapsed, 2)
+    used = sum(sum(p.cpu_times()[:2]) for p in processes) - before
+    result["server_cores"] = round(used / elapsed, 2)
+    # robust to a busy machine (other processes take cores, not CPU time per request): what one
+    # fully available core would sustain at this cost per request
+    total = result["requests"] * (elapsed / args.seconds)
+    result["server_cpu_us_per_request"] = round(used / total * 1e6) if total else None
+    result["rps_per_server_core"] = round(total / used) if used else None
     return result
 
 
@@ -293,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         client_main(args.client)
         return
 
+    load_before = os.getloadavg()[0]
     home = args.workdir or Path(tempfile.gettempdir()) / f"pulse-bench-serve-{args.packages}"
     world = build_world(home, args.packages)
     ids = world_ids(home)
@@ -332,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         "world": "synth (benchmarks.synth + core/health/history transform, published)",
         "world_build_s": world["seconds"],
         "cores": os.cpu_count(),
+        "load_average_before": round(load_before, 2),  # > cores: other work competed for the CPU
         "connections": args.connections,
         "seconds_per_phase": args.seconds,
         "workers": args.workers,

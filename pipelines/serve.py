@@ -129,7 +129,7 @@ class Service:
         headers = request.headers
         try:
             base = request_base(headers.get(hdrs.HOST), request.scheme, headers.get(hdrs.X_FORWARDED_HOST),
-                                headers.get(hdrs.X_FORWARDED_PROTO), _local_host(request))
+                                headers.get(hdrs.X_FORWARDED_PROTO), lambda: _local_host(request))
             raw_path, raw_query = split_target(request.raw_path)
             query = parse_query(raw_query)
         except BadRequest as exc:

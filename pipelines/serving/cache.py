@@ -49,7 +49,7 @@ class Entry:
 class ResponseCache:
     """An LRU of `Entry`s bounded by count and by bytes (gzip variants included once made)."""
 
-    def __init__(self, max_entries: int = 8192, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, max_entries: int = 50_000, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()

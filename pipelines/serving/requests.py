@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, unquote_to_bytes
@@ -45,7 +46,7 @@ def _first(value: str) -> str:
 
 
 def request_base(host: str | None, scheme: str, forwarded_host: str | None, forwarded_proto: str | None,
-                 fallback_host: str) -> str:
+                 fallback_host: Callable[[], str]) -> str:
     """The scheme://host links are built for: the proxy's `X-Forwarded-*` when present, else the request's.
 
     Raises BadRequest for a host Django would refuse (DisallowedHost) or an unknown protocol."""
@@ -53,7 +54,7 @@ def request_base(host: str | None, scheme: str, forwarded_host: str | None, forw
     if chosen is None or chosen == "":
         if forwarded_host is not None or host is not None:
             raise BadRequest("Invalid Host header.")
-        chosen = fallback_host  # HTTP/1.0 without Host: Django uses SERVER_NAME:SERVER_PORT
+        chosen = fallback_host()  # HTTP/1.0 without Host: Django uses SERVER_NAME:SERVER_PORT
     if not valid_host(chosen):
         raise BadRequest("Invalid Host header." if forwarded_host is None else "Invalid X-Forwarded-Host header.")
     if forwarded_proto is not None:
