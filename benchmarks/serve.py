@@ -157,7 +157,7 @@ def start_baseline(export_dir: Path) -> tuple[ThreadingHTTPServer, int]:
 
 
 async def _connection(port: int, targets: list[bytes], stop_at: float, warm_until: float,
-                      latencies: list[float], errors: list[str]) -> None:
+                      latencies: list[float], errors: list[str], done: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = 0
     n = len(targets)
@@ -182,6 +182,7 @@ async def _connection(port: int, targets: list[bytes], stop_at: float, warm_unti
                 await reader.readexactly(length)
             if status != b"200":
                 errors.append(status.decode())
+            done.append(1)
             if started >= warm_until:
                 latencies.append(time.perf_counter() - started)
     finally:
@@ -194,11 +195,12 @@ async def _load(port: int, paths: list[str], connections: int, seconds: float, w
     per = max(1, len(targets) // connections)
     latencies: list[float] = []
     errors: list[str] = []
+    done: list[int] = []
     now = time.perf_counter()
     warm_until, stop_at = now + warmup, now + warmup + seconds
     usage = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*(_connection(port, targets[c * per:] + targets[: c * per], stop_at, warm_until,
-                                       latencies, errors) for c in range(connections)))
+                                       latencies, errors, done) for c in range(connections)))
     after = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = seconds  # requests started inside the measured window; a straggler does not stretch it
     latencies.sort()
@@ -209,6 +211,7 @@ async def _load(port: int, paths: list[str], connections: int, seconds: float, w
         "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
         "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 2) if count else None,
         "requests": count,
+        "requests_with_warmup": len(done),
         "errors": len(errors),
         "client_cores": round(cpu / (elapsed + warmup), 2),
     }
@@ -244,7 +247,7 @@ def measure(port: int, paths: list[str], server_pids: list[int], args: argparse.
     result["server_cores"] = round(used / elapsed, 2)
     # robust to a busy machine (other processes take cores, not CPU time per request): what one
     # fully available core would sustain at this cost per request
-    total = result["requests"] * (elapsed / args.seconds)
+    total = result.pop("requests_with_warmup")
     result["server_cpu_us_per_request"] = round(used / total * 1e6) if total else None
     result["rps_per_server_core"] = round(total / used) if used else None
     return result
