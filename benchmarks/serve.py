@@ -146,9 +146,13 @@ class TreeHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class TreeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 refuses some of 64 connections opened at once
+
+
 def start_baseline(export_dir: Path) -> tuple[ThreadingHTTPServer, int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(TreeHandler, directory=str(export_dir)))
-    server.daemon_threads = True
+    server = TreeServer(("127.0.0.1", 0), partial(TreeHandler, directory=str(export_dir)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
 
