@@ -126,8 +126,11 @@ class Service:
             return self.error(500, "A server error occurred.")
 
     def answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        snapshot = self.api.snapshot()  # this request's snapshot, whatever a reload does meanwhile
         headers = request.headers
+        if request.method == hdrs.METH_OPTIONS and hdrs.ORIGIN in headers \
+                and hdrs.ACCESS_CONTROL_REQUEST_METHOD in headers:
+            return self.preflight(request)  # CorsMiddleware sits above CommonMiddleware
+        snapshot = self.api.snapshot()  # this request's snapshot, whatever a reload does meanwhile
         try:
             base = request_base(headers.get(hdrs.HOST), request.scheme, headers.get(hdrs.X_FORWARDED_HOST),
                                 headers.get(hdrs.X_FORWARDED_PROTO), lambda: _local_host(request))
@@ -148,7 +151,7 @@ class Service:
                 return self.error(405, f'Method "{method[:32]}" not allowed.')
             return self.error(404, NOT_FOUND["detail"])
         if method == hdrs.METH_OPTIONS:
-            return self.options(request, path, snapshot)
+            return self.options(path, snapshot)
         return self.document(request, path, query, base.encode(), snapshot)
 
     def resolves(self, path: str, snapshot: Any) -> bool:
@@ -198,20 +201,21 @@ class Service:
             self._last_modified = (snapshot.token, text)
         return text
 
-    def options(self, request: web.BaseRequest, path: str, snapshot: Any) -> web.Response:
-        headers = dict(self.common)
-        if hdrs.ORIGIN in request.headers and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
-            # a CORS preflight: django-cors-headers answers it before URL resolution, empty and 200
-            headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = ALLOWED
-            headers[hdrs.ACCESS_CONTROL_MAX_AGE] = PREFLIGHT_MAX_AGE
-            wanted = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "").strip()
-            if wanted and len(wanted) < 1024 and HEADER_LIST.match(wanted):
-                headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = wanted
-            del headers[hdrs.CONTENT_TYPE]
-            return web.Response(status=200, headers=headers)
+    def preflight(self, request: web.BaseRequest) -> web.Response:
+        """django-cors-headers answers a preflight itself, before any URL handling: empty and 200."""
+        headers = {**self.common, hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOWED,
+                   hdrs.ACCESS_CONTROL_MAX_AGE: PREFLIGHT_MAX_AGE}
+        wanted = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "").strip()
+        if wanted and len(wanted) < 1024 and HEADER_LIST.match(wanted):
+            headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = wanted
+        del headers[hdrs.CONTENT_TYPE]
+        return web.Response(status=200, headers=headers)
+
+    def options(self, path: str, snapshot: Any) -> web.Response:
+        """DRF's OPTIONS: the view's metadata, where a view answers the path."""
         if not self.resolves(path, snapshot):
             return self.error(404, NOT_FOUND["detail"])
-        return web.Response(status=200, body=orjson.dumps(options_metadata(path)), headers=headers)
+        return web.Response(status=200, body=orjson.dumps(options_metadata(path)), headers=self.common)
 
     def redirect(self, location: str) -> web.Response:
         headers = {**self.common, hdrs.LOCATION: location, hdrs.CACHE_CONTROL: CACHE_CONTROL}

@@ -223,7 +223,7 @@ def test_options_answers_drf_metadata_and_cors_preflights(port):
     assert list(body) == ["name", "description", "renders", "parses"]  # SimpleMetadata's keys, no actions
     assert body["name"] == "Package List" and "application/json" in body["renders"]
     assert metadata.headers["allow"] == "GET, HEAD, OPTIONS"
-    preflight = ask(port, "/api/v4/anything/", method="OPTIONS", headers={
+    preflight = ask(port, "/api/v4/packages", method="OPTIONS", headers={  # before APPEND_SLASH too
         "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "if-none-match"})
     assert preflight.status == 200 and preflight.body == b""
@@ -322,6 +322,7 @@ def test_the_response_cache_stays_bounded_under_random_queries():
 # --- workers and the snapshot switch (last: it replaces the module server's published file) ------------------
 
 
+@pytest.mark.slow  # two more server processes, each loading the snapshot
 def test_several_workers_share_the_port(home):
     process, port = start_serve(home, "--workers", "2")
     try:
