@@ -4,13 +4,14 @@ The documents come from `PublishedApi.respond(path, query, snapshot)` (PLAN10-11
 module is the HTTP layer around it, on aiohttp's low-level server (no router: one handler sees every
 request, so Django's order of decisions can be kept exactly):
 
+0. A CORS preflight (OPTIONS + Origin + Access-Control-Request-Method): django-cors-headers' empty 200.
 1. Host validation (Django's `get_host`, every request): a bad `Host`/`X-Forwarded-Host` is 400.
 2. Path: not UTF-8, traversal, empty segments: 404 like an unresolvable URL; the query string parsed
    like `QueryDict` (last value wins, undecodable bytes replaced).
 3. APPEND_SLASH (CommonMiddleware): a path without its slash that resolves with it is a 301 to
    path + "/" with the query string kept, whatever the method; else 404.
-4. Methods (DRF `APIView`): GET and HEAD answer the document, OPTIONS the view's metadata (a CORS
-   preflight gets the empty 200 of django-cors-headers), anything else 405 with `Allow`.
+4. Methods (DRF `APIView`): GET and HEAD answer the document, OPTIONS the view's metadata, anything
+   else 405 with `Allow`.
 5. GET/HEAD: the response cache (snapshot token, path, query, base) -> body with `LINK_BASE` replaced
    by the request's base (or the operator's `--public-url`), strong ETag per representation, gzip,
    `Last-Modified` = the snapshot's publish time, 304 on `If-None-Match`/`If-Modified-Since`.
