@@ -107,8 +107,13 @@ def slash_location(path: str, raw_query: str) -> str:
     return location + ("?" + raw_query if raw_query else "")
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def http_date(moment: datetime) -> str:
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    """An IMF-fixdate (`Last-Modified`); a naive time is taken as UTC."""
+    return format_datetime(_aware(moment).astimezone(UTC).replace(microsecond=0), usegmt=True)
 
 
 def not_modified_since(header: str, published_at: datetime) -> bool:
@@ -119,7 +124,7 @@ def not_modified_since(header: str, published_at: datetime) -> bool:
         return False
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    return published_at.replace(microsecond=0) <= since
+    return _aware(published_at).replace(microsecond=0) <= since
 
 
 def etag_matches(header: str, etag: str) -> bool:
