@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
 import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -377,6 +377,16 @@ def _worker_process(*args: Any) -> None:
     os._exit(0)
 
 
+def worker_main(argv: list[str]) -> None:
+    """Entry of one `--workers` process: `published public_url-or-empty timezone host port`."""
+    published, public_url, timezone, host, port = argv
+    _worker_process(Path(published), public_url or None, timezone, host, int(port), True)
+
+
+# a plain interpreter that imports only this module (multiprocessing's spawn would re-run the CLI's imports)
+WORKER_CODE = "import sys; from pipelines.serve import worker_main; worker_main(sys.argv[1:])"
+
+
 def run_server(published: Path, *, public_url: str | None, timezone: str, host: str, port: int,
                workers: int = 1) -> None:
     """Serve until SIGTERM or SIGINT (blocking), then stop listening, close connections and return.
@@ -395,32 +405,32 @@ def run_server(published: Path, *, public_url: str | None, timezone: str, host: 
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     holder.bind((host, port))
     port = holder.getsockname()[1]
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_process, args=(published, public_url, timezone, host, port, True),
-                                 name=f"pulse-serve-{i}") for i in range(workers)]
+    command = [sys.executable, "-c", WORKER_CODE, str(published), public_url or "", timezone, host, str(port)]
+    processes: list[subprocess.Popen] = []
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
         for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for process in processes:
-            process.start()
+        processes.extend(subprocess.Popen(command) for _ in range(workers))  # noqa: S603 - our own interpreter
         # a worker that dies on its own ends the server (the platform restarts it whole)
-        multiprocessing.connection.wait([p.sentinel for p in processes])
+        while not stopping and all(process.poll() is None for process in processes):
+            time.sleep(0.2)
         if not stopping:
             log.error("a serve worker exited; stopping the others")
             stop(signal.SIGTERM, None)
         for process in processes:
-            process.join(SHUTDOWN_TIMEOUT_S + 2)
-            if process.is_alive():
+            try:
+                process.wait(SHUTDOWN_TIMEOUT_S + 2)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join()
+                process.wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
