@@ -16,12 +16,15 @@ Quirks kept from the site (djangopackages apiv4 + DRF 3.17, see `respond`):
   that `int()` cannot read (e.g. "²") or a non-integer category key is DRF's bare `Http404`
   (`{"detail": "Not found."}`), a well-formed key that matches nothing Django's
   `{"detail": "No Package matches the given query."}`;
-- the router's lookup is `[^/.]+`: a key with a dot matches no route.
-Left out: DRF's `.json` format-suffix URLs (`/api/v4/packages.json`).
+- the router's lookup is `[^/.]+`: a key with a dot matches no route;
+- DefaultRouter's format-suffix URLs (`/api/v4/packages.json`, `/api/v4/packages/1.json`,
+  `/api/v4/.json`) answer like `?format=` and their hyperlinks carry the suffix too
+  (`.../grids/7.json`), as DRF reverses them with the view's `format_kwarg`.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,6 +61,8 @@ NOT_FOUND = {"detail": "Not found."}
 # DRF's renderers on the site (DEFAULT_RENDERER_CLASSES): JSONRenderer ("json") and
 # BrowsableAPIRenderer ("api"); `?format=` naming another is a 404
 V4_FORMATS = ("json", "api")
+SUFFIX = re.compile(r"([^/.]*)\.([a-z0-9]+)")
+LINK_FIELDS = {"packages": ("category", "grids"), "grids": ("packages",), "categories": ()}
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,36 @@ def _file_token(path: Path) -> tuple[str, datetime]:
     return f"{stat.st_mtime_ns}-{stat.st_size}-{stat.st_ino}", datetime.fromtimestamp(stat.st_mtime, UTC)
 
 
-def _format_ok(query: Mapping[str, str]) -> bool:
+def _format_ok(wanted: str | None) -> bool:
     """DRF's DefaultContentNegotiation: an empty `format` is no format; a named one must be a renderer's."""
-    wanted = query.get("format")
     return not wanted or wanted in V4_FORMATS
+
+
+def _format_suffix(parts: list[str]) -> tuple[list[str], str | None]:
+    """DefaultRouter's format-suffix routes (`format_suffix_patterns`: `\\.(?P<format>[a-z0-9]+)/?$`
+    after the route): `packages.json`, `packages/1.json`, and `.json` for the root."""
+    if not parts:
+        return parts, None
+    match = SUFFIX.fullmatch(parts[-1])
+    if match is None or (not match.group(1) and len(parts) > 1):
+        return parts, None
+    name = match.group(1)
+    return [*parts[:-1], name] if name else [], match.group(2)
+
+
+def _suffixed(link: str | None, suffix: str) -> str | None:
+    """A link as DRF reverses it when the request carried a format suffix: `.../grids/7.json`."""
+    return f"{link[:-1]}.{suffix}" if link and link.endswith("/") else link
+
+
+def _record_suffixed(kind: str, record: dict, suffix: str) -> dict:
+    """The record with its hyperlinks suffixed (HyperlinkedRelatedField reverses with the view's
+    `format_kwarg`)."""
+    out = dict(record)
+    for name in LINK_FIELDS[kind]:
+        value = out[name]
+        out[name] = [_suffixed(v, suffix) for v in value] if isinstance(value, list) else _suffixed(value, suffix)
+    return out
 
 
 def _lookup(snapshot: Snapshot, kind: str, key: str) -> tuple[dict | None, dict]:
@@ -269,26 +300,31 @@ class PublishedApi:
         return ApiResponse(404, dict(NOT_FOUND))
 
     def _respond_v4(self, snapshot: Snapshot, parts: list[str], path: str, query: Mapping[str, str]) -> ApiResponse:
-        if any("." in part for part in parts) or len(parts) > 3:
+        parts, suffix = _format_suffix(parts)
+        if any("." in part for part in parts) or len(parts) > 3 or (suffix is not None and len(parts) > 2):
             return ApiResponse(404, dict(NOT_FOUND))  # no route: the router's lookup is [^/.]+
-        if not _format_ok(query):
+        if not _format_ok(suffix or query.get("format")):
             return ApiResponse(404, dict(NOT_FOUND))  # content negotiation: no renderer for that format
         if not parts:
-            return ApiResponse(200, root(self.ctx))
+            links = root(self.ctx)
+            return ApiResponse(200, {k: _suffixed(v, suffix) for k, v in links.items()} if suffix else links)
         kind = parts[0]
         if kind == "search" and len(parts) == 1:
             return ApiResponse(200, snapshot.search_index.search(query.get("q", "")))
         if kind not in MODEL_NAMES:
             return ApiResponse(404, dict(NOT_FOUND))
         if len(parts) == 1:
-            return ApiResponse(200, drf_page(snapshot.records[kind], self.ctx.base_url + path, query))
+            found = drf_page(snapshot.records[kind], self.ctx.base_url + path, query)
+            if suffix:
+                found["results"] = [_record_suffixed(kind, r, suffix) for r in found["results"]]
+            return ApiResponse(200, found)
         if len(parts) == 3 and parts[2] not in DOCUMENTS[kind]:
             return ApiResponse(404, dict(NOT_FOUND))
         record, missing = _lookup(snapshot, kind, parts[1])
         if record is None:
             return ApiResponse(404, missing)
         if len(parts) == 2:
-            return ApiResponse(200, record)
+            return ApiResponse(200, _record_suffixed(kind, record, suffix) if suffix else record)
         document = snapshot.documents.get(kind, parts[2], int(record["id"]))
         return ApiResponse(200, document) if document is not None else ApiResponse(404, missing)
 

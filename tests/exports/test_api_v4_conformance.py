@@ -195,3 +195,25 @@ def test_reload_swaps_only_when_the_file_changes_and_old_snapshots_keep_answerin
     new = api.snapshot()
     assert new is not old and new.token != old.token and new.published_at > old.published_at
     assert api.respond("/api/v4/packages/1/", {}, snapshot=old) == api.respond("/api/v4/packages/1/", {})
+
+
+# -- format suffixes (DefaultRouter include_format_suffixes, urlpatterns.format_suffix_patterns) ----
+
+def test_format_suffix_routes_and_suffixed_hyperlinks(api):
+    # HyperlinkedRelatedField / APIRootView reverse with the view's format_kwarg: links carry `.json`
+    alpha = get(api, "/api/v4/packages/1.json/").document
+    assert alpha["grids"] == [f"{BASE}/grids/11.json", f"{BASE}/grids/10.json"]
+    assert alpha["category"] == f"{BASE}/categories/1.json"
+    assert {k: v for k, v in alpha.items() if k not in ("grids", "category")} == {
+        k: v for k, v in get(api, "/api/v4/packages/1/").document.items() if k not in ("grids", "category")}
+    assert get(api, "/api/v4/packages/alpha.json/").document == alpha
+    assert get(api, "/api/v4/.json/").document["packages"] == f"{BASE}/packages.json"
+    listing = get(api, "/api/v4/grids.json/", limit="1").document
+    assert listing["results"][0]["id"] == 11 and listing["results"][0]["packages"] == [f"{BASE}/packages/1.json"]
+    assert listing["next"] == f"{BASE}/grids.json/?limit=1&offset=1"  # the request's own path
+    assert get(api, "/api/v4/search.json/", q="alpha").document == get(api, "/api/v4/search/", q="alpha").document
+    # the suffix wins over ?format=; an unknown suffix is the negotiation 404; no suffix on documents
+    assert get(api, "/api/v4/packages/1.json/", format="xml").status == 200
+    for path in ("/api/v4/packages/1.xml/", "/api/v4/packages.JSON/", "/api/v4/packages/1/score.json/",
+                 "/api/v4/categories/.json/"):
+        assert get(api, path) == ApiResponse(404, NOT_FOUND), path
