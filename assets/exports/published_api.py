@@ -272,7 +272,10 @@ class PublishedApi:
         if self._snapshot is None:
             self.snapshot()
             return True
-        if _file_token(self.published)[0] == self._snapshot.token:
+        try:
+            if _file_token(self.published)[0] == self._snapshot.token:
+                return False
+        except FileNotFoundError:  # between a removal and the next publish: keep answering
             return False
         if not self._loading.acquire(blocking=False):
             return False
@@ -290,7 +293,9 @@ class PublishedApi:
         """The answer to GET `path` (normalised by the server: /api/..., trailing slash) with `query`
         (last value wins). Unknown paths: 404 `{"detail": "Not found."}`."""
         snapshot = snapshot or self.snapshot()
-        parts = [part for part in path.split("/") if part]
+        parts = path.strip("/").split("/")
+        if "" in parts:  # an empty segment ("//") is no route
+            return ApiResponse(404, dict(NOT_FOUND))
         if parts[:2] == ["api", "v4"]:
             return self._respond_v4(snapshot, parts[2:], path, query)
         if parts[:2] == ["api", "v3"]:

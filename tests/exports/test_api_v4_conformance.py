@@ -155,7 +155,8 @@ def test_digits_int_cannot_read_are_a_bare_404(api):
 
 
 @pytest.mark.parametrize("path", ["/api/v4/nothing/", "/api/v4/packages/1/extra/", "/api/v4/search/alpha/",
-                                  "/api/v4/packages/a.b/", "/api/v4/categories/1/health/", "/api/v5/"])
+                                  "/api/v4/packages/a.b/", "/api/v4/categories/1/health/", "/api/v5/",
+                                  "/api/v4//packages/", "/"])
 def test_unknown_paths_are_not_found(api, path):
     assert get(api, path) == ApiResponse(404, NOT_FOUND)
 
