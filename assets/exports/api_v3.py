@@ -114,7 +114,7 @@ def package_resource(row: dict, category_slugs: Mapping[int, str], grid_slugs: M
                      usage: int) -> dict:
     """`grids` in membership order (`package.grids()` walks `gridpackage_set.all()`)."""
     slug = row["slug"]
-    commits = ",".join(str(int(c)) for c in row["commits_over_52"])
+    commits = ",".join(map(str, row["commits_over_52"]))
     category = category_slugs.get(row["category_id"]) if row["category_id"] is not None else None
     return {
         "absolute_url": f"/packages/p/{slug}/",
