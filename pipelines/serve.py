@@ -45,6 +45,7 @@ def make_app(api: PublishedApi, public_url: str | None = None) -> web.Applicatio
         base = public_url.rstrip("/") if public_url else _base(request)
         if base is None:
             return _json({"detail": "Bad Request: invalid Host header."}, status=400)
+        api.reload_if_changed()  # a stat; loads in line when a refresh published a new snapshot
         response = api.respond(request.path, dict(request.query))
         body = orjson.dumps(response.document).replace(_LINK_BASE, base.encode())
         return web.Response(body=body, status=response.status, content_type="application/json")
