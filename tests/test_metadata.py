@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.metadata import OWNERS, column_schema, table_definition, table_metadata
-from assets.previews import markdown_table, most_starred, newest_crawl_errors
+from assets.previews import markdown_table, most_starred, newest_crawl_errors, table_sizes
 from assets.raw.metrics import crawl_metrics
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.definitions import defs
@@ -131,6 +131,8 @@ def test_markdown_previews(con):
     assert [row.split(" | ")[1] for row in starred[2:4]] == ["pkg-12", "pkg-25"]
     errors = newest_crawl_errors(con).value
     assert "pkg-1 | gone \\| with a pipe and a newline |" in errors and "notice" not in errors
+    sizes = table_sizes(con, ["core", "marts"]).value
+    assert "| core.packages | 30 |" in sizes and "marts." not in sizes  # views are not counted
     assert markdown_table(["a"], [], "nothing") == "nothing"
     assert markdown_table(["a"], [("x" * 500,)]).splitlines()[2].endswith("… |")
 

@@ -248,7 +248,7 @@ def test_refresh_launched_through_graphql_materializes_with_table_metadata(refre
     assert slugs == [p["slug"] for p in by_stars[:10]]
     assert "| last seen |" in materialized["core/crawl_errors"]["newest"]
     assert "| band |" in materialized["health/package_scores"]["distribution"]
-    assert "core.packages" in materialized["exports/published_warehouse"]["relations"]
+    assert f"| core.packages | {PACKAGES} |" in materialized["exports/published_warehouse"]["tables"]
     github = materialized["raw/github"]
     assert github["requests"] > 0 and github["packages_due"] > 0
     assert github["packages_done"] == github["packages_due"]
