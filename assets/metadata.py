@@ -21,7 +21,7 @@ import dagster as dg
 import duckdb
 
 from warehouse.ddl import existing_columns
-from warehouse.dictionary import Relation, relation
+from warehouse.dictionary import Relation, relations
 
 OWNERS = ["team:package-pulse"]  # who answers for every table asset (Dagster owners: an e-mail or `team:`)
 WAREHOUSE_CATALOG = "warehouse"  # DuckDB names a file's catalog after it: PULSE_HOME/warehouse.duckdb
@@ -32,6 +32,13 @@ _NAME = re.compile(r"^\w+\.\w+$")
 def table_name(name: str, catalog: str = WAREHOUSE_CATALOG) -> str:
     """The fully qualified DuckDB name (`warehouse.core.packages`), what `dagster/table_name` expects."""
     return f"{catalog}.{name}"
+
+
+def _relation(name: str) -> Relation:
+    """The dictionary's entry, or an empty one: an undocumented table still loads and runs (a test
+    keeps every table asset documented), it just shows no meanings."""
+    return relations().get(name) or Relation(name, f"{name}: not in the data dictionary (warehouse/README.md) yet.",
+                                             (), ())
 
 
 def _constraints(rel: Relation, column: str) -> dg.TableColumnConstraints | None:
@@ -48,9 +55,11 @@ def column_schema(name: str, actual: Mapping[str, str] | None = None) -> dg.Tabl
     With `actual` (column -> DuckDB type, as the database lists them) the columns and types are the
     real ones, in the table's order, described by the dictionary where it documents them.
     """
-    rel = relation(name)
+    rel = _relation(name)
     columns = actual if actual is not None else {c.name: c.type for c in rel.columns}
-    table_constraints = dg.TableConstraints(other=[f"key: ({', '.join(rel.key)})" if rel.key else "no key"])
+    documented = name in relations()
+    key = f"key: ({', '.join(rel.key)})" if rel.key else "no key" if documented else "key not documented"
+    table_constraints = dg.TableConstraints(other=[key])
     return dg.TableSchema(
         columns=[
             dg.TableColumn(column, kind, description=(doc.meaning if (doc := rel.column(column)) else None),
@@ -64,7 +73,7 @@ def column_schema(name: str, actual: Mapping[str, str] | None = None) -> dg.Tabl
 def table_definition(name: str, *, description: str | None = None) -> dict[str, Any]:
     """Keyword arguments for `dg.AssetSpec` / `@dg.asset` of the asset that writes `name`: the
     dictionary's description (or `description`), the static column schema, the table name, owners."""
-    rel = relation(name)
+    rel = _relation(name)
     return {
         "description": description or rel.description,
         "metadata": {"dagster/column_schema": column_schema(name), "dagster/table_name": table_name(name)},

@@ -92,6 +92,20 @@ def test_key_columns_carry_their_constraints():
     assert table_definition("core.packages", description="mine")["description"] == "mine"
 
 
+def test_an_undocumented_table_still_loads_without_meanings(con):
+    """A table the README does not describe yet must not stop the code location from loading."""
+    definition = table_definition("core.not_documented")
+    assert "not in the data dictionary" in definition["description"]
+    assert definition["metadata"]["dagster/column_schema"].constraints.other == ["key not documented"]
+    con.execute("CREATE TABLE core.not_documented AS SELECT 1 AS id")
+    try:
+        meta = table_metadata(con, "core.not_documented")
+        assert meta["dagster/row_count"] == 1
+        assert [(c.name, c.description) for c in meta["dagster/column_schema"].columns] == [("id", None)]
+    finally:
+        con.execute("DROP TABLE core.not_documented")
+
+
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     connection = connect_writer(tmp_path_factory.mktemp("metadata") / "warehouse.duckdb")

@@ -89,10 +89,3 @@ def relations() -> dict[str, Relation]:
     """The shipped data dictionary, read once per process."""
     return parse(README.read_text(encoding="utf-8"))
 
-
-def relation(name: str) -> Relation:
-    """One documented relation; a clear error for one the README does not describe."""
-    try:
-        return relations()[name]
-    except KeyError:
-        raise KeyError(f"{name} has no `### {name}` section in {README}") from None
