@@ -27,7 +27,8 @@ ROOTS = ("pipelines", "assets", "warehouse", "simulator")
 # Highest first. Modules inside one layer may import each other (the CLI calls the runner, the
 # crawler resource wraps the crawl engine); a layer may import any layer below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pipelines.cli", "pipelines.definitions", "pipelines.runner", "pipelines.serve"),
+    ("pipelines.cli", "pipelines.definitions", "pipelines.runner", "pipelines.serve", "pipelines.sensors",
+     "pipelines.alerts", "pipelines.status"),
     ("assets",),
     ("pipelines.resources", "pipelines.crawler", "pipelines.progress"),
     ("pipelines.settings",),
