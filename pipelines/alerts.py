@@ -106,7 +106,7 @@ def notify(alert: Alert, settings: Settings | None, log: logging.Logger | None =
                 response = own.post(url, json=body)
         else:
             response = client.post(url, json=body)
-    except Exception as exc:  # noqa: BLE001 - an alert never fails its sensor
+    except Exception as exc:  # an alert never fails its sensor
         log.warning("pulse alert: webhook %s failed: %s", shown, redact(type(exc).__name__ + ": " + str(exc),
                                                                          secrets))
         return False

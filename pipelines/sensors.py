@@ -118,7 +118,7 @@ def catalogue_sensor(context: dg.SensorEvaluationContext, pulse: PulseResource) 
 def _settings_or_none(log) -> Settings | None:
     try:
         return Settings.from_env()
-    except Exception as exc:  # noqa: BLE001 - a broken setting must not swallow the alert itself
+    except Exception as exc:  # a broken setting must not swallow the alert itself
         log.warning(f"pulse alert: settings unusable ({type(exc).__name__}); logging only")
         return None
 
