@@ -22,7 +22,8 @@ class Freshness:
     def line(self) -> str:
         if self.state == "unknown":
             return f"unknown: never materialized (stale after {self.limit_hours:g} h)"
-        return f"{self.state}: {self.age_hours:.1f} h old (stale after {self.limit_hours:g} h)"
+        age = f"{self.age_hours * 60:.0f} min" if self.age_hours < 1 else f"{self.age_hours:.1f} h"
+        return f"{self.state}: {age} old (stale after {self.limit_hours:g} h)"
 
 
 def judge_freshness(last: datetime | None, now: datetime, limit_hours: float) -> Freshness:

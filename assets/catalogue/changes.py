@@ -91,7 +91,7 @@ def stored_packages_frame(paths: list[Path]) -> pl.DataFrame | None:
         except duckdb.Error:  # a writer holds it: try the next one
             continue
         try:
-            return con.execute("SELECT * FROM catalogue.packages").pl()
+            return con.sql("SELECT * FROM catalogue.packages").pl()
         except duckdb.Error:  # no catalogue stored in this file yet
             continue
         finally:
