@@ -100,6 +100,11 @@ def notify(alert: Alert, settings: Settings | None, log: logging.Logger | None =
         return False
     url = hook.get_secret_value()
     shown = urlsplit(url).hostname or "the webhook"
+    # httpx logs each request's URL at INFO (httpcore its details at DEBUG): the webhook's URL is a secret
+    quiet = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
         if client is None:
             with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as own:
@@ -110,6 +115,9 @@ def notify(alert: Alert, settings: Settings | None, log: logging.Logger | None =
         log.warning("pulse alert: webhook %s failed: %s", shown, redact(type(exc).__name__ + ": " + str(exc),
                                                                          secrets))
         return False
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     if not response.is_success:
         log.warning("pulse alert: webhook %s answered HTTP %s", shown, response.status_code)
         return False
