@@ -1,0 +1,45 @@
+"""`pulse status` through the real CLI: on the session's refreshed home (the real refresh against the
+simulator) and on a home where nothing ran yet. The quota comes from the simulator's GitHub
+`/rate_limit` (shaped as GitHub documents it), per token, and never shows a token."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from tests.e2e.conftest import SIM_TOKENS, run_pulse
+
+
+def test_status_of_a_refreshed_home(refreshed):
+    result = run_pulse("status", "--json", env=refreshed.env)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    run = status["last_run"]
+    assert run["job"] == "refresh" and run["status"] == "SUCCESS" and run["trigger"] == "pulse refresh"
+    assert run["seconds"] > 0 and {"catalogue", "raw", "core", "exports"} <= set(run["materialized"])
+    crawl = status["last_crawl"]
+    assert crawl["run_id"] == run["run_id"] and crawl["requests"] > 0
+    for name in ("exports/published_warehouse", "exports/api_v4"):
+        assert status["freshness"][name]["state"] == "fresh" and status["freshness"][name]["from"] == "dagster"
+    assert status["core"]["version"] >= 1
+    assert [row["account"] for row in status["quota"]] == ["token #1", "token #2"]
+    assert all(row["core"]["limit"] > 0 and row["core"]["remaining"] >= 0 for row in status["quota"])
+    schedule = status["schedule"]
+    assert schedule["cron"] == "0 4 * * *" and schedule["on"] is False and schedule["next"] is None
+    assert datetime.fromisoformat(schedule["next_if_on"]).hour == 4
+
+    human = run_pulse("status", env={**refreshed.env, "PULSE_SCHEDULE": "on"})
+    assert human.returncode == 0, human.stderr
+    assert "last run: refresh SUCCESS" in human.stdout and "quota token #1: core " in human.stdout
+    assert "schedule daily_refresh: 0 4 * * * UTC, on (PULSE_SCHEDULE); next run " in human.stdout
+    for token in SIM_TOKENS.split(","):
+        assert token not in result.stdout + result.stderr + human.stdout + human.stderr
+
+
+def test_status_of_a_home_with_no_runs(refreshed, tmp_path):
+    env = {**refreshed.env, "PULSE_HOME": str(tmp_path / "new")}
+    result = run_pulse("status", "--offline", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "last run: none yet" in result.stdout
+    assert "freshness exports/api_v4: unknown: never materialized" in result.stdout
+    assert not (tmp_path / "new").exists()  # a status changes nothing
