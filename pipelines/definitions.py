@@ -25,6 +25,7 @@ from pipelines.resources import CrawlerResource, PulseResource, WarehouseResourc
 from pipelines.sensors import SENSORS, catalogue_update_job
 from pipelines.settings import freshness_hours, schedule_on
 from pipelines.sources.registry import SOURCES
+from pipelines.status import SCHEDULE, SCHEDULE_CRON, SCHEDULE_TIMEZONE
 
 
 def _env(name: str) -> str | None:
@@ -63,10 +64,10 @@ refresh_job = dg.define_asset_job(
 )
 
 daily_refresh = dg.ScheduleDefinition(
-    name="daily_refresh",
+    name=SCHEDULE,
     job=refresh_job,
-    cron_schedule="0 4 * * *",
-    execution_timezone="UTC",
+    cron_schedule=SCHEDULE_CRON,
+    execution_timezone=SCHEDULE_TIMEZONE,
     # on when asked (PULSE_SCHEDULE=on, `pulse ui --schedule`); a status set in the UI wins over this default
     default_status=dg.DefaultScheduleStatus.RUNNING if SCHEDULE_ON else dg.DefaultScheduleStatus.STOPPED,
     description="The whole refresh daily at 04:00 UTC; on with PULSE_SCHEDULE=on (`pulse ui --schedule`) or in "

@@ -5,9 +5,13 @@ simulator) and on a home where nothing ran yet. The quota comes from the simulat
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
+from pipelines.settings import Settings
+from pipelines.status import lines, schedule
 from tests.e2e.conftest import SIM_TOKENS, run_pulse
+
+NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
 
 
 def test_status_of_a_refreshed_home(refreshed):
@@ -28,12 +32,18 @@ def test_status_of_a_refreshed_home(refreshed):
     assert schedule["cron"] == "0 4 * * *" and schedule["on"] is False and schedule["next"] is None
     assert datetime.fromisoformat(schedule["next_if_on"]).hour == 4
 
-    human = run_pulse("status", env={**refreshed.env, "PULSE_SCHEDULE": "on"})
-    assert human.returncode == 0, human.stderr
-    assert "last run: refresh SUCCESS" in human.stdout and "quota token #1: core " in human.stdout
-    assert "schedule daily_refresh: 0 4 * * * UTC, on (PULSE_SCHEDULE); next run " in human.stdout
+    human = "\n".join(lines(status))  # what `pulse status` prints without --json
+    assert "last run: refresh SUCCESS" in human and "quota token #1: core " in human
+    assert "schedule daily_refresh: 0 4 * * * UTC, off (PULSE_SCHEDULE); would run next at " in human
     for token in SIM_TOKENS.split(","):
-        assert token not in result.stdout + result.stderr + human.stdout + human.stderr
+        assert token not in result.stdout + result.stderr
+
+
+def test_the_schedule_is_on_when_asked(tmp_path):
+    on = schedule(Settings.from_mapping({"PULSE_HOME": str(tmp_path), "PULSE_SCHEDULE": "on"}), None, NOW)
+    assert on["on"] is True and on["next"] == "2026-12-03T04:00:00+00:00"
+    off = schedule(Settings.from_mapping({"PULSE_HOME": str(tmp_path)}), None, NOW)
+    assert off["on"] is False and off["next"] is None and off["next_if_on"] == on["next"]
 
 
 def test_status_of_a_home_with_no_runs(refreshed, tmp_path):
