@@ -85,10 +85,18 @@ def _last_run(instance) -> dict[str, Any] | None:
         groups[entry.dagster_event.asset_key.path[0]] += 1
     started, ended = record.start_time, record.end_time
     tags = run.tags
-    trigger = (tags.get("pulse/trigger") or ("pulse " + tags["pulse/cli"] if "pulse/cli" in tags else None)
-               or ("schedule" if "dagster/schedule_name" in tags else None)
-               or ("automation" if "dagster/from_automation_condition" in tags or "dagster/sensor_name" in tags
-                   else None) or "launched")
+    if "pulse/trigger" in tags:
+        trigger = tags["pulse/trigger"]
+    elif "pulse/cli" in tags:
+        trigger = "pulse " + tags["pulse/cli"]
+    elif "dagster/schedule_name" in tags:
+        trigger = "schedule " + tags["dagster/schedule_name"]
+    elif "dagster/from_automation_condition" in tags or "dagster/auto_materialize" in tags:
+        trigger = "automation"
+    elif "dagster/sensor_name" in tags:
+        trigger = "sensor " + tags["dagster/sensor_name"]
+    else:
+        trigger = "launched (UI)"
     return {
         "run_id": run.run_id, "job": run.job_name, "status": run.status.value, "trigger": trigger,
         "started": _iso(started), "ended": _iso(ended),
