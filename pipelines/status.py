@@ -11,7 +11,8 @@ Where each part comes from:
 - **freshness**: the last materialization of `exports/published_warehouse` and `exports/api_v4`, judged
   as their `FreshnessPolicy` is (assets/freshness.py, PULSE_FRESHNESS_HOURS); without a Dagster record,
   the published file's modification time.
-- **errors**: the published snapshot's `core.endpoint_errors` and `core.crawl_errors` by source and kind.
+- **errors**: the published snapshot's `core.endpoint_errors` and `core.crawl_errors` by source and kind
+  (and the last crawl's errors by kind, from its metadata).
 - **quota**: `GET /rate_limit` of GitHub's REST API per configured token (GitHub: "does not count
   against your primary rate limit"), shown as `token #1`, `token #2`... or `anonymous`; never the token.
   `--offline` skips it.
@@ -33,7 +34,6 @@ import httpx
 
 from assets.freshness import judge_freshness
 from pipelines.alerts import redact
-from pipelines.runner import crawl_errors_summary
 from pipelines.settings import Settings
 
 FRESHNESS_ASSETS = (("exports", "published_warehouse"), ("exports", "api_v4"))
@@ -173,12 +173,33 @@ def _core_refresh(settings: Settings) -> dict[str, Any] | None:
 
 
 def errors(settings: Settings) -> dict[str, Any]:
-    summary = crawl_errors_summary(settings.published_path)
+    """From the published snapshot: unavailable endpoints, and packages with errors by source and kind
+    (the same reading as `pulse refresh`'s closing lines)."""
+    empty: dict[str, Any] = {"endpoints": [], "packages_by_kind": [], "failing_packages": 0, "notices": []}
+    if not settings.published_path.exists():
+        return empty
+    try:
+        con = duckdb.connect(str(settings.published_path), read_only=True)
+    except duckdb.Error:
+        return empty
+    try:
+        by_kind = con.execute("SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors "
+                              "WHERE severity = 'error' GROUP BY ALL ORDER BY 3 DESC, 1, 2").fetchall()
+        failing = con.execute("SELECT count(DISTINCT package_id) FROM core.crawl_errors "
+                              "WHERE severity = 'error'").fetchone()[0]
+        notices = con.execute("SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors "
+                              "WHERE severity = 'info' GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
+        endpoints = con.execute("SELECT source, endpoint, message FROM core.endpoint_errors ORDER BY 1, 2").fetchall()
+    except duckdb.Error:  # an older snapshot without these tables: nothing to say
+        return empty
+    finally:
+        con.close()
     return {
-        "endpoints": [{"source": s, "endpoint": k, "message": redact(m)} for s, k, m in summary.endpoints],
-        "packages_by_kind": [{"source": s, "kind": k, "packages": n} for s, k, n in summary.failures],
-        "failing_packages": summary.failing_packages,
-        "notices": [{"kind": k, "packages": n} for k, n in summary.notices],
+        "endpoints": [{"source": s, "endpoint": k, "message": redact(" ".join(str(m or "not working").split()))}
+                      for s, k, m in endpoints],
+        "packages_by_kind": [{"source": s, "kind": k, "packages": n} for s, k, n in by_kind],
+        "failing_packages": failing,
+        "notices": [{"kind": k, "packages": n} for k, n in notices],
     }
 
 

@@ -162,7 +162,7 @@ CLEAN_TREE = {
     "pipelines/serve.py": "from warehouse import db\n",
     "pipelines/sensors.py": "from pipelines import alerts\nimport assets.raw\n",
     "pipelines/alerts.py": "",
-    "pipelines/status.py": "from pipelines import runner\n",
+    "pipelines/status.py": "from pipelines import settings\n",
     "pipelines/progress.py": "",
     "assets/__init__.py": "",
     "assets/raw.py": "import dagster\nfrom pipelines import crawler\n",
