@@ -1,5 +1,5 @@
-"""`pulse status` through the real CLI: on the session's refreshed home (the real refresh against the
-simulator) and on a home where nothing ran yet. The quota comes from the simulator's GitHub
+"""`pulse status` through the real CLI on the session's refreshed home (the real refresh against the
+simulator), and its parts in-process on a home where nothing ran yet. The quota comes from the simulator's GitHub
 `/rate_limit` (shaped as GitHub documents it), per token, and never shows a token."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 
 from pipelines.settings import Settings
-from pipelines.status import lines, schedule
+from pipelines.status import collect, lines, schedule
 from tests.e2e.conftest import SIM_TOKENS, run_pulse
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
@@ -46,10 +46,12 @@ def test_the_schedule_is_on_when_asked(tmp_path):
     assert off["on"] is False and off["next"] is None and off["next_if_on"] == on["next"]
 
 
-def test_status_of_a_home_with_no_runs(refreshed, tmp_path):
-    env = {**refreshed.env, "PULSE_HOME": str(tmp_path / "new")}
-    result = run_pulse("status", "--offline", env=env)
-    assert result.returncode == 0, result.stderr
-    assert "last run: none yet" in result.stdout
-    assert "freshness exports/api_v4: unknown: never materialized" in result.stdout
+def test_status_of_a_home_with_no_runs(tmp_path):
+    # in-process (the CLI's exit code and JSON are shown above): the same `collect` and `lines`
+    settings = Settings.from_mapping({"PULSE_HOME": str(tmp_path / "new")})
+    status = collect(settings, now=NOW, online=False)
+    assert status["last_run"] is None and status["last_crawl"] is None and status["core"] is None
+    human = "\n".join(lines(status))
+    assert "last run: none yet" in human and "quota: not asked (--offline)" in human
+    assert "freshness exports/api_v4: unknown: never materialized" in human
     assert not (tmp_path / "new").exists()  # a status changes nothing
