@@ -29,7 +29,7 @@ def write_catalogue(path: Path, world: dict) -> None:
     path.write_bytes(orjson.dumps(world))
 
 
-def store(home: Path, catalogue: Path) -> None:
+def store(home: Path, catalogue: Path | str) -> None:
     """What the catalogue step stores (the same reader, transform and loader)."""
     with open_writer(home / "warehouse.duckdb") as con:
         replace_tables(con, build_catalogue(read_catalogue(str(catalogue))).tables())
@@ -49,7 +49,7 @@ def place(tmp_path):
     return home, catalogue
 
 
-def tick(instance, home: Path, catalogue: Path, cursor: str | None) -> dg.SensorResult:
+def tick(instance, home: Path, catalogue: Path | str, cursor: str | None) -> dg.SensorResult:
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources={
             "pulse": PulseResource(home=str(home), catalogue=str(catalogue))}) as context:
         return catalogue_sensor(context)
@@ -157,6 +157,16 @@ def test_api_probe_is_one_request_for_count_and_newest(simulator):
     ids = [i for i, _ in signature["newest"]]
     assert ids == sorted(ids, reverse=True) and len(ids) == min(20, signature["count"])
     assert same_signature(signature, api_signature(simulator.url))
+
+
+def test_api_catalogue_sensor_settles_then_costs_one_request_a_tick(instance, simulator, tmp_path):
+    store(tmp_path, simulator.url)
+    settled = tick(instance, tmp_path, simulator.url, None)
+    assert not settled.run_requests and "no package new or changed" in settled.skip_reason.skip_message
+    before = len(simulator.requests())
+    quiet = tick(instance, tmp_path, simulator.url, settled.cursor)
+    assert "unchanged" in quiet.skip_reason.skip_message
+    assert len(simulator.requests()) == before + 1
 
 
 def test_changed_ids_ignore_deleted_packages():
