@@ -174,3 +174,16 @@ def test_changed_ids_ignore_deleted_packages():
     fewer = stored.filter(pl.col("id") != 3)
     assert changed_package_ids(fewer, stored) == []
     assert changed_package_ids(stored, fewer) == [3]
+
+
+def test_the_real_crawler_applies_package_ids(tmp_path):
+    """`CrawlerResource.crawl` itself filters (not only the test fake): with no id selected nothing is
+    planned, so not a single request leaves (its hosts here are unroutable)."""
+    from pipelines.resources import CrawlerResource
+
+    packages = build_catalogue(read_catalogue_from(v4_world(packages=5))).packages
+    crawler = CrawlerResource(home=str(tmp_path), api_urls={
+        "GITHUB_API_URL": "http://github.invalid", "PYPI_URL": "http://pypi.invalid",
+        "PYPISTATS_URL": "http://pypistats.invalid"})
+    report = crawler.crawl(packages, CrawlConfig(package_ids=[]), run_id="none")
+    assert report.planned == 0 and report.archived == 0 and not report.errors
