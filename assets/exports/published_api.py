@@ -21,9 +21,9 @@ from assets.exports.health_api import (
     load_health_documents,
     load_search_values,
 )
+from assets.exports.search import SearchIndex
 from warehouse.db import connect_reader
 
-SEARCH_LIMIT = 20
 MODEL_NAMES = {"packages": "Package", "grids": "Grid", "categories": "Category"}
 DOCUMENTS = {"packages": PACKAGE_DOCUMENTS, "grids": GRID_DOCUMENTS, "categories": ()}
 
@@ -34,6 +34,7 @@ class Snapshot:
     records: dict[str, list[dict]]
     search_rows: list[dict]
     documents: HealthDocuments
+    search_index: SearchIndex  # built once per snapshot (assets/exports/search.py)
 
 
 def search_rows(records: dict[str, list[dict]], categories: dict[str, str], values: SearchValues,
@@ -112,19 +113,12 @@ class PublishedApi:
                 con.close()
             categories = {self.ctx.url("categories", c["id"]): c["title"] for c in records["categories"]}
             rows = search_rows(records, categories, values, self.ctx.zone)
-            self._snapshot = Snapshot(mtime, records, rows, documents)
+            self._snapshot = Snapshot(mtime, records, rows, documents, SearchIndex(rows))
         return self._snapshot
 
     def search(self, query: str) -> list[dict]:
-        query = query.strip().lower()
-        if not query:
-            return []
-        hits = [
-            row for row in self.snapshot().search_rows
-            if query in row["title"].lower() or query in row["slug"] or query in (row["description"] or "").lower()
-        ]
-        hits.sort(key=lambda row: (-row["weight"], row["slug"]))
-        return hits[:SEARCH_LIMIT]
+        """`/api/v4/search/?q=`: the site's first 20 hits (ranking: assets/exports/search.py)."""
+        return self.snapshot().search_index.search(query)
 
     def root(self) -> dict:
         return root(self.ctx)
