@@ -35,8 +35,8 @@ said otherwise):
   a benchmark world), and the similarity also orders ties, so an approximation would reorder
   results. A row matched only this way has rank 0, so typo hits are ordered by weight, then
   similarity.
-- Order (183-187): relevance descending, similarity descending, title ascending (the database's
-  collation; here case-insensitive first, then the exact title).
+- Order (183-187): relevance descending, similarity descending, title ascending in the database's
+  collation (here as en_US orders: case-insensitive first, then lowercase before uppercase).
 - Limit (`apiv4/viewsets.py` 28-32): the first 20, as a bare list of the serialized rows; the rows
   come from `published_api.search_rows` with every field `SearchV3Serializer` returns.
 
@@ -324,12 +324,18 @@ class SearchIndex:
         self._postings = {lex: (np.asarray(ids, dtype=np.int64), np.asarray(shares, dtype=np.float64))
                           for lex, (ids, shares) in postings.items()}
         self._weights = np.asarray([int(row.get("weight") or 0) for row in self.rows], dtype=np.float64)
-        order = sorted(range(n), key=lambda i: (str(self.rows[i]["title"]).casefold(), str(self.rows[i]["title"])))
+        titles = [str(row["title"]) for row in self.rows]
+        order = sorted(range(n), key=lambda i: (titles[i].casefold(), titles[i].swapcase()))
         self._title_order = np.empty(n, dtype=np.int64)
         self._title_order[order] = np.arange(n)
         self._trigrams = TrigramIndex([str(row["title"]) for row in self.rows]
                                       + [str(row["slug"]) for row in self.rows])
-        self.search = lru_cache(maxsize=CACHE_SIZE)(self._search)  # type: ignore[method-assign]
+        self._cached = lru_cache(maxsize=CACHE_SIZE)(self._search)
+
+    def search(self, q: str | None) -> list[dict]:
+        """The site's hits for `q`, best first, at most LIMIT; [] for a blank query. Cached per
+        query (LRU, CACHE_SIZE entries); each call gets its own list."""
+        return list(self._cached(q if isinstance(q, str) else ""))
 
     @staticmethod
     def _vector(row: dict) -> dict[str, list[tuple[int, int]]]:
