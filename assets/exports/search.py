@@ -1,47 +1,49 @@
 """Search over a published snapshot, ranked like djangopackages.org's `/api/v4/search/?q=`.
 
-The site answers from Postgres (djangopackages `searchv3`); we answer from memory, so the rules are
-reproduced in Python. Each rule and where it comes from (djangopackages, `searchv3/search.py` unless
-said otherwise):
+The site answers from Postgres (djangopackages `searchv3`, full-text search plus pg_trgm); we answer
+from memory, so its rules are reproduced here, each with where it comes from (djangopackages
+`searchv3/search.py` unless said otherwise; the site sets no `SEARCHV3_*` option, so every default
+is the one in force):
 
-- The index (`searchv3/models.py` `SearchV3.search_vector`, `build_search_vector` lines 50-68): one
-  weighted text-search vector per package and grid, `title` weight A, `slug` B, `description` C,
-  `category` and `participants` D, english configuration (`PostgreSQLSearchConfig.default`, 22-29;
-  the site sets no `SEARCHV3_*` option, so every default below is the one in force). We build the
-  same vector: Postgres' default parser (approximated: words, hyphenated words as the compound plus
-  its parts, dotted names whole, each with its position), english stop words (Postgres'
-  `english.stop`), Snowball's english stemmer (the one Postgres' `english_stem` runs, from the
-  `snowballstemmer` package), positions running on across the fields as `tsvector || tsvector` does.
-- Blank query (112-115): `q.strip()`; empty gives no rows.
-- Websearch query (128-130): `websearch_to_tsquery`: words AND-ed, `or` between words, `-word`
-  excluded, "quoted phrases" (matched here as AND of their words: adjacency is not checked).
+- Index (`searchv3/models.py` 33-37, `build_search_vector` 50-68): one weighted vector per package
+  and grid, `title` weight A, `slug` B, `description` C, `category` and `participants` D, english
+  configuration (`PostgreSQLSearchConfig.default`, 27-29). Built like Postgres does: its parser
+  (words; a hyphenated word as the compound then its parts; a digits-only part ends the compound or,
+  after one word, is a signed integer; dotted names whole: checked against `ts_debug`), english stop
+  words (Postgres' `english.stop`), Snowball's english stemmer for words (`english_stem`; the
+  `snowballstemmer` package), words with digits or dots kept as they are (`simple`), and `||`
+  starting each field after the highest position so far.
+- Blank query (111-115): `q.strip()` empty gives nothing.
+- Websearch query (128-130, `websearch_to_tsquery`): words AND-ed, `or` between words, `-word`
+  excluded, "quoted phrases" and hyphenated words as phrases (lexemes at consecutive positions).
 - Prefix query (132-136): when `3 <= len(q) < 6` and q is `[A-Za-z0-9_-]+`, `q:*` is OR-ed in, so
-  "djan" or "dj-re" match words that start with it.
-- Rank (138-140): `ts_rank(search_vector, query)` with Postgres' default weights (D 0.1, C 0.2, B 0.4,
-  A 1.0) and no normalisation: `calc_rank_or` when the query's top operator is OR or there is one
-  item (sum over items of the best weight of a word plus its other occurrences / (j+1)^2, / 1.6449,
-  / item count), `calc_rank_and` (pairs of positions of different items, closer is better) when it
-  is AND or a phrase; both as in Postgres' `tsrank.c`, in float32 like Postgres' `real`.
-- Weight boost (142-150): relevance = rank + weight * 0.02 (`SEARCHV3_WEIGHT_BOOST` default). The
-  site's weight is 0-100, so it adds up to 2.0, while a title match ranks about 0.6 and a
-  description match about 0.12: among matches of the same kind the weight decides; a title match
-  stays above a description match unless the latter's weight is about 25 points higher.
+  "cri" finds "crispy" (its lexeme "crispi"); its lexemes are checked for presence only.
+- Rank (138-140): `ts_rank(search_vector, query)`, Postgres' `tsrank.c` with default weights (D 0.1,
+  C 0.2, B 0.4, A 1.0) and no normalisation: `calc_rank_or` when the query's top operator is OR or
+  it has one item, `calc_rank_and` (pairs of positions of different items, closer is better) when
+  it is AND or a phrase; items deduplicated by lexeme (q and q:* are one, the prefix one, as in
+  the site's `websearch || prefix` order), float32 steps as in C. Every row is ranked against the
+  whole query, matched or not: a typo hit ranks by whatever words of the query it does have.
+- Weight boost (142-150): relevance = rank + weight * 0.02 (`SEARCHV3_WEIGHT_BOOST`). Weights are
+  0-100, so the boost reaches 2.0, while a title match ranks about 0.67 and a description match
+  about 0.12: among matches of the same kind the weight decides, and a description match passes a
+  title match when its weight is about 28 points higher.
 - Typos (154-171): for queries of 3+ characters, rows whose title or slug is similar to the
-  lowercased query also match (pg_trgm `%`, threshold 0.3, and `similarity >= 0.2`), and that
-  similarity (the greater of title's and slug's) is the second sort key. pg_trgm's similarity is
-  a documented formula (shared trigrams / all trigrams of both strings), reproduced exactly here
-  (`TrigramIndex`); rapidfuzz's scorers (ratio, token_set_ratio, partial_ratio, WRatio) agree with
-  it too poorly to stand in (at their best cut-off they miss 37-66% of the pairs pg_trgm accepts on
-  a benchmark world), and the similarity also orders ties, so an approximation would reorder
-  results. A row matched only this way has rank 0, so typo hits are ordered by weight, then
-  similarity.
+  lowercased query also match (`title % q OR slug % q`, pg_trgm's threshold 0.3, and the greater
+  similarity >= 0.2), and that similarity is the second sort key. pg_trgm's similarity (shared
+  trigrams / trigrams of either string) is reproduced exactly (`TrigramIndex`): rapidfuzz's scorers
+  (ratio, token_set_ratio, partial_ratio, WRatio) agree with it too poorly to stand in (at their
+  best cut-off they miss 37-66% of the pairs pg_trgm accepts on the benchmark world), and since the
+  similarity orders ties, an approximation would reorder pages.
 - Order (183-187): relevance descending, similarity descending, title ascending in the database's
   collation (here as en_US orders: case-insensitive first, then lowercase before uppercase).
-- Limit (`apiv4/viewsets.py` 28-32): the first 20, as a bare list of the serialized rows; the rows
-  come from `published_api.search_rows` with every field `SearchV3Serializer` returns.
+- Limit (`apiv4/viewsets.py` 28-32): the first 20, a bare list of the serialized rows; the rows come
+  from `published_api.search_rows` with every field `SearchV3Serializer` returns.
 
-Queries are capped at `MAX_QUERY` characters (the site's titles are at most 100): a 10 kB query costs
-no more than a long one. Answers are cached per query (bounded LRU) for the snapshot's life.
+Checked against the site's SQL on PostgreSQL 15 + pg_trgm (tests/exports/test_search.py keeps the
+recorded orders of a small world). Queries are capped at `MAX_QUERY` characters (the site's titles
+are at most 100), so a 10 kB query costs what a long one does; answers are cached per query (bounded
+LRU) for the snapshot's life.
 """
 
 from __future__ import annotations
@@ -71,7 +73,6 @@ CACHE_SIZE = 4096
 RANK_WEIGHTS = (0.1, 0.2, 0.4, 1.0)
 FIELDS = (("title", 3), ("slug", 2), ("description", 1), ("category", 0), ("participants", 0))
 _PI2_6 = 1.64493406685
-_MAXENTRYPOS = 1 << 14
 
 _PREFIX_RE = re.compile(r"\A[A-Za-z0-9_-]+\Z")  # search.py line 19
 # Postgres' parser, roughly: dotted names (hosts, files, versions) whole; hyphenated words as the
@@ -136,6 +137,13 @@ def _words(text: str) -> list[str]:
             group = []
         _compound(group, out)
     return out
+
+
+@lru_cache(maxsize=8192)
+def _field_lexemes(text: str) -> tuple[tuple[int, str], ...]:
+    """(position, lexeme) of one field as `to_tsvector('english', text)` numbers them (from 1;
+    stop words take a position but leave no lexeme). Cached: categories and grids repeat."""
+    return tuple((at, lex) for at, word in enumerate(_words(text), start=1) if (lex := _lexeme(word)) is not None)
 
 
 def _compound(parts: list[str], out: list[str]) -> None:
@@ -261,7 +269,8 @@ _F32 = struct.Struct("f")
 _W32 = tuple(_f32(w) for w in RANK_WEIGHTS)
 
 
-def rank_or_entry(weights: Sequence[int]) -> float:
+@lru_cache(maxsize=4096)
+def rank_or_entry(weights: tuple[int, ...]) -> float:
     """`calc_rank_or`'s share of one matching word (before the sum over items and the division by
     their count), its occurrences' weight codes in position order; float steps as in C."""
     resj, wjm, jm = 0.0, -1.0, 0
@@ -319,7 +328,7 @@ class SearchIndex:
             for lex, occurrences in vector.items():
                 ids, shares = postings.setdefault(lex, ([], []))
                 ids.append(i)
-                shares.append(rank_or_entry([code for _, code in occurrences]))
+                shares.append(rank_or_entry(tuple(code for _, code in occurrences)))
         self._vocabulary = sorted(postings)
         self._postings = {lex: (np.asarray(ids, dtype=np.int64), np.asarray(shares, dtype=np.float64))
                           for lex, (ids, shares) in postings.items()}
@@ -339,17 +348,16 @@ class SearchIndex:
 
     @staticmethod
     def _vector(row: dict) -> dict[str, list[tuple[int, int]]]:
-        """`build_search_vector`: lexeme -> [(position, weight code)], positions running on across
-        the fields (`||` shifts the right vector by the left one's last position)."""
+        """`build_search_vector`: lexeme -> [(position, weight code)]; `||` shifts each field's
+        positions by the highest position so far (a trailing stop word takes none)."""
         vector: dict[str, list[tuple[int, int]]] = {}
         offset = 0
         for name, code in FIELDS:
-            words = _words(str(row.get(name) or ""))
-            for at, word in enumerate(words, start=1):
-                lex = _lexeme(word)
-                if lex is not None:
-                    vector.setdefault(lex, []).append((offset + at, code))
-            offset += len(words)
+            last = 0
+            for at, lex in _field_lexemes(str(row.get(name) or "")):
+                vector.setdefault(lex, []).append((offset + at, code))
+                last = at
+            offset += last
         return vector
 
     def _rows_with(self, lexeme: str, prefix: bool) -> list[str]:

@@ -248,13 +248,20 @@ def test_lexemes_like_to_tsvector(text, expected):
     assert lexemes(text) == expected
 
 
+def test_fields_concatenate_like_tsvector_concat():
+    # setweight(to_tsvector('english', 'Something to'), 'A') || setweight(to_tsvector('english', 'x-y'), 'B')
+    # = 'someth':1A 'x':3B 'x-i':2B 'y':4B: the right side starts after the left's highest position
+    vector = SearchIndex._vector(row("package", "Something to", "x-y"))
+    assert vector == {"someth": [(1, 3)], "x-i": [(2, 2)], "x": [(3, 2)], "y": [(4, 2)]}
+
+
 def test_ranks_and_similarities_like_postgres():
     f32 = pytest.approx
     # ts_rank(to_tsvector('english', 'x'), 'x'): one D occurrence
-    assert rank_or_entry([0]) == f32(0.06079271, rel=1e-6)
+    assert rank_or_entry((0,)) == f32(0.06079271, rel=1e-6)
     # title A + slug B of the same word; a description (C) alone
-    assert rank_or_entry([3, 2]) == f32(0.66871977, rel=1e-6)
-    assert rank_or_entry([1]) == f32(0.12158542, rel=1e-6)
+    assert rank_or_entry((3, 2)) == f32(0.66871977, rel=1e-6)
+    assert rank_or_entry((1,)) == f32(0.12158542, rel=1e-6)
     # ts_rank(to_tsvector('english', 'django rest framework'), websearch_to_tsquery('english', 'django rest'))
     assert rank_and([[(1, 0)], [(2, 0)]]) == f32(0.09910322, rel=1e-6)
     sims = TrigramIndex(["framework", "frameworks", "django-rest-framework"])
