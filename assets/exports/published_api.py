@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import emoji
+
 from assets.exports.api_v4 import ApiContext, drf_datetime, find, load_api_tables, page, render_all, root
 from assets.exports.health_api import (
     GRID_DOCUMENTS,
@@ -44,7 +46,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
     description, title, title_no_prefix, slug_no_prefix, clean_title, absolute_url, then the model's.
 
     - `title_no_prefix` and `clean_title` are the title, `slug_no_prefix` the slug (the serializer's
-      "compatibility fields" return them unchanged since searchv3);
+      "compatibility fields" return them unchanged since searchv3); `title` and `description` go
+      through `emoji.emojize` (`get_title`, `get_description`: ":rocket:" -> the emoji);
     - packages: `weight` = the rules total (health.package_scores.weight), `score` = package/scores.py
       (`.score`), `pypi_downloads` and `usage` integers (0 when unknown: `IntegerField(default=0)`,
       `Count("usage")`), `last_released` = the latest version's `upload_time` as the site stores it
@@ -59,8 +62,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
         weight = stars if values.package_weight is None else values.package_weight.get(package_id, 0)
         score = stars if values.package_score is None else values.package_score.get(package_id, 0)
         rows.append({
-            "description": package["repo_description"],
-            "title": title,
+            "description": emoji.emojize(package["repo_description"] or ""),
+            "title": emoji.emojize(title),
             "title_no_prefix": title,
             "slug_no_prefix": package["slug"],
             "clean_title": title,
@@ -83,7 +86,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
     for grid in records["grids"]:
         weight = len(grid["packages"]) if values.grid_weight is None else values.grid_weight.get(grid["id"], 0)
         rows.append({
-            "description": grid["description"], "title": grid["title"], "title_no_prefix": grid["title"],
+            "description": emoji.emojize(grid["description"] or ""), "title": emoji.emojize(grid["title"]),
+            "title_no_prefix": grid["title"],
             "slug_no_prefix": grid["slug"], "clean_title": grid["title"],
             "absolute_url": f"/grids/g/{grid['slug']}/", "created": grid["created"], "modified": grid["modified"],
             "weight": int(weight), "item_type": "grid", "slug": grid["slug"], "category": "",

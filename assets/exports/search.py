@@ -12,7 +12,8 @@ is the one in force):
   after one word, is a signed integer; dotted names whole: checked against `ts_debug`), english stop
   words (Postgres' `english.stop`), Snowball's english stemmer for words (`english_stem`; the
   `snowballstemmer` package), words with digits or dots kept as they are (`simple`), and `||`
-  starting each field after the highest position so far.
+  starting each field after the highest position so far. Fields are indexed as the rows carry them,
+  after the serializer's `emojize` (the site indexes the stored text: a ":rocket:" there is a word).
 - Blank query (111-115): `q.strip()` empty gives nothing.
 - Websearch query (128-130, `websearch_to_tsquery`): words AND-ed, `or` between words, `-word`
   excluded, "quoted phrases" and hyphenated words as phrases (lexemes at consecutive positions).

@@ -15,11 +15,14 @@ Three kinds of evidence, none of them our own output:
 from __future__ import annotations
 
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assets.exports.health_api import SearchValues
+from assets.exports.published_api import search_rows
 from assets.exports.search import LIMIT, MAX_QUERY, SearchIndex, TrigramIndex, lexemes, rank_and, rank_or_entry
 
 # (item_type, title, slug, description, category, participants, weight)
@@ -209,6 +212,20 @@ def test_at_most_twenty_hits_the_best_ones():
     hits = many.search("widget")
     assert len(hits) == LIMIT == 20
     assert [hit["weight"] for hit in hits] == list(range(44, 24, -1))
+
+
+def test_search_rows_emojize_title_and_description_like_the_serializer():
+    # SearchV3Serializer.get_title / get_description: emoji.emojize; title_no_prefix / clean_title raw
+    package = {"id": 1, "title": "Rocket :rocket:", "slug": "rocket", "repo_description": ":sparkles: Fast",
+               "repo_watchers": 3, "repo_forks": 1, "created": "c", "modified": "m", "category": None,
+               "participants": ["a", "b"], "last_updated": None}
+    grid = {"id": 2, "title": "Grid :star:", "slug": "grid", "description": None, "packages": [],
+            "created": "c", "modified": "m"}
+    rows = search_rows({"packages": [package], "grids": [grid]}, {}, SearchValues(), ZoneInfo("UTC"))
+    assert rows[0]["title"] == "Rocket 🚀" and rows[0]["clean_title"] == "Rocket :rocket:"
+    assert rows[0]["description"] == "✨ Fast"
+    assert (rows[1]["title"], rows[1]["description"], rows[1]["title_no_prefix"]) == ("Grid ⭐", "", "Grid :star:")
+    assert rows[0]["participants"] == "a,b" and rows[0]["category"] == ""
 
 
 def test_packages_and_grids_each_with_every_field(index):
