@@ -333,13 +333,12 @@ class SearchIndex:
         self._vocabulary = sorted(postings)
         self._postings = {lex: (np.asarray(ids, dtype=np.int64), np.asarray(shares, dtype=np.float64))
                           for lex, (ids, shares) in postings.items()}
-        self._weights = np.asarray([int(row.get("weight") or 0) for row in self.rows], dtype=np.float64)
-        titles = [str(row["title"]) for row in self.rows]
+        self._weights = np.asarray([_number(row.get("weight")) for row in self.rows], dtype=np.float64)
+        titles = [str(row.get("title") or "") for row in self.rows]
         order = sorted(range(n), key=lambda i: (titles[i].casefold(), titles[i].swapcase()))
         self._title_order = np.empty(n, dtype=np.int64)
         self._title_order[order] = np.arange(n)
-        self._trigrams = TrigramIndex([str(row["title"]) for row in self.rows]
-                                      + [str(row["slug"]) for row in self.rows])
+        self._trigrams = TrigramIndex(titles + [str(row.get("slug") or "") for row in self.rows])
         self._cached = lru_cache(maxsize=CACHE_SIZE)(self._search)
 
     def search(self, q: str | None) -> list[dict]:
@@ -465,6 +464,15 @@ class SearchIndex:
         kept.append(np.asarray(done, dtype=np.int64))
         ranks.append(np.asarray(paired_ranks, dtype=np.float32))
         return np.concatenate(kept), np.concatenate(ranks)
+
+
+def _number(value: object) -> float:
+    """A row's weight; a missing or malformed one counts as 0 (the model's default) instead of
+    failing the whole index."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _rank_items(query: Query) -> dict[str, bool]:

@@ -297,6 +297,12 @@ def test_odd_queries_answer(index, q):
     assert isinstance(hits, list) and len(hits) <= LIMIT
 
 
+def test_rows_with_missing_values_are_indexed_not_fatal():
+    odd = SearchIndex([{"title": None, "slug": "x-tools", "weight": "n/a"}, {"title": "Y tools", "slug": "y-tools"},
+                       {"title": "Z tools", "slug": "z-tools", "weight": None, "description": None}])
+    assert [hit["slug"] for hit in odd.search("tools")] == ["y-tools", "z-tools", "x-tools"]
+
+
 def test_a_huge_query_is_capped_and_quick(index):
     huge = "django rest " * 900  # ~10 kB
     start = time.perf_counter()
