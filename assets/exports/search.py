@@ -236,16 +236,23 @@ def parse_query(q: str) -> Query:
     """`websearch_to_tsquery('english', q)` OR-ed with `to_tsquery('english', q || ':*')` for short
     single tokens (search.py 128-136)."""
     clauses: list[list[Term]] = [[]]
+    minus = 0  # "-" before a term negates it; "- x" and "- -x" as websearch_to_tsquery reads them
     for match in _CHUNK_RE.finditer(q):
         phrase, chunk = match.group(1), match.group(2)
         if phrase is None and chunk.lower() == "or":
             if clauses[-1]:
                 clauses.append([])
+            minus = 0
             continue
-        negated = phrase is None and chunk.startswith("-") and len(chunk) > 1
-        text = phrase if phrase is not None else chunk.removeprefix("-") if negated else chunk
-        if (found := term(text, negated=negated)) is not None:
+        text = phrase
+        if phrase is None:
+            text = chunk.lstrip("-")
+            minus += len(chunk) - len(text)
+            if not text:
+                continue
+        if (found := term(text, negated=minus % 2 == 1)) is not None:
             clauses[-1].append(found)
+        minus = 0
     out = [tuple(c) for c in clauses if c]
     items = {lex for clause in out for term in clause for lex in term.lexemes}
     ranks_and = len(out) == 1 and len(items) >= 2 and (len(out[0]) > 1 or len(out[0][0].lexemes) > 1)

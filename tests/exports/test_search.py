@@ -135,6 +135,24 @@ SITE_ORDER = [
         'django-filter', 'django-allauth', 'django-crispy-forms', 'django-cms', 'django-guardian',
         'django-floppyforms', 'django-2fa-2']),
     ('zzzznonexistent', []),
+    ('-django', [
+        'djangorestframework', 'django-allauth', 'django-debug-toolbar', 'django-crispy-forms',
+        'django-filter', 'django-import-export', 'django-cms', 'django-celery-beat', 'django-celery-results',
+        'django-rest-knox', 'django-guardian', 'django-floppyforms', 'forms', 'rest-frameworks',
+        'django-2fa-2', 'authentication', 'task-queues', 'cafe-utils', 'framework', 'frameworks']),
+    ('- -x', []),
+    ('auth -social', ['dj-rest-auth', 'django-rest-knox', 'django-2fa-2']),
+    ('rest framework or celery beat', [
+        'djangorestframework', 'django-celery-beat', 'dj-rest-auth', 'drf-spectacular', 'rest-frameworks',
+        'framework']),
+    ('"rest django"', [
+        'djangorestframework', 'django-rest-knox', 'dj-rest-auth', 'django-allauth', 'django-filter',
+        'django-import-export', 'django-cms', 'django-celery-results', 'django-guardian', 'django-2fa-2']),
+    ('dj-re', ['dj-rest-auth']),
+    ('cel', ['django-celery-beat', 'django-celery-results']),
+    ('2.0', ['django-2fa-2']),
+    ('kaffee', ['cafe-utils']),
+    ('3rd party', ['django-allauth']),
 ]
 
 
