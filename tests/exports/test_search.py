@@ -7,7 +7,7 @@ Three kinds of evidence, none of them our own output:
   for short tokens; `ts_rank(...) + weight * 0.02`; `GREATEST(similarity(title, lower(q)),
   similarity(slug, lower(q)))` with `title % q OR slug % q` and `>= 0.2`; ORDER BY relevance DESC,
   similarity DESC, title; LIMIT 20), run on PostgreSQL 15 with pg_trgm (titles compared in an
-  en_US-like, case-insensitive order);
+  en_US-like, case-insensitive order); `python -m tests.exports.search_site_orders` re-records them;
 - values Postgres 15 printed for `to_tsvector`, `ts_rank` and `similarity`;
 - the site's own tests (searchv3/tests/test_search.py), with the site's default settings.
 """
