@@ -351,7 +351,8 @@ class SearchIndex:
     def search(self, q: str | None) -> list[dict]:
         """The site's hits for `q`, best first, at most LIMIT; [] for a blank query. Cached per
         query (LRU, CACHE_SIZE entries); each call gets its own list."""
-        return list(self._cached(q if isinstance(q, str) else ""))
+        q = q.strip()[:MAX_QUERY].strip() if isinstance(q, str) else ""
+        return list(self._cached(q))  # keyed by the capped query: a 10 kB key is never kept
 
     @staticmethod
     def _vector(row: dict) -> dict[str, list[tuple[int, int]]]:
