@@ -1,4 +1,4 @@
-"""The `pulse` command line (click): refresh, demo, simulate, serve, query, export.
+"""The `pulse` command line (click): refresh, demo, simulate, serve, query, export, status, ui.
 
 Every command reads the same environment as the Dagster code location (pipelines/settings.py) and
 works from any working directory with no DAGSTER_HOME set.
@@ -318,11 +318,31 @@ def export(out_dir: Path | None, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
+@click.option("--offline", is_flag=True, help="Do not ask GitHub for the quota left (GET /rate_limit per token).")
+def status(as_json: bool, offline: bool) -> None:
+    """The last refresh, freshness, errors by kind, quota left per token and the next scheduled run."""
+    import orjson
+
+    from pipelines.status import collect, lines
+
+    report = collect(_settings(), online=not offline)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in lines(report):
+            click.echo(line)
+
+
+@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
-def ui(port: int) -> None:
+@click.option("--schedule", is_flag=True, help="Turn the daily refresh schedule on (as PULSE_SCHEDULE=on).")
+def ui(port: int, schedule: bool) -> None:
     """The Dagster UI (`dagster dev`) on this project's code location and instance."""
     from pipelines.runner import ensure_dagster_home
 
+    if schedule:
+        os.environ["PULSE_SCHEDULE"] = "on"  # read by the code location `dagster dev` starts
     settings = _settings()
     _check_home(settings)
     home = ensure_dagster_home(settings)
