@@ -156,8 +156,6 @@ def test_query_and_export_read_the_published_snapshot(refreshed, tmp_path):
     assert result.returncode == 0, result.stderr
     assert {"core.packages.parquet", "core.packages.csv", "core.packages.jsonl", "datapackage.json"} <= \
         {p.name for p in (tmp_path / "datasets").iterdir()}
-    result = run_pulse("export", "--out", str(tmp_path / "one"), "--format", "csv", env=refreshed.env)
-    assert result.returncode == 0 and {p.suffix for p in (tmp_path / "one").iterdir()} == {".csv"}, result.stderr
     # the refresh job's exports/dataset_release wrote a release; `pulse export` writes the same one again
     releases = refreshed.home / "releases"
     release_id = (releases / "LATEST").read_text().strip()
