@@ -303,7 +303,7 @@ def query(sql: str, fmt: str) -> None:
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Write the files into this folder instead of a new release under PULSE_HOME/releases "
-                   "(no `latest` pointer, no pruning).")
+                   "(no `latest` pointer, no pruning; with one --format the default is PULSE_HOME/export/datasets).")
 @click.option("--format", "fmt", type=click.Choice(["all", "parquet", "csv", "jsonl"]), default="all",
               show_default=True, help="all: Parquet, CSV and JSON Lines with datapackage.json; else one format only.")
 def export(out_dir: Path | None, fmt: str) -> None:

@@ -24,6 +24,7 @@ from assets.exports.releases import LATEST, LATEST_FILE, latest_release, prune_r
 from assets.health.scoring import score_warehouse
 from assets.history.history import snapshot_history
 from pipelines.resources import PulseResource
+from pipelines.settings import Settings, SettingsError
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.db import connect_writer
 from warehouse.ddl import relation_keys
@@ -182,3 +183,11 @@ def test_a_failure_mid_write_leaves_the_previous_release_and_latest(home, tmp_pa
     # and a whole re-publish of the same refresh replaces the folder in one rename
     again = publish_release(home / "published.duckdb", releases, keep=3)
     assert again.path == first.path and json.loads((again.path / "datapackage.json").read_text())["resources"]
+
+
+def test_the_retention_setting():
+    assert Settings.from_mapping({}).releases_keep == 7
+    assert Settings.from_mapping({"PULSE_RELEASES_KEEP": " 3 "}).releases_keep == 3
+    for bad in ("0", "-1", "seven"):
+        with pytest.raises(SettingsError, match="PULSE_RELEASES_KEEP"):
+            Settings.from_mapping({"PULSE_RELEASES_KEEP": bad})
