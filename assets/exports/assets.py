@@ -81,6 +81,7 @@ def api_v4(pulse: PulseResource) -> dg.MaterializeResult:
     group_name="exports",
     deps=[published_warehouse],
     kinds={"parquet", "csv", "json"},
+    owners=OWNERS,
     description="Versioned dataset release of the published snapshot under PULSE_HOME/releases/<release id>/: "
                 "every core, health, history and marts table as Parquet, CSV and JSON Lines with a Frictionless "
                 "datapackage.json; `latest` moves atomically, old releases pruned (PULSE_RELEASES_KEEP).",
