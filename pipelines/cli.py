@@ -302,15 +302,30 @@ def query(sql: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for the dataset files (default PULSE_HOME/export/datasets).")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+              help="Write the files into this folder instead of a new release under PULSE_HOME/releases "
+                   "(no `latest` pointer, no pruning; with one --format the default is PULSE_HOME/export/datasets).")
+@click.option("--format", "fmt", type=click.Choice(["all", "parquet", "csv", "jsonl"]), default="all",
+              show_default=True, help="all: Parquet, CSV and JSON Lines with datapackage.json; else one format only.")
 def export(out_dir: Path | None, fmt: str) -> None:
-    """Export the core, history and marts tables of the published snapshot as dataset files."""
-    from assets.exports.datasets import export_datasets
+    """Export the core, health, history and marts tables of the published snapshot as a dataset release.
+
+    Without options: the same release the `exports/dataset_release` asset writes (PULSE_HOME/releases/
+    <release id>/, `latest` moved, old releases pruned by PULSE_RELEASES_KEEP)."""
+    from assets.exports.datasets import DATASET_FORMATS, export_datasets
+    from assets.exports.releases import publish_release, write_release_files
 
     settings = _settings()
     try:
-        written = export_datasets(settings.published_path, out_dir or settings.export_dir / "datasets", fmt)
+        if out_dir is None and fmt == "all":
+            release = publish_release(settings.published_path, settings.releases_dir, settings.releases_keep)
+            written = [release.path / name for name in sorted(release.files)] + [release.path / "datapackage.json"]
+            console.print(f"release {release.release_id} in {release.path}", highlight=False)
+        elif fmt == "all":
+            out_dir.mkdir(parents=True, exist_ok=True)
+            release = write_release_files(settings.published_path, out_dir.resolve(), DATASET_FORMATS)
+            written = [release.path / name for name in sorted(release.files)] + [release.path / "datapackage.json"]
+        else:
+            written = export_datasets(settings.published_path, out_dir or settings.export_dir / "datasets", fmt)
     except FileNotFoundError as exc:
         _fail(str(exc))
     for path in written:

@@ -14,7 +14,7 @@ from assets.automation import with_automation
 from assets.catalogue.assets import catalogue
 from assets.core.assets import core_assets
 from assets.core.checks import core_checks
-from assets.exports.assets import api_v4, published_warehouse
+from assets.exports.assets import api_v4, dataset_release, published_warehouse
 from assets.health.assets import health_assets
 from assets.health.checks import health_checks
 from assets.history.assets import history_assets
@@ -40,7 +40,8 @@ PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE
          "timezone": _env("PULSE_TIMEZONE")}
 RESOURCES = {
     "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG"),
-                           catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK")),
+                           catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK"),
+                           releases_keep=_env("PULSE_RELEASES_KEEP")),
     "warehouse": WarehouseResource(**HOME),
     "crawler": CrawlerResource(
         **PLACE,
@@ -54,7 +55,7 @@ RESOURCES = {
 FRESHNESS_HOURS = freshness_hours(os.environ)
 SCHEDULE_ON = schedule_on(os.environ)
 ALL_ASSETS = with_automation([catalogue, crawl, *core_assets, *health_assets, *history_assets, *marts_assets,
-                              published_warehouse, api_v4], FRESHNESS_HOURS)
+                              published_warehouse, api_v4, dataset_release], FRESHNESS_HOURS)
 ALL_CHECKS = [*core_checks, *health_checks, *history_checks]
 
 refresh_job = dg.define_asset_job(

@@ -21,6 +21,7 @@ from pipelines.sources.registry import SOURCES
 
 CATALOGUE_MAX_SHRINK = 0.10  # default of PULSE_CATALOGUE_MAX_SHRINK (assets/catalogue/guard.py)
 FRESHNESS_HOURS = 26.0  # default of PULSE_FRESHNESS_HOURS: the published snapshot is stale after this
+RELEASES_KEEP = 7  # default of PULSE_RELEASES_KEEP: dataset releases kept (assets/exports/releases.py)
 
 
 class SettingsError(ValueError):
@@ -44,6 +45,18 @@ def _fraction(name: str, value: str | None, default: float) -> float:
     if not 0.0 <= fraction <= 1.0:
         raise SettingsError(f"{name}={value!r} is not a fraction within 0..1 (0.1 means 10%)")
     return fraction
+
+
+def _count(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+    if count < 1:
+        raise SettingsError(f"{name}={value!r} must be at least 1")
+    return count
 
 
 def _check_url(name: str, value: str, *, secret: bool = False) -> str:
@@ -104,6 +117,7 @@ class Settings(BaseModel):
     schedule_on: bool = False  # PULSE_SCHEDULE=on: the daily refresh schedule starts running
     alert_webhook: SecretStr | None = None  # PULSE_ALERT_WEBHOOK: Slack-compatible; its URL is a secret
     ui_url: str | None = None  # PULSE_UI_URL: base of the Dagster UI, for links in alerts
+    releases_keep: int = RELEASES_KEEP  # PULSE_RELEASES_KEEP: dataset releases kept under releases_dir
 
     @field_validator("timezone")
     @classmethod
@@ -149,6 +163,7 @@ class Settings(BaseModel):
             alert_webhook=SecretStr(_check_url("PULSE_ALERT_WEBHOOK", hook, secret=True))
             if (hook := value("PULSE_ALERT_WEBHOOK")) else None,
             ui_url=_check_url("PULSE_UI_URL", ui) if (ui := value("PULSE_UI_URL")) else None,
+            releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
         )
 
     def url(self, source: str) -> str:
@@ -179,6 +194,10 @@ class Settings(BaseModel):
     @property
     def export_dir(self) -> Path:
         return self.home / "export"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.home / "releases"
 
     def allowed_hosts(self) -> frozenset[str]:
         """The only network locations the crawler may contact (host:port)."""
