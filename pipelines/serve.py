@@ -41,8 +41,9 @@ import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import LineTooLong
 
+from assets.exports.api_v4 import LINK_BASE
+from assets.exports.published_api import PublishedApi, Snapshot
 from pipelines.serving.cache import Entry, ResponseCache
-from pipelines.serving.contract_adapter import LINK_BASE, open_api  # TEMPORARY: PublishedApi once `docs` lands
 from pipelines.serving.requests import (
     BadRequest,
     decode_path,
@@ -100,7 +101,7 @@ def accepts_gzip(header: str) -> bool:
 class Service:
     """One process's answers: the contract API, the response cache, and how links are based."""
 
-    def __init__(self, api: Any, *, public_url: str | None = None, cache: ResponseCache | None = None) -> None:
+    def __init__(self, api: PublishedApi, *, public_url: str | None = None, cache: ResponseCache | None = None) -> None:
         self.api = api
         self.public_base = json_safe(public_url.rstrip("/")) if public_url else None
         self.link_base = LINK_BASE.encode()
@@ -155,7 +156,7 @@ class Service:
             return self.options(path, snapshot)
         return self.document(request, path, query, base.encode(), snapshot)
 
-    def resolves(self, path: str, snapshot: Any) -> bool:
+    def resolves(self, path: str, snapshot: Snapshot) -> bool:
         """Django's `is_valid_path`: a route answers this path (an unknown object is still a route)."""
         if not path.startswith("/api/"):
             return False
@@ -165,7 +166,7 @@ class Service:
     # --- answers ----------------------------------------------------------------------------------
 
     def document(self, request: web.BaseRequest, path: str, query: dict[str, str], base: bytes,
-                 snapshot: Any) -> web.Response:
+                 snapshot: Snapshot) -> web.Response:
         link_base = self.public_base or base
         key = (snapshot.token, path, tuple(sorted(query.items())), link_base)
         entry = self.cache.get(key)
@@ -187,7 +188,7 @@ class Service:
             return web.Response(status=304, headers=headers)
         return web.Response(status=entry.status, body=body, headers=headers)
 
-    def not_modified(self, request: web.BaseRequest, etag: str, snapshot: Any) -> bool:
+    def not_modified(self, request: web.BaseRequest, etag: str, snapshot: Snapshot) -> bool:
         """RFC 9110 13.2.2: If-None-Match decides when present, else If-Modified-Since."""
         if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
         if if_none_match is not None:
@@ -195,7 +196,7 @@ class Service:
         since = request.headers.get(hdrs.IF_MODIFIED_SINCE)
         return since is not None and not_modified_since(since, snapshot.published_at)
 
-    def last_modified(self, snapshot: Any) -> str:
+    def last_modified(self, snapshot: Snapshot) -> str:
         token, text = self._last_modified
         if token != snapshot.token:
             text = http_date(snapshot.published_at)
@@ -212,7 +213,7 @@ class Service:
         del headers[hdrs.CONTENT_TYPE]
         return web.Response(status=200, headers=headers)
 
-    def options(self, path: str, snapshot: Any) -> web.Response:
+    def options(self, path: str, snapshot: Snapshot) -> web.Response:
         """DRF's OPTIONS: the view's metadata, where a view answers the path."""
         if not self.resolves(path, snapshot):
             return self.error(404, NOT_FOUND["detail"])
@@ -288,7 +289,7 @@ def make_server(service: Service) -> JsonErrorServer:
                            max_field_size=MAX_HEADER_FIELD)
 
 
-async def watch(api: Any, cache: ResponseCache, interval: float = RELOAD_INTERVAL_S) -> None:
+async def watch(api: PublishedApi, cache: ResponseCache, interval: float = RELOAD_INTERVAL_S) -> None:
     """Poll the published file; load a new snapshot in a thread (the loop keeps answering on the old
     one), which `reload_if_changed` swaps in as one reference. A broken file keeps the old snapshot."""
     loop = asyncio.get_running_loop()
@@ -309,7 +310,7 @@ async def watch(api: Any, cache: ResponseCache, interval: float = RELOAD_INTERVA
             log.info("serving the snapshot published at %s", api.snapshot().published_at.isoformat())
 
 
-def make_app(api: Any, *, public_url: str | None = None) -> web.Application:
+def make_app(api: PublishedApi, public_url: str | None = None) -> web.Application:
     """The same handler as an aiohttp Application (for aiohttp's test client); `pulse serve` uses the
     low-level server instead, for JSON answers to malformed requests."""
     service = Service(api, public_url=public_url)
@@ -340,7 +341,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 async def _serve(published: Path, public_url: str | None, timezone: str, host: str, port: int,
                  reuse_port: bool) -> None:
-    api = open_api(published, timezone)
+    api = PublishedApi(published, timezone)
     api.snapshot()  # loaded before listening: the first request never waits for it
     service = Service(api, public_url=public_url)
     runner = web.ServerRunner(make_server(service), shutdown_timeout=SHUTDOWN_TIMEOUT_S)

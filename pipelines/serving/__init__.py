@@ -1,5 +1,5 @@
 """The HTTP layer of `pulse serve`: request normalisation (Django/DRF semantics), the response cache and
-its representations, and the contract adapter until `assets.exports.published_api` implements it.
+its representations.
 
-`pipelines.serve` is the entry point that wires these to aiohttp.
+`pipelines.serve` is the entry point that wires these to aiohttp around `PublishedApi.respond`.
 """

@@ -36,9 +36,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from assets.core.refresh import refresh_core
+from assets.exports.published_api import PublishedApi
 from pipelines.serve import make_app
 from pipelines.serving.cache import Entry, ResponseCache
-from pipelines.serving.contract_adapter import open_api
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.db import connect_writer
 from warehouse.load import replace_tables
@@ -176,7 +176,7 @@ def test_a_host_django_refuses_is_a_400_json(port, headers):
 
 def test_an_explicit_public_url_wins_over_the_host(home):
     async def run():
-        app = make_app(open_api(home / "published.duckdb", "UTC"), public_url="https://pulse.example.org/")
+        app = make_app(PublishedApi(home / "published.duckdb", "UTC"), public_url="https://pulse.example.org/")
         async with TestClient(TestServer(app)) as client:
             answer = await client.get("/api/v4/packages/?limit=1", headers={"X-Forwarded-Host": "other.example"})
             return answer.headers["Vary"], await answer.json()
