@@ -1,6 +1,6 @@
 """`pulse serve` under load: 64 keep-alive clients over a 5,000-package world; prints ONE JSON line.
 
-    uv run python -m benchmarks.serve [--packages 5000] [--workers 1] [--seconds 8] [--workdir DIR]
+    uv run python -m benchmarks.serve [--packages 5000] [--workers N] [--seconds 8] [--workdir DIR]
 
 The world is the transform benchmark's synthetic archive (`benchmarks.synth`: simulator-shaped bodies,
 5,000 packages in ~10 s) run through the real core/health/history transform and published; it is kept
@@ -295,7 +295,8 @@ def start_pulse(home: Path, workers: int) -> tuple[subprocess.Popen, int, float]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packages", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=1, help="pulse serve --workers")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="pulse serve --workers (default: the number of cores, as pulse serve)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each phase")

@@ -126,7 +126,7 @@ def home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def port(home):
-    process, port = start_serve(home)
+    process, port = start_serve(home, "--workers", "1")  # the cheap one; several: test_several_workers_...
     yield port
     process.terminate()
     process.wait(timeout=10)
