@@ -257,16 +257,31 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def serve(host: str, port: int) -> None:
-    """Serve the published snapshot as API v4 (read-only)."""
+@click.option("--public-url", default=None,
+              help="Base of every link in the documents (default: PULSE_PUBLIC_URL when set, else each "
+                   "request's own scheme and Host / X-Forwarded-Proto and X-Forwarded-Host).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Server processes sharing the port (SO_REUSEPORT), each with its own copy of the snapshot "
+                   "[default: the number of cores].")
+def serve(host: str, port: int, public_url: str | None, workers: int | None) -> None:
+    """Serve the published snapshot as API v4 (read-only): caching headers, gzip, CORS, live reload."""
     from pipelines.serve import run_server
+    from pipelines.settings import check_public_url
 
     settings = _settings()
     if not settings.published_path.exists():
         _fail(f"no published snapshot at {settings.published_path}: run `pulse refresh` first")
-    console.print(f"serving {settings.published_path} on http://{host}:{port}/api/v4/")
-    run_server(settings.published_path, public_url=settings.public_url, timezone=settings.timezone, host=host,
-               port=port)
+    try:
+        # explicit only: the default localhost URL must not pin the links of a server behind a proxy
+        explicit = check_public_url(public_url, "--public-url") if public_url else settings.explicit_public_url
+    except SettingsError as exc:
+        _fail(f"configuration: {exc}")
+    links = explicit or "each request's host"
+    workers = workers or os.cpu_count() or 1
+    console.print(f"serving {settings.published_path} on http://{host}:{port}/api/v4/ "
+                  f"({workers} worker{'s' if workers > 1 else ''}; links: {links})")
+    run_server(settings.published_path, public_url=explicit, timezone=settings.timezone, host=host, port=port,
+               workers=workers)
 
 
 @main.command()

@@ -101,12 +101,18 @@ def _switch(name: str, value: str | None) -> bool:
     raise SettingsError(f"{name}={value!r} is neither on nor off")
 
 
+def check_public_url(value: str, name: str = "PULSE_PUBLIC_URL") -> str:
+    """An http(s) base URL for links (`pulse serve --public-url`), without its trailing slash."""
+    return _check_url(name, value)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     home: Path
     catalogue: str
     public_url: str
+    public_url_set: bool = False  # PULSE_PUBLIC_URL was given (else public_url is the localhost default)
     timezone: str
     source_urls: dict[str, str]  # base URL per source name (pipelines.sources.registry)
     github_graphql_url: str
@@ -152,6 +158,7 @@ class Settings(BaseModel):
             home=Path(value("PULSE_HOME", "./data")).expanduser().resolve(),
             catalogue=catalogue,
             public_url=_check_url("PULSE_PUBLIC_URL", value("PULSE_PUBLIC_URL", "http://localhost:8000")),
+            public_url_set=value("PULSE_PUBLIC_URL") is not None,
             timezone=value("PULSE_TIMEZONE", "UTC"),
             source_urls=urls,
             github_graphql_url=_check_url("GITHUB_GRAPHQL_URL", graphql),
@@ -169,6 +176,12 @@ class Settings(BaseModel):
     def url(self, source: str) -> str:
         """The configured base URL of one source (by registry name)."""
         return self.source_urls[source]
+
+    @property
+    def explicit_public_url(self) -> str | None:
+        """PULSE_PUBLIC_URL when the operator set it; None when `public_url` is only the default
+        (`pulse serve` then builds links from each request's host)."""
+        return self.public_url if self.public_url_set else None
 
     @property
     def with_token(self) -> bool:

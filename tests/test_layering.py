@@ -28,7 +28,7 @@ ROOTS = ("pipelines", "assets", "warehouse", "simulator")
 # crawler resource wraps the crawl engine); a layer may import any layer below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipelines.cli", "pipelines.definitions", "pipelines.runner", "pipelines.serve", "pipelines.sensors",
-     "pipelines.alerts", "pipelines.status"),
+     "pipelines.alerts", "pipelines.status", "pipelines.serving"),
     ("assets",),
     ("pipelines.resources", "pipelines.crawler", "pipelines.progress"),
     ("pipelines.settings",),
@@ -163,6 +163,7 @@ CLEAN_TREE = {
     "pipelines/sensors.py": "from pipelines import alerts\nimport assets.raw\n",
     "pipelines/alerts.py": "",
     "pipelines/status.py": "from pipelines import settings\n",
+    "pipelines/serving/__init__.py": "",
     "pipelines/progress.py": "",
     "assets/__init__.py": "",
     "assets/raw.py": "import dagster\nfrom pipelines import crawler\n",
