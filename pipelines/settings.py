@@ -45,6 +45,19 @@ def _fraction(name: str, value: str | None, default: float) -> float:
     return fraction
 
 
+def _number(name: str, value: str | None, kind: type[int] | type[float]) -> int | float | None:
+    """A non-negative number setting (None when unset)."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a {'whole ' if kind is int else ''}number") from None
+    if number < 0:
+        raise SettingsError(f"{name}={value!r} must not be negative")
+    return number
+
+
 def _check_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -63,6 +76,10 @@ class Settings(BaseModel):
     github_graphql_url: str
     github_tokens: tuple[SecretStr, ...] = ()
     catalogue_max_shrink: float = CATALOGUE_MAX_SHRINK  # PULSE_CATALOGUE_MAX_SHRINK: a fraction, 0..1
+    # GitHub's pace (pipelines/sources/http/pace.py): REST points per window per account (0: off) and
+    # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
+    github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
+    github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
 
     @field_validator("timezone")
     @classmethod
@@ -103,6 +120,8 @@ class Settings(BaseModel):
             github_tokens=tokens,
             catalogue_max_shrink=_fraction("PULSE_CATALOGUE_MAX_SHRINK", value("PULSE_CATALOGUE_MAX_SHRINK"),
                                            CATALOGUE_MAX_SHRINK),
+            github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
+            github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
         )
 
     def url(self, source: str) -> str:

@@ -388,29 +388,20 @@ def test_archive_rows_follow_the_schema(tmp_path, fake):
     assert frame["url"].str.starts_with("/").all()
 
 
-def test_token_pool_paces_below_the_secondary_limit():
-    slept: list[float] = []
-    mono = [0.0]
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        mono[0] += seconds
+def test_token_pool_shares_quota_within_an_account_and_prefers_one_with_pace_room():
+    from pydantic import SecretStr
 
     async def main() -> list[int]:
-        from pydantic import SecretStr
-
-        pool = TokenPool((SecretStr("a"), SecretStr("b")), sleep=sleep, monotonic=lambda: mono[0],
-                         per_minute=3)
-        used = []
-        for _ in range(7):
-            index = await pool.acquire("core")
-            pool.release(index, "core", None)
-            used.append(index)
+        pool = TokenPool((SecretStr("a"), SecretStr("b"), SecretStr("c")))
+        pool.set_accounts(["alice", "alice", None])  # c: unknown, an account of its own
+        assert pool.accounts == [0, 2]
+        pool.observe(1, "core", 5000, 3, 2_000_000_000)  # said of b: it is alice's quota
+        assert pool.quota(0, "core").remaining == 3
+        pool.estimate = lambda index, resource: 0.0 if index == 0 else 9.0  # alice's pace has room
+        used = [await pool.acquire("core") for _ in range(4)]
         return used
 
-    used = asyncio.run(main())
-    assert sorted(used[:6]) == [0, 0, 0, 1, 1, 1]  # both tokens used before any wait
-    assert len(slept) == 1 and 59 <= slept[0] <= 61
+    assert asyncio.run(main()) == [0, 0, 0, 2]  # alice's 3 left, then the other account
 
 
 @pytest.mark.parametrize("tokens", [(), ("tok",)])

@@ -1,0 +1,272 @@
+"""GitHub's secondary rate limit as a pace shared by every crawl process on the machine.
+
+The rules, from GitHub's documentation ("Rate limits for the REST API", section "About secondary
+rate limits" and "Calculating points for the secondary rate limit", docs.github.com/rest/using-the-
+rest-api/rate-limits-for-the-rest-api; the same text in "Rate limits and query limits for the
+GraphQL API"):
+
+- no more than 900 points per minute for REST API endpoints and 2,000 points per minute for the
+  GraphQL API endpoint. The docs say "to a single endpoint"; we count every REST request against
+  the 900 (the stricter reading, and the one the crawl can keep without knowing how GitHub groups
+  endpoints);
+- points: most REST `GET`, `HEAD` and `OPTIONS` requests 1, most `POST`, `PATCH`, `PUT` and `DELETE`
+  5; a GraphQL request without mutations 1 (with mutations 5; the crawl sends none);
+- authenticated requests count for the user the token belongs to (every personal access token of one
+  account shares that account's limits), unauthenticated ones for the client's IP address ("Primary
+  rate limit for unauthenticated users": "associated with the originating IP address").
+
+So a pace is keyed by account: the login `GET /user` answers for a token (`pipelines.sources.github`),
+`anonymous` for requests without a token (one machine, one IP), and `unidentified` for a token whose
+login is not known (yet): its stamps count against *every* account as well, so a `GET /user` sent
+before the login is known never pushes an account past its limit.
+
+How: a sliding-window log of the last `limit` point stamps per key, kept in a small binary ring file
+under `<PULSE_HOME>/state/pace/<api host>/<rest|graphql>/<key>.ring` and changed under one lock per
+directory (`flock(2)` on `.lock`; the `filelock` library where there is no `fcntl`), so shards
+crawling in parallel processes share one pace instead of multiplying it. A request may go when the
+oldest of the stamps it would push out of the ring is older than the window: then the window never
+holds more than `limit` points, whatever the number of processes. The check reads a few bytes (O(1)
+per request, not O(limit)): a lock, two small reads and a write, about 15 us a request.
+
+pyrate-limiter's SQLite bucket with its file lock was the candidate library: measured here at about
+0.5 ms per acquire (a COUNT over the window and a commit per request, under a blocking lock taken in
+the event loop's thread), and its non-blocking acquire fails with filelock 4 (it calls
+`acquire(False)`, which filelock 4 reads as a timeout). filelock 4 alone measured about 1 ms per
+acquire and release here, `flock(2)` on a descriptor kept open about 4 us; so the lock is `flock`
+(filelock only as the portable fallback) over a ring file.
+
+Stamps are wall-clock seconds taken when the request is handed to the connection, not when a token
+is chosen, so nothing queued behind a semaphore or a back-off is stamped early. A margin (2% of the
+window, at least 0.25 s) covers the time between our stamp and GitHub's arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from filelock import FileLock, Timeout
+
+from pipelines.sources.http.quota import BudgetExceeded
+
+ANONYMOUS = "anonymous"
+UNIDENTIFIED = "unidentified"
+_HEADER = struct.Struct("<4sIQd")  # magic, ring size, head (next slot to overwrite), newest stamp
+_MAGIC = b"PACE"
+_SLOT = struct.Struct("<d")
+_KEY = re.compile(r"[^a-z0-9_.-]")
+
+
+def safe_key(key: str) -> str:
+    """A file-name-safe key (GitHub logins are letters, digits and hyphens already)."""
+    return _KEY.sub("_", key.lower())[:64] or "_"
+
+
+class _Ring:
+    """One key's ring file: the last `size` stamps, oldest at `head`."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def header(self) -> tuple[int, float]:
+        """(head, newest stamp); a new, short or resized file is (re)laid out first (under the lock)."""
+        raw = os.pread(self.fd, _HEADER.size, 0)
+        if len(raw) == _HEADER.size:
+            magic, size, head, newest = _HEADER.unpack(raw)
+            if magic == _MAGIC and size == self.size:
+                return head, newest
+            if magic == _MAGIC:  # another process paces with another limit: keep the newest stamps
+                old = [s for s in _unpack(os.pread(self.fd, 8 * size, _HEADER.size)) if s > 0]
+                self._layout(sorted(old)[-self.size:])
+                return self.header()
+        self._layout([])
+        return 0, 0.0
+
+    def _layout(self, stamps: list[float]) -> None:
+        slots = [0.0] * (self.size - len(stamps)) + stamps  # oldest first, empty slots count as old
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, _HEADER.pack(_MAGIC, self.size, 0, max(stamps, default=0.0))
+                  + struct.pack(f"<{self.size}d", *slots), 0)
+
+    def nth_oldest(self, head: int, n: int) -> float:
+        """The stamp `n` slots after the oldest (0: the oldest of the last `size`)."""
+        return _SLOT.unpack(os.pread(self.fd, 8, _HEADER.size + 8 * ((head + n) % self.size)))[0]
+
+    def count_since(self, head: int, newest: float, since: float) -> int:
+        """How many stamps are newer than `since` (reads the ring only when its newest is)."""
+        if newest <= since:
+            return 0
+        stamps = _unpack(os.pread(self.fd, 8 * self.size, _HEADER.size))
+        return sum(1 for s in stamps if s > since)
+
+    def push(self, head: int, stamp: float, points: int) -> None:
+        for i in range(points):  # points <= size (checked by the caller)
+            os.pwrite(self.fd, _SLOT.pack(stamp), _HEADER.size + 8 * ((head + i) % self.size))
+        os.pwrite(self.fd, _HEADER.pack(_MAGIC, self.size, (head + points) % self.size, stamp), 0)
+
+
+def _unpack(raw: bytes) -> list[float]:
+    return list(struct.unpack(f"<{len(raw) // 8}d", raw[: len(raw) // 8 * 8]))
+
+
+class Pace:
+    """`limit` points per `window_s` seconds per key, shared through `directory` by every process.
+
+    `acquire(key, points)` returns once the points are stamped, after waiting when the window is
+    full; a wait past `deadline` (monotonic) raises `BudgetExceeded` instead. Waiters of one key in
+    this process queue in order (one asyncio lock per key), so only the first polls the file.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        limit: int,
+        window_s: float = 60.0,
+        *,
+        what: str = "requests",
+        deadline: float | None = None,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError(f"a pace needs a limit >= 1 and a window > 0 (got {limit} per {window_s} s)")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.limit = int(limit)
+        self.window_s = float(window_s)
+        self.span = self.window_s + max(0.02 * self.window_s, 0.25)  # the window plus the margin
+        self.what = what
+        self.deadline = deadline
+        self.log = log or logging.getLogger(__name__)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = _DirLock(self.directory / ".lock")
+        self._rings: dict[str, _Ring] = {}
+        self._queues: dict[str, asyncio.Lock] = {}
+        self._free_at: dict[str, float] = {}  # when this process last saw the key's next slot free
+        self.waited_s = 0.0  # seconds spent waiting for the pace (summed over waits of every key)
+        self.stamped = 0  # points stamped by this process
+        self._told = False
+
+    def _ring(self, key: str) -> _Ring:
+        ring = self._rings.get(key)
+        if ring is None:
+            ring = self._rings[key] = _Ring(self.directory / f"{safe_key(key)}.ring", self.limit)
+        return ring
+
+    def close(self) -> None:
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
+        self._lock.close()
+
+    def estimate(self, key: str) -> float:
+        """Seconds until `key` has room, as this process last saw it (no file access): for choosing
+        between accounts, never for letting a request go."""
+        return max(0.0, self._free_at.get(key, 0.0) - self._clock())
+
+    def _try(self, key: str, points: int) -> float:
+        """Stamp `points` for `key` now and return 0, or return how long to wait (under the file lock)."""
+        self._lock.acquire()
+        try:
+            now = self._clock()
+            since = now - self.span
+            ring = self._ring(key)
+            head, newest = ring.header()
+            if key == UNIDENTIFIED:
+                # a stamp of an unknown account counts against every account: each must have room
+                unknown = ring.count_since(head, newest, since)
+                wait = _room(ring, head, unknown + points, since, self.span)
+                for path in self.directory.glob("*.ring"):
+                    other = path.stem
+                    if other != safe_key(UNIDENTIFIED):
+                        o_ring = self._ring(other)
+                        o_head, _ = o_ring.header()
+                        wait = max(wait, _room(o_ring, o_head, unknown + points, since, self.span))
+            else:
+                unknown = 0
+                if (self.directory / f"{UNIDENTIFIED}.ring").exists():
+                    u_ring = self._ring(UNIDENTIFIED)
+                    u_head, u_newest = u_ring.header()
+                    unknown = u_ring.count_since(u_head, u_newest, since)
+                wait = _room(ring, head, unknown + points, since, self.span)
+            if wait > 0:
+                self._free_at[key] = now + wait
+                return wait
+            ring.push(head, max(now, newest), points)
+            self._free_at[key] = 0.0 if points + unknown < self.limit else now + self.span
+            self.stamped += points
+            return 0.0
+        finally:
+            self._lock.release()
+
+    async def acquire(self, key: str, points: int = 1) -> None:
+        points = min(max(1, points), self.limit)
+        queue = self._queues.setdefault(key, asyncio.Lock())
+        async with queue:
+            while (wait := self._try(key, points)) > 0:
+                if self.deadline is not None and time.monotonic() + wait > self.deadline:
+                    raise BudgetExceeded(f"pacing GitHub {self.what} below the secondary rate limit "
+                                         "would exceed the time budget")
+                if not self._told:
+                    self._told = True
+                    self.log.info("GitHub: pacing %s at %d points per %g s per account (shared by every "
+                                  "crawl on this machine)", self.what, self.limit, self.window_s)
+                self.waited_s += wait
+                await self._sleep(wait + 0.001)
+
+
+class _DirLock:
+    """An exclusive lock between processes, held for microseconds: `flock` on a descriptor kept open
+    (one per `Pace`, so two paces of one process exclude each other too), else `filelock`."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if fcntl is not None else None
+        self._portable = FileLock(str(path), thread_local=False) if fcntl is None else None
+
+    def acquire(self) -> None:
+        while True:
+            try:
+                if self.fd is not None:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:
+                    self._portable.acquire(timeout=0)
+                return
+            except (BlockingIOError, Timeout):  # another process is inside for microseconds
+                time.sleep(0.0002)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        else:
+            self._portable.release()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _room(ring: _Ring, head: int, needed: int, since: float, span: float) -> float:
+    """0 when `needed` more stamps fit in `ring`'s window, else the seconds until they do."""
+    if needed > ring.size:
+        return span  # only the other keys' stamps leaving the window can make room
+    oldest_pushed_out = ring.nth_oldest(head, needed - 1)
+    return 0.0 if oldest_pushed_out <= since else oldest_pushed_out - since
