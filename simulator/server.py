@@ -309,6 +309,7 @@ class Simulator:
         s.inflight[client] += 1
         try:
             if s.inflight[client] > f.concurrency:
+                faults.append("secondary")  # a limit, not a fault: logged so a test can count refusals
                 resp = json_resp({"message": SECONDARY.format(rid=rid),
                                   "documentation_url": "https://docs.github.com/rest/overview/"
                                   "rate-limits-for-the-rest-api#about-secondary-rate-limits",
@@ -322,6 +323,7 @@ class Simulator:
                 while dq and now - dq[0] > f.burst_window:
                     dq.popleft()
                 if len(dq) >= burst:
+                    faults.append("secondary")
                     resp = json_resp({"message": SECONDARY.format(rid=rid),
                                       "documentation_url": "https://docs.github.com/rest/overview/"
                                       "rate-limits-for-the-rest-api#about-secondary-rate-limits",

@@ -35,9 +35,11 @@ the event loop's thread), and its non-blocking acquire fails with filelock 4 (it
 acquire and release here, `flock(2)` on a descriptor kept open about 4 us; so the lock is `flock`
 (filelock only as the portable fallback) over a ring file.
 
-Stamps are wall-clock seconds taken when the request is handed to the connection, not when a token
-is chosen, so nothing queued behind a semaphore or a back-off is stamped early. A margin (2% of the
-window, at least 0.25 s) covers the time between our stamp and GitHub's arrival.
+Stamps are wall-clock seconds, taken when the request is handed to the connection (not when a token
+is chosen, so nothing queued behind a semaphore or a back-off is stamped early) and replaced by the
+time of the answer when it comes (`done`): GitHub counts a request when it arrives, somewhere between
+the two, and a busy event loop or a new connection can put that well after the first stamp. A margin
+(2% of the window, at least 0.25 s) covers the rest.
 """
 
 from __future__ import annotations
@@ -104,9 +106,22 @@ class _Ring:
         os.pwrite(self.fd, _HEADER.pack(_MAGIC, self.size, 0, max(stamps, default=0.0))
                   + struct.pack(f"<{self.size}d", *slots), 0)
 
-    def nth_oldest(self, head: int, n: int) -> float:
-        """The stamp `n` slots after the oldest (0: the oldest of the last `size`)."""
-        return _SLOT.unpack(os.pread(self.fd, 8, _HEADER.size + 8 * ((head + n) % self.size)))[0]
+    def slots(self, start: int, n: int) -> list[float]:
+        """`n` stamps from slot `start` on (wrapping)."""
+        start %= self.size
+        first = min(n, self.size - start)
+        stamps = _unpack(os.pread(self.fd, 8 * first, _HEADER.size + 8 * start))
+        return stamps + (_unpack(os.pread(self.fd, 8 * (n - first), _HEADER.size)) if n > first else [])
+
+    def settle(self, start: int, points: int, stamp: float, done: float) -> None:
+        """Replace a request's send stamps by when its answer came (if the slots are still its own)."""
+        for i in range(points):
+            offset = _HEADER.size + 8 * ((start + i) % self.size)
+            if _SLOT.unpack(os.pread(self.fd, 8, offset))[0] == stamp:
+                os.pwrite(self.fd, _SLOT.pack(done), offset)
+        head, newest = self.header()
+        if done > newest:
+            os.pwrite(self.fd, _HEADER.pack(_MAGIC, self.size, head, done), 0)
 
     def count_since(self, head: int, newest: float, since: float) -> int:
         """How many stamps are newer than `since` (reads the ring only when its newest is)."""
@@ -164,6 +179,7 @@ class Pace:
         self.waited_s = 0.0  # seconds spent waiting for the pace (summed over waits of every key)
         self.stamped = 0  # points stamped by this process
         self._told = False
+        self._ticket: tuple[int, int, float] = (0, 0, 0.0)
 
     def _ring(self, key: str) -> _Ring:
         ring = self._rings.get(key)
@@ -210,14 +226,30 @@ class Pace:
             if wait > 0:
                 self._free_at[key] = now + wait
                 return wait
-            ring.push(head, max(now, newest), points)
+            stamp = max(now, newest)
+            ring.push(head, stamp, points)
             self._free_at[key] = 0.0 if points + unknown < self.limit else now + self.span
             self.stamped += points
+            self._ticket = (head, points, stamp)
             return 0.0
         finally:
             self._lock.release()
 
-    async def acquire(self, key: str, points: int = 1) -> None:
+    def done(self, key: str, ticket: tuple[int, int, float]) -> None:
+        """The request of `ticket` was answered (or failed): its stamps become the time of the answer.
+
+        GitHub counts a request when it arrives, somewhere between our stamp and the answer; queueing
+        in the event loop or opening a connection can put that well after the stamp. Stamping the
+        answer's time instead keeps the window honest whatever happened in between.
+        """
+        self._lock.acquire()
+        try:
+            self._ring(key).settle(*ticket, max(self._clock(), ticket[2]))
+        finally:
+            self._lock.release()
+
+    async def acquire(self, key: str, points: int = 1) -> tuple[int, int, float]:
+        """Wait until `points` fit in `key`'s window and stamp them; the ticket is for `done`."""
         points = min(max(1, points), self.limit)
         queue = self._queues.setdefault(key, asyncio.Lock())
         async with queue:
@@ -231,6 +263,7 @@ class Pace:
                                   "crawl on this machine)", self.what, self.limit, self.window_s)
                 self.waited_s += wait
                 await self._sleep(wait + 0.001)
+            return self._ticket
 
 
 class _DirLock:
@@ -265,8 +298,13 @@ class _DirLock:
 
 
 def _room(ring: _Ring, head: int, needed: int, since: float, span: float) -> float:
-    """0 when `needed` more stamps fit in `ring`'s window, else the seconds until they do."""
+    """0 when `needed` more stamps fit in `ring`'s window, else the seconds until they do.
+
+    The stamps pushed out must all be out of the window (a ring only remembers `size` stamps, so one
+    pushed out while still in the window could no longer be counted). Answers settle out of order,
+    so the ring is not sorted: the latest of those stamps decides.
+    """
     if needed > ring.size:
         return span  # only the other keys' stamps leaving the window can make room
-    oldest_pushed_out = ring.nth_oldest(head, needed - 1)
-    return 0.0 if oldest_pushed_out <= since else oldest_pushed_out - since
+    latest = max(ring.slots(head, needed))
+    return 0.0 if latest <= since else latest - since

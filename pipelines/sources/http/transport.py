@@ -57,9 +57,12 @@ class PacedTransport(httpx.AsyncBaseTransport):
         url = str(request.url)
         for route in self.routes:
             if route.covers(url):
-                await route.pace.acquire(route.accounts.key(request.headers.get("authorization")),
-                                         route.points(request.method))
-                break
+                key = route.accounts.key(request.headers.get("authorization"))
+                ticket = await route.pace.acquire(key, route.points(request.method))
+                try:
+                    return await self.inner.handle_async_request(request)
+                finally:
+                    route.pace.done(key, ticket)
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
