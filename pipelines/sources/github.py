@@ -166,6 +166,8 @@ class GitHub:
             return
 
         async def one(index: int) -> str | None:
+            if pool.quota(index, "core").available(pool.clock()) <= 0:
+                return None  # spent (GET /rate_limit said so): /user would answer 403 until the reset
             body = await self._ask("/user", index)
             login = body.get("login") if isinstance(body, dict) else None
             return login if isinstance(login, str) and NAME_RE.match(login) else None
@@ -176,12 +178,13 @@ class GitHub:
         pool.set_accounts([login.lower() if login else None for login in logins])
 
     async def prime_quota(self) -> None:
-        """Ask `GET /rate_limit` once per account, so rotation starts from what each has left.
+        """Ask `GET /rate_limit` once per token, so rotation starts from what each has left.
 
         GitHub does not charge that request against the primary quota, and it tells the REST (`core`)
-        and GraphQL quota of the account: one a previous run spent this hour is then passed over from
-        the first request instead of answering a 403. Failures (a GitHub Enterprise with rate
-        limiting off answers 404) leave the quota unknown, as before.
+        and GraphQL quota of the token's account: one a previous run spent this hour is then passed
+        over from the first request instead of answering a 403 (and is not asked `GET /user`, which
+        is charged). Failures (a GitHub Enterprise with rate limiting off answers 404) leave the quota
+        unknown, as before.
         """
         pool = self.rest.pool
         if pool is None:
@@ -195,7 +198,7 @@ class GitHub:
                 if isinstance(entry, dict):
                     pool.observe(index, name, entry.get("limit"), entry.get("remaining"), entry.get("reset"))
 
-        await asyncio.gather(*(one(index) for index in pool.accounts))
+        await asyncio.gather(*(one(index) for index in range(pool.size)))
 
     async def repo(self, full_name: str, etag: str | None = None) -> Fetched:
         """GET /repos/{o}/{r}; a 301 (rename/transfer) is followed to /repositories/{id}."""
@@ -448,8 +451,8 @@ class GitHubCrawling(Source):
 
     async def prepare(self, client: GitHub, jobs: list[Job]) -> None:
         if jobs:
+            await client.prime_quota()  # free: what every token has left, before spending
             await client.identify()  # GET /user per token: which tokens share an account
-            await client.prime_quota()  # free: what every account has left, before spending
 
     def units(self, client: GitHub, jobs: list[Job], tuning: Tuning) -> list[tuple[Any, int]]:
         """With GraphQL, repositories whose metadata is due go in batches of `Tuning.graphql_batch`."""

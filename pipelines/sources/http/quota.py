@@ -119,6 +119,9 @@ class TokenPool:
         self.waited_s = 0.0  # seconds of distinct reset waits (not multiplied by the waiting requests)
         self.used: Counter[int] = Counter()
 
+    def clock(self) -> float:
+        return self._clock()
+
     @property
     def authenticated(self) -> bool:
         return self._tokens[0] is not None
