@@ -132,3 +132,40 @@ def test_two_processes_crawling_at_once_share_one_pace(make_simulator, tmp_path)
     # each alone could keep its pace and the two together still double it; shared, the union keeps it
     assert busiest(rest) <= LIMIT
     assert secondary_403s(server.requests()) == 0
+
+
+def test_the_pace_is_shared_through_its_directory_and_counts_unknown_accounts_for_all(tmp_path):
+    """The limiter alone, on a fake clock: two `Pace`s over one directory are one pace (as two
+    processes are), a stamp of an unidentified token counts against every account, and a request
+    counts from its answer's time once answered."""
+    import asyncio
+
+    from pipelines.sources.http.pace import UNIDENTIFIED, Pace
+
+    now = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def pace() -> Pace:
+        return Pace(tmp_path, 3, 10.0, clock=lambda: now[0], sleep=sleep)
+
+    async def main() -> None:
+        one, other = pace(), pace()
+        await one.acquire("bob")  # bob's ring exists: an unknown account's stamps count against it
+        await one.acquire(UNIDENTIFIED)
+        await other.acquire("alice")
+        ticket = await one.acquire("alice")
+        assert slept == []
+        now[0] += 2.0
+        one.done("alice", ticket)  # answered 2 s later: counts from then
+        await other.acquire("alice")  # alice: 2 of hers + the unidentified one are in the window
+        assert slept and abs(slept[0] - 8.251) < 1e-6  # until her first (at 1000) leaves: 10 s + 0.25 margin
+        await one.acquire("bob")  # bob: his own and the unidentified one: room for one more
+        assert len(slept) == 1
+        one.close()
+        other.close()
+
+    asyncio.run(main())
