@@ -43,7 +43,7 @@ from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.hosts import netloc
 from pipelines.sources.http.pace import Pace, safe_key
 from pipelines.sources.http.pages import merge_pages
-from pipelines.sources.http.quota import TokenPool
+from pipelines.sources.http.quota import BudgetExceeded, TokenPool
 from pipelines.sources.http.transport import Paced
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
@@ -151,6 +151,8 @@ class GitHub:
         except httpx.HTTPError:
             rest.stats.statuses[0] += 1
             return None
+        except BudgetExceeded:
+            return None  # the pace would overrun the time budget: the crawl's first job stops the source
         rest.stats.statuses[response.status_code] += 1
         try:
             return orjson.loads(response.content) if response.status_code == 200 else None
