@@ -154,6 +154,8 @@ class GitHub:
         except BudgetExceeded:
             return None  # the pace would overrun the time budget: the crawl's first job stops the source
         rest.stats.statuses[response.status_code] += 1
+        if path != "/rate_limit" and response.status_code == 200:
+            rest.stats.quota_spent += 1  # `/user` is charged, like any REST request; `/rate_limit` is not
         try:
             return orjson.loads(response.content) if response.status_code == 200 else None
         except orjson.JSONDecodeError:
