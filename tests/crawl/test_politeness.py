@@ -56,7 +56,7 @@ def accounts_crawl(tmp_path_factory):
     from simulator.server import start_in_thread
 
     tokens = ("alice+1", "alice+2", "bob+1")
-    with start_in_thread(packages=60, seed=3, faults={**ROOMY, "5xx": 0.08, "hosts": "github"}) as server:
+    with start_in_thread(packages=40, seed=3, faults={**ROOMY, "5xx": 0.08, "hosts": "github"}) as server:
         home = tmp_path_factory.mktemp("accounts")
         settings = paced(sim_settings(server, home, tokens=tokens))
         report = run_crawl(settings, world_packages(server.world), run_id="r1", tuning=FAST)
@@ -112,7 +112,7 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_processes_crawling_at_once_share_one_pace(make_simulator, tmp_path):
-    server = make_simulator(packages=30, seed=5, faults={**ROOMY, "5xx": 0.05, "hosts": "github"})
+    server = make_simulator(packages=20, seed=5, faults={**ROOMY, "5xx": 0.05, "hosts": "github"})
     packages = world_packages(server.world)
     halves = [packages[::2], packages[1::2]]  # two shards
     env = {**os.environ, **server.env(), "PULSE_HOME": str(tmp_path), "GITHUB_TOKEN": "",
