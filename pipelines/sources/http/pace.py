@@ -184,6 +184,7 @@ class Pace:
         self.stamped = 0  # points stamped by this process
         self._told = False
         self._ticket: tuple[int, int, float] = (0, 0, 0.0)
+        self._closed = False
         self._lock.acquire()
         try:  # every process maps the unidentified ring from the start: checking it is a memory read
             self._unknown = self._ring(UNIDENTIFIED)
@@ -201,6 +202,7 @@ class Pace:
             ring.close()
         self._rings.clear()
         self._lock.close()
+        self._closed = True
 
     def estimate(self, key: str) -> float:
         """Seconds until `key` has room, as this process last saw it (no file access): for choosing
@@ -248,6 +250,8 @@ class Pace:
         in the event loop or opening a connection can put that well after the stamp. Stamping the
         answer's time instead keeps the window honest whatever happened in between.
         """
+        if self._closed:  # a request cancelled while the crawl closed its clients
+            return
         self._lock.acquire()
         try:
             self._ring(key).settle(*ticket, max(self._clock(), ticket[2]))
