@@ -188,7 +188,7 @@ def test_second_crawl_is_conditional_and_keeps_bodies(tmp_path, fake):
         # pypistats is asked at most once a day, forced or not: its rows are the first crawl's
         assert row["status"] == (200 if "graphql" in key or key.startswith("pypistats:") else 304), key
         assert row["body"] == before[key]["body"]  # the last good body stays current
-    assert second.sources["github"].quota_spent <= 1  # authorised 304s are free; only the GraphQL batch counts
+    assert second.sources["github"].quota_spent <= 2  # authorised 304s are free: the GraphQL batch and GET /user
     assert second.not_modified == second.archived - 2  # graphql nodes have no ETag
 
 
@@ -310,7 +310,8 @@ def test_graphql_batches_with_a_token(tmp_path, fake):
     assert any(p.startswith("/repos/owner/beta/stats") for p in paths(fake))  # the new name
     graphql_posts = [r for r in fake.requests if r.url.path == "/graphql"]
     assert len(graphql_posts) == 2  # batch size 2 in FAST
-    assert report.sources["github"].quota_spent == 2 + 2 * 2 + 2  # 2 GraphQL points + REST (alpha: 3 pages)
+    # 2 GraphQL points + REST (alpha: 3 pages) + GET /user (which account the token is)
+    assert report.sources["github"].quota_spent == 2 + 2 * 2 + 2 + 1
 
 
 def test_gitlab_and_bitbucket(tmp_path, fake):
