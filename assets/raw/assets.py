@@ -9,6 +9,8 @@ from collections import Counter
 
 import dagster as dg
 
+from assets.metadata import OWNERS
+from assets.raw.metrics import crawl_metrics
 from pipelines import progress
 from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
 from pipelines.sources.registry import SOURCES
@@ -26,6 +28,7 @@ RAW_KEYS = {source.name: dg.AssetKey(["raw", source.name]) for source in SOURCES
             deps=[dg.AssetKey(["catalogue", "packages"])],
             description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/).",
             kinds={"parquet", "python"},
+            owners=OWNERS,
         )
         for source, key in RAW_KEYS.items()
     ],
@@ -52,6 +55,7 @@ def crawl(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: Crawl
         }
         if stats and stats.quota_spent:
             metadata["quota_spent"] = stats.quota_spent
+        metadata.update(crawl_metrics(report, source))  # numbers the UI plots per run (assets.raw.metrics)
         if source == SOURCES[0].name:  # the whole crawl's errors, once
             metadata["errors_by_kind"] = dg.MetadataValue.json(dict(errors_by_kind))
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)

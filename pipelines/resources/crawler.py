@@ -28,6 +28,15 @@ class CrawlConfig(dg.Config):
     force: bool = Field(default=False, description="Crawl every package, fresh or not.")
     max_age_hours: float = Field(default=20.0, description="Re-crawl data older than this.")
     time_budget_s: float | None = Field(default=None, description="Checkpoint and stop after this many seconds.")
+    package_ids: list[int] | None = Field(
+        default=None, description="Crawl only these catalogue package ids (the catalogue sensor's new or changed "
+                                  "packages); None: every package.")
+
+    def select(self, packages: pl.DataFrame) -> pl.DataFrame:
+        """The catalogue rows this run crawls: those of `package_ids`, or all of them."""
+        if self.package_ids is None:
+            return packages
+        return packages.filter(pl.col("id").is_in(self.package_ids))
 
 
 class CrawlerResource(dg.ConfigurableResource):
@@ -66,7 +75,9 @@ class CrawlerResource(dg.ConfigurableResource):
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,
               progress: Progress | None = None) -> CrawlReport:
-        """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive."""
+        """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive, only
+        those of `config.package_ids` when it is set."""
+        packages = config.select(packages)
         tuning = Tuning()
         if self.jobs_in_flight is not None:
             tuning = dataclasses.replace(tuning, jobs_in_flight=self.jobs_in_flight)
