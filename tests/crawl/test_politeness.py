@@ -152,19 +152,28 @@ def test_the_pace_is_shared_through_its_directory_and_counts_unknown_accounts_fo
     def pace() -> Pace:
         return Pace(tmp_path, 3, 10.0, clock=lambda: now[0], sleep=sleep)
 
+    async def ask(p: Pace, key: str) -> None:  # a request answered at once
+        p.done(key, await p.acquire(key))
+
     async def main() -> None:
         one, other = pace(), pace()
-        await one.acquire("bob")  # bob's ring exists: an unknown account's stamps count against it
-        await one.acquire(UNIDENTIFIED)
-        await other.acquire("alice")
+        await ask(one, "bob")  # bob's ring exists: an unknown account's stamps count against it
+        await ask(one, UNIDENTIFIED)
+        await ask(other, "alice")
         ticket = await one.acquire("alice")
-        assert slept == []
         now[0] += 2.0
         one.done("alice", ticket)  # answered 2 s later: counts from then
-        await other.acquire("alice")  # alice: 2 of hers + the unidentified one are in the window
-        assert slept and abs(slept[0] - 8.251) < 1e-6  # until her first (at 1000) leaves: 10 s + 0.25 margin
-        await one.acquire("bob")  # bob: his own and the unidentified one: room for one more
+        assert slept == []
+        await ask(other, "alice")  # alice: 2 of hers + the unidentified one: her first must leave
+        assert len(slept) == 1 and abs(slept[0] - 8.251) < 1e-6  # at 1000 + 10 s + 0.25 s margin
+        await ask(one, "bob")  # bob: the unidentified one has left by now: room at once
         assert len(slept) == 1
+        # a request in flight keeps its slot, however old: its arrival is still to come
+        ticket = await one.acquire("bob")
+        now[0] += 60.0
+        assert other._try("bob", 3) == 0.05  # polls until it is answered ...
+        one.done("bob", ticket)
+        assert other._try("bob", 3) > 0  # ... then counts from its answer
         one.close()
         other.close()
 

@@ -41,13 +41,15 @@ Stamps are wall-clock seconds, taken when the request is handed to the connectio
 is chosen, so nothing queued behind a semaphore or a back-off is stamped early) and replaced by the
 time of the answer when it comes (`done`): GitHub counts a request when it arrives, somewhere between
 the two, and a busy event loop or a new connection can put that well after the first stamp. A margin
-(2% of the window, at least 0.25 s) covers the rest.
+(2% of the window, at least 0.25 s) covers the rest. A slot of a request still in flight is never
+reused, so a slow request cannot leave the count before it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import mmap
 import os
 import re
@@ -118,7 +120,7 @@ class _Ring:
         """Replace a request's send stamps by when its answer came (if the slots are still its own)."""
         for i in range(points):
             offset = _HEADER.size + 8 * ((start + i) % self.size)
-            if _SLOT.unpack_from(self.mm, offset)[0] == stamp:
+            if _SLOT.unpack_from(self.mm, offset)[0] == -stamp:
                 _SLOT.pack_into(self.mm, offset, done)
         head, newest = self.header()
         if done > newest:
@@ -132,14 +134,16 @@ class _Ring:
             return 0
         count = 0
         for back in range(1, self.size + 1):
-            if _SLOT.unpack_from(self.mm, _HEADER.size + 8 * ((head - back) % self.size))[0] <= since:
+            if _effective(_SLOT.unpack_from(self.mm, _HEADER.size + 8 * ((head - back) % self.size))[0],
+                          since) <= since:
                 break
             count += 1
         return count
 
     def push(self, head: int, stamp: float, points: int) -> None:
+        """Stamp `points` slots from `head` as in flight (negative until `settle`)."""
         for i in range(points):  # points <= size (checked by the caller)
-            _SLOT.pack_into(self.mm, _HEADER.size + 8 * ((head + i) % self.size), stamp)
+            _SLOT.pack_into(self.mm, _HEADER.size + 8 * ((head + i) % self.size), -stamp)
         _HEADER.pack_into(self.mm, 0, _MAGIC, self.size, (head + points) % self.size, stamp)
 
 
@@ -316,5 +320,19 @@ def _room(ring: _Ring, head: int, needed: int, since: float, span: float) -> flo
     """
     if needed > ring.size:
         return span  # only the other keys' stamps leaving the window can make room
-    latest = max(ring.slots(head, needed))
+    latest = max(_effective(stamp, since) for stamp in ring.slots(head, needed))
+    if latest == math.inf:  # a request still in flight: its arrival is unknown, ask again shortly
+        return 0.05
     return 0.0 if latest <= since else latest - since
+
+
+IN_FLIGHT_S = 300.0  # a request unanswered for longer was lost (a process killed mid-request)
+
+
+def _effective(stamp: float, since: float) -> float:
+    """A slot's stamp for the window: an answered request's answer time; a request in flight (a
+    negative stamp) may arrive any moment (inf), unless it was sent so long ago that it was lost."""
+    if stamp >= 0:
+        return stamp
+    sent = -stamp
+    return sent if sent < since - IN_FLIGHT_S else math.inf
