@@ -216,7 +216,7 @@ def main() -> None:
             refresh = run_crawl(token_settings, packages, run_id="bench-2", force=True, tuning=tuning)
             answered = sum(v for k, v in refresh.responses_by_status.items() if k)
             graphql_posts = -(-n_github // tuning.graphql_batch)
-            primes = 1  # the free GET /rate_limit per token
+            primes = 2  # GET /rate_limit (free) and GET /user (which account) per token
             out["refresh_seconds"] = round(refresh.seconds, 2)
             out["refresh_304_ratio"] = round(
                 refresh.responses_by_status.get(304, 0) / max(1, answered - graphql_posts - primes), 3)

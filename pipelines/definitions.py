@@ -47,6 +47,8 @@ RESOURCES = {
         **PLACE,
         github_tokens=_env("GITHUB_TOKEN"),
         github_graphql_url=_env("GITHUB_GRAPHQL_URL"),
+        github_pace_per_minute=_env("PULSE_GITHUB_PACE_PER_MINUTE"),
+        github_pace_window_s=_env("PULSE_GITHUB_PACE_WINDOW_S"),
         api_urls={s.env_url: url for s in SOURCES if (url := _env(s.env_url)) is not None},
     ),
 }

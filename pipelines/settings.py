@@ -47,6 +47,19 @@ def _fraction(name: str, value: str | None, default: float) -> float:
     return fraction
 
 
+def _number(name: str, value: str | None, kind: type[int] | type[float]) -> int | float | None:
+    """A non-negative number setting (None when unset)."""
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a {'whole ' if kind is int else ''}number") from None
+    if number < 0:
+        raise SettingsError(f"{name}={value!r} must not be negative")
+    return number
+
+
 def _count(name: str, value: str | None, default: int) -> int:
     if value is None:
         return default
@@ -124,6 +137,10 @@ class Settings(BaseModel):
     alert_webhook: SecretStr | None = None  # PULSE_ALERT_WEBHOOK: Slack-compatible; its URL is a secret
     ui_url: str | None = None  # PULSE_UI_URL: base of the Dagster UI, for links in alerts
     releases_keep: int = RELEASES_KEEP  # PULSE_RELEASES_KEEP: dataset releases kept under releases_dir
+    # GitHub's pace (pipelines/sources/http/pace.py): REST points per window per account (0: off) and
+    # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
+    github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
+    github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
 
     @field_validator("timezone")
     @classmethod
@@ -171,6 +188,8 @@ class Settings(BaseModel):
             if (hook := value("PULSE_ALERT_WEBHOOK")) else None,
             ui_url=_check_url("PULSE_UI_URL", ui) if (ui := value("PULSE_UI_URL")) else None,
             releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
+            github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
+            github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
         )
 
     def url(self, source: str) -> str:

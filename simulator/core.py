@@ -74,7 +74,18 @@ class RateWindow:
 
 
 LOG_FIELDS = ("method", "path", "route", "status", "client", "fault", "token", "if_none_match",
-              "if_modified_since", "accept", "user_agent", "resource", "charged", "cost")
+              "if_modified_since", "accept", "user_agent", "resource", "charged", "cost", "at", "account")
+
+
+def busiest_window(times: list[float], window_s: float) -> int:
+    """The most of `times` (seconds) within any `window_s` seconds (a sliding window, both ends in)."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] > window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 class SimState:
@@ -136,12 +147,14 @@ class SimState:
 
     def record(self, *, route: str, status: int, who: str, method: str, path: str,
                quota: int = 0, fault: str | None = None, resource: str | None = None,
-               headers: Mapping[str, str] | None = None) -> None:
-        """Count one answered request and log what was asked (``who``: token fingerprint or "anonymous")."""
+               headers: Mapping[str, str] | None = None, at: float | None = None,
+               account: str | None = None) -> None:
+        """Count one answered request and log what was asked (``who``: token fingerprint or "anonymous";
+        ``at``: when it arrived, epoch seconds; ``account``: the login of its token, or "anonymous")."""
         h = headers or {}
         entry = (method, path, route, status, who, fault, who if who.startswith("tok_") else None,
                  h.get("If-None-Match"), h.get("If-Modified-Since"), h.get("Accept"), h.get("User-Agent"),
-                 resource, quota, quota if resource == "graphql" else None)
+                 resource, quota, quota if resource == "graphql" else None, at, account)
         with self.lock:
             self.total += 1
             self.by_route[route] += 1

@@ -45,7 +45,9 @@ class Faults:
     anon_quota: int = 60  # per client without a token per hour
     graphql_quota: int = 5000  # points per token per hour
     concurrency: int = 100  # in-flight requests per token before a secondary limit
-    burst: int = 900  # REST requests per token per 60 s before a secondary limit (0: off)
+    burst: int = 900  # REST points per account per `burst_window` s before a secondary limit (0: off)
+    graphql_burst: int = 2000  # GraphQL points (queries) per account per `burst_window` s (0: off)
+    burst_window: float = 60.0  # seconds (GitHub: a minute; tests scale it down)
     # correlated failures ("5xxburst=N:K"): per host, after every N requests the next K answer 502/503
     outage_every: int = 0
     outage_length: int = 0
@@ -174,6 +176,13 @@ def parse_faults(spec: str | dict | Faults | None, repo_hosts: Iterable[str] = (
             if bad:
                 raise ValueError(f"unknown hosts {bad}; known: {known}")
             faults.hosts = hosts
+        elif key == "burst_window":
+            try:
+                faults.burst_window = float(value)
+            except ValueError:
+                raise ValueError("burst_window must be a number of seconds") from None
+            if faults.burst_window <= 0:
+                raise ValueError("burst_window must be > 0")
         elif key in int_fields:
             try:
                 setattr(faults, key, int(value))

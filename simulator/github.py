@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs, urlencode
 
-from simulator.core import Resp, SimState, json_resp
+from simulator.core import Resp, SimState, fingerprint, json_resp
 from simulator.model import Package, gh_time, sha1
 from simulator.world import is_org
 
@@ -38,6 +38,36 @@ def user_json(api: str, login: str, uid: int, kind: str = "User") -> dict:
         "received_events_url": f"{u}/received_events", "type": kind, "user_view_type": "public",
         "site_admin": False,
     }
+
+
+# Accounts: several tokens may belong to one account, as on GitHub (a user's personal access tokens
+# share its limits). A token's account is the part before its first "+" ("alice+1" and "alice+2": one
+# account; a token without "+" is an account of its own). Its login is derived, never the token's text.
+ACCOUNT_SEP = "+"
+
+
+def account_of(token: str) -> str:
+    """The account part of a token (what its limits are counted by)."""
+    return token.split(ACCOUNT_SEP, 1)[0]
+
+
+def login_for(token: str) -> str:
+    """The login `GET /user` answers for a token: `user-` and a short digest of its account part."""
+    return "user-" + fingerprint(account_of(token)).removeprefix("tok_")
+
+
+def authenticated_user(api: str, token: str | None) -> Resp:
+    """`GET /user` ("Get the authenticated user"): the token's account, or 401 without a token."""
+    if token is None:
+        return json_resp({"message": "Requires authentication",
+                          "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+                          "status": "401"}, 401)
+    login = login_for(token)
+    body = user_json(api, login, owner_id(login))
+    body.update({"name": None, "company": None, "blog": "", "location": None, "email": None, "hireable": None,
+                 "bio": None, "twitter_username": None, "public_repos": 0, "public_gists": 0, "followers": 0,
+                 "following": 0, "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z"})
+    return json_resp(body)
 
 
 def owner_id(login: str) -> int:

@@ -114,6 +114,9 @@ class Simulator:
                 return name, "github", lambda: github.handle(s, base, "id", m.group(1), rest, query, authed)
             if path == "/api/v3/rate_limit":
                 return "github.rate_limit", "github", lambda: Resp(200)
+            if path == "/api/v3/user":
+                token = _token(request)
+                return "github.user", "github", lambda: github.authenticated_user(f"{base}/api/v3", token)
             return "github.other", "github", lambda: github.not_found("")
         if path == "/api/graphql":
             return "github.graphql", "github", None
@@ -154,6 +157,7 @@ class Simulator:
         return "unknown", "sim", None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.time()
         raw = request.raw_path
         path, _, query = raw.partition("?")
         base = f"{request.scheme}://{request.host}"
@@ -163,7 +167,8 @@ class Simulator:
         token = _token(request)
         who = fingerprint(token) if token else "anonymous"
         s = self.state
-        seen = {"method": request.method, "path": raw, "who": who, "headers": request.headers}
+        seen = {"method": request.method, "path": raw, "who": who, "headers": request.headers, "at": arrived,
+                "account": (github.login_for(token) if token else "anonymous") if host == "github" else None}
         if route == "unknown":
             resp = Resp(404, b"404: Not Found", {}, "text/plain")
             s.record(route=route, status=404, **seen)
@@ -290,7 +295,8 @@ class Simulator:
         """GitHub's pipeline: credentials, secondary and primary limits, faults, the answer, charging."""
         s = self.state
         f = self.faults
-        client = f"tok:{fingerprint(token)}" if token else f"anon:{request.remote}"
+        # limits are counted per account (tokens of one account share them) or per IP without a token
+        client = f"tok:{fingerprint(github.account_of(token))}" if token else f"anon:{request.remote}"
         rid = self._request_id()
         if token and ("invalid" in token or token.startswith("bad")):
             resp = json_resp({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest",
@@ -303,18 +309,21 @@ class Simulator:
         s.inflight[client] += 1
         try:
             if s.inflight[client] > f.concurrency:
+                faults.append("secondary")  # a limit, not a fault: logged so a test can count refusals
                 resp = json_resp({"message": SECONDARY.format(rid=rid),
                                   "documentation_url": "https://docs.github.com/rest/overview/"
                                   "rate-limits-for-the-rest-api#about-secondary-rate-limits",
                                   "status": "403"}, 403, {"Retry-After": "60"})
                 self._gh_headers(resp, s.window(client, resource, limit), resource, token, rid)
                 return resp, 0
-            if f.burst and not is_graphql and route != "github.rate_limit":
+            burst = f.graphql_burst if is_graphql else f.burst
+            if burst:  # GitHub's points a minute per account: every request counts, /rate_limit too
                 now = time.monotonic()
-                dq = s.bursts.setdefault(client, deque())
-                while dq and now - dq[0] > 60:
+                dq = s.bursts.setdefault(f"{client} {resource}", deque())
+                while dq and now - dq[0] > f.burst_window:
                     dq.popleft()
-                if len(dq) >= f.burst:
+                if len(dq) >= burst:
+                    faults.append("secondary")
                     resp = json_resp({"message": SECONDARY.format(rid=rid),
                                       "documentation_url": "https://docs.github.com/rest/overview/"
                                       "rate-limits-for-the-rest-api#about-secondary-rate-limits",

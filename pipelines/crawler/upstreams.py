@@ -42,7 +42,9 @@ class Upstreams:
         concurrency: Counter[str] = Counter()
         for up in wiring.upstreams:
             concurrency[netloc(up.base_url)] += up.semaphore.max_limit
-        clients = make_clients([up.base_url for up in wiring.upstreams], concurrency, tuning, transport=transport)
+        paced = [up.paced for up in wiring.upstreams if up.paced is not None]
+        clients = make_clients([up.base_url for up in wiring.upstreams], concurrency, tuning, transport=transport,
+                               paced=paced)
         for up in wiring.upstreams:
             up.client = clients[netloc(up.base_url)]
         return cls(by_source, clients)

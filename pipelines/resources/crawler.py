@@ -57,6 +57,8 @@ class CrawlerResource(dg.ConfigurableResource):
         "e.g. PYPI_URL); a source left out uses that variable's default.",
     )
     jobs_in_flight: int | None = Field(default=None, description="Crawl jobs running at once (None: the default).")
+    github_pace_per_minute: str | None = None  # PULSE_GITHUB_PACE_PER_MINUTE (pipelines/sources/http/pace.py)
+    github_pace_window_s: str | None = None  # PULSE_GITHUB_PACE_WINDOW_S
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -67,6 +69,8 @@ class CrawlerResource(dg.ConfigurableResource):
             "PULSE_TIMEZONE": self.timezone,
             "GITHUB_TOKEN": self.github_tokens,
             "GITHUB_GRAPHQL_URL": self.github_graphql_url,
+            "PULSE_GITHUB_PACE_PER_MINUTE": self.github_pace_per_minute,
+            "PULSE_GITHUB_PACE_WINDOW_S": self.github_pace_window_s,
         })
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,

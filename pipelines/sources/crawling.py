@@ -101,8 +101,8 @@ class Wiring:
         self.upstreams.append(up)
         return up
 
-    def token_pool(self, tokens: Any, per_minute: int | None) -> TokenPool:
-        return TokenPool(tokens, deadline=self.deadline, log=self.log, per_minute=per_minute)
+    def token_pool(self, tokens: Any) -> TokenPool:
+        return TokenPool(tokens, deadline=self.deadline, log=self.log)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -36,10 +37,14 @@ from pipelines.sources.facts import (
     SourceFacts,
     cast_columns,
 )
+from pipelines.sources.http.accounts import Accounts
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.health import EndpointRule
+from pipelines.sources.http.hosts import netloc
+from pipelines.sources.http.pace import Pace, safe_key
 from pipelines.sources.http.pages import merge_pages
-from pipelines.sources.http.quota import TokenPool
+from pipelines.sources.http.quota import BudgetExceeded, TokenPool
+from pipelines.sources.http.transport import Paced
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
 from pipelines.sources.reading import Bodies, JsonShape, is_bot_expr, malformed, structure
@@ -121,42 +126,77 @@ class GraphQLResult:
 class GitHub:
     def __init__(self, rest: Upstream, graphql: Upstream | None, *, pool: TokenPool | None = None,
                  computing_attempts: int = 4, computing_base_s: float = 2.0, computing_max_s: float = 15.0,
-                 max_pages: int = 50) -> None:
+                 max_pages: int = 50, accounts: Accounts | None = None) -> None:
         self.rest = rest
         self.graphql = graphql
         self.pool = pool
+        self.accounts = accounts
         self.computing_attempts = computing_attempts
         self.computing_base_s = computing_base_s
         self.computing_max_s = computing_max_s
         self.max_pages = max_pages
         self.graphql_cost = 0.0
 
-    async def prime_quota(self) -> None:
-        """Ask `GET /rate_limit` once per token, so rotation starts from what each token has left.
-
-        GitHub does not charge that request against any limit, and it tells the REST (`core`) and
-        GraphQL quota of the token: a token a previous run spent this hour is then passed over from
-        the first request instead of answering a 403. Failures (a GitHub Enterprise with rate
-        limiting off answers 404) leave the quota unknown, as before.
-        """
+    async def _ask(self, path: str, index: int) -> Any:
+        """GET `path` with token `index` once (no retries: a failure leaves what it would tell
+        unknown); the JSON body of a 200, else None. Counted like every request (and paced by the
+        transport)."""
         pool, rest = self.rest.pool, self.rest
+        assert pool is not None
+        try:
+            async with rest.semaphore:
+                rest.stats.requests += 1
+                response = await rest.client.get(rest.absolute(path), headers={**REST_HEADERS,
+                                                                               **pool.auth_header(index)})
+        except httpx.HTTPError:
+            rest.stats.statuses[0] += 1
+            return None
+        except BudgetExceeded:
+            return None  # the pace would overrun the time budget: the crawl's first job stops the source
+        rest.stats.statuses[response.status_code] += 1
+        if path != "/rate_limit" and response.status_code == 200:
+            rest.stats.quota_spent += 1  # `/user` is charged, like any REST request; `/rate_limit` is not
+        try:
+            return orjson.loads(response.content) if response.status_code == 200 else None
+        except orjson.JSONDecodeError:
+            return None
+
+    async def identify(self) -> None:
+        """Ask `GET /user` once per token: tokens answering the same `login` are one account, with one
+        pace and one quota (GitHub counts both per user). A token that does not answer one stays
+        `unidentified`: it gets its own quota view, and its pace counts against every account."""
+        pool = self.rest.pool
+        if pool is None or self.accounts is None or not pool.authenticated:
+            return
+
+        async def one(index: int) -> str | None:
+            if pool.quota(index, "core").available(pool.clock()) <= 0:
+                return None  # spent (GET /rate_limit said so): /user would answer 403 until the reset
+            body = await self._ask("/user", index)
+            login = body.get("login") if isinstance(body, dict) else None
+            return login if isinstance(login, str) and NAME_RE.match(login) else None
+
+        logins = await asyncio.gather(*(one(index) for index in range(pool.size)))
+        for index, login in enumerate(logins):
+            self.accounts.bind(index, login)
+        pool.set_accounts([login.lower() if login else None for login in logins])
+
+    async def prime_quota(self) -> None:
+        """Ask `GET /rate_limit` once per token, so rotation starts from what each has left.
+
+        GitHub does not charge that request against the primary quota, and it tells the REST (`core`)
+        and GraphQL quota of the token's account: one a previous run spent this hour is then passed
+        over from the first request instead of answering a 403 (and is not asked `GET /user`, which
+        is charged). Failures (a GitHub Enterprise with rate limiting off answers 404) leave the quota
+        unknown, as before.
+        """
+        pool = self.rest.pool
         if pool is None:
             return
-        url = rest.absolute("/rate_limit")
 
         async def one(index: int) -> None:
-            try:
-                async with rest.semaphore:
-                    rest.stats.requests += 1
-                    response = await rest.client.get(url, headers={**REST_HEADERS, **pool.auth_header(index)})
-            except httpx.HTTPError:
-                rest.stats.statuses[0] += 1
-                return
-            rest.stats.statuses[response.status_code] += 1
-            try:
-                resources = orjson.loads(response.content).get("resources") if response.status_code == 200 else None
-            except (orjson.JSONDecodeError, AttributeError):
-                return
+            body = await self._ask("/rate_limit", index)
+            resources = body.get("resources") if isinstance(body, dict) else None
             for name in ("core", "graphql"):
                 entry = resources.get(name) if isinstance(resources, dict) else None
                 if isinstance(entry, dict):
@@ -374,19 +414,49 @@ class GitHubCrawling(Source):
         leaves of GitHub's limit, whatever the tuning says.
         """
         tuning, tokens = wiring.tuning, settings.github_tokens
-        pool = wiring.token_pool(tokens, tuning.github_rest_per_minute)
+        pool = wiring.token_pool(tokens)
+        accounts = Accounts(tokens)
         graphql_size = max(1, min(tuning.graphql_concurrency, MAX_CONCURRENCY // 2)) if tokens else 0
         rest = wiring.upstream(self.name, url, max(1, min(self.cap(tuning), MAX_CONCURRENCY - graphql_size)),
                                pool=pool, resource="core")
         graphql = (wiring.upstream(f"{self.name}-graphql", settings.github_graphql_url, graphql_size,
                                    pool=pool, resource="graphql") if tokens else None)
+        self._pace(rest, graphql, pool, accounts, settings, wiring)
         return GitHub(rest, graphql, pool=pool, computing_attempts=tuning.computing_attempts,
                       computing_base_s=tuning.computing_base_s, computing_max_s=tuning.computing_max_s,
-                      max_pages=tuning.max_pages)
+                      max_pages=tuning.max_pages, accounts=accounts)
+
+    @staticmethod
+    def _pace(rest: Upstream, graphql: Upstream | None, pool: TokenPool, accounts: Accounts, settings: Any,
+              wiring: Wiring) -> None:
+        """GitHub's secondary limits as paces shared under PULSE_HOME/state/pace/<API host>/ by every
+        crawl process (`pipelines.sources.http.pace`), applied by the transport to every request."""
+        tuning = wiring.tuning
+        if tuning.github_rest_per_minute is None:
+            return  # off (tests, benchmarks)
+        per_minute = getattr(settings, "github_pace_per_minute", None)
+        rest_limit = tuning.github_rest_per_minute if per_minute is None else per_minute
+        window = getattr(settings, "github_pace_window_s", None) or tuning.github_pace_window_s
+        root = Path(settings.home) / "state" / "pace" / safe_key(netloc(rest.base_url).replace(":", "_"))
+        paces: dict[str, Pace] = {}
+        for up, resource, limit, what in ((rest, "core", rest_limit, "REST requests"),
+                                          (graphql, "graphql", tuning.github_graphql_per_minute, "GraphQL queries")):
+            if up is None or not limit:
+                continue
+            paces[resource] = Pace(root / ("rest" if resource == "core" else "graphql"), limit, window, what=what,
+                                   deadline=wiring.deadline, log=wiring.log)
+            up.paced = Paced(up.base_url, paces[resource], accounts, graphql=resource == "graphql")
+
+        def estimate(index: int, resource: str) -> float:
+            pace = paces.get(resource)
+            return pace.estimate(accounts.key_of(index if pool.authenticated else None)) if pace else 0.0
+
+        pool.estimate = estimate
 
     async def prepare(self, client: GitHub, jobs: list[Job]) -> None:
         if jobs:
             await client.prime_quota()  # free: what every token has left, before spending
+            await client.identify()  # GET /user per token: which tokens share an account
 
     def units(self, client: GitHub, jobs: list[Job], tuning: Tuning) -> list[tuple[Any, int]]:
         """With GraphQL, repositories whose metadata is due go in batches of `Tuning.graphql_batch`."""

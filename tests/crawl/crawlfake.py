@@ -167,6 +167,10 @@ class Fake:
     def github(self, request: httpx.Request, path: str) -> httpx.Response:
         auth = request.headers.get("authorization")
         token = auth.split()[-1] if auth else "anonymous"
+        if path == "/user":  # each token an account of its own (the simulator has shared ones)
+            if not auth:
+                return httpx.Response(401, json={"message": "Requires authentication"})
+            return httpx.Response(200, json={"login": "acct-" + hashlib.sha256(token.encode()).hexdigest()[:8]})
         if path == "/rate_limit":  # free, like GitHub's
             core = {"limit": 5000, "remaining": max(0, self.quota_by_token.get(token, self.quota)),
                     "reset": int(self.now + self.reset_in)}

@@ -188,7 +188,7 @@ def test_second_crawl_is_conditional_and_keeps_bodies(tmp_path, fake):
         # pypistats is asked at most once a day, forced or not: its rows are the first crawl's
         assert row["status"] == (200 if "graphql" in key or key.startswith("pypistats:") else 304), key
         assert row["body"] == before[key]["body"]  # the last good body stays current
-    assert second.sources["github"].quota_spent <= 1  # authorised 304s are free; only the GraphQL batch counts
+    assert second.sources["github"].quota_spent <= 2  # authorised 304s are free: the GraphQL batch and GET /user
     assert second.not_modified == second.archived - 2  # graphql nodes have no ETag
 
 
@@ -310,7 +310,8 @@ def test_graphql_batches_with_a_token(tmp_path, fake):
     assert any(p.startswith("/repos/owner/beta/stats") for p in paths(fake))  # the new name
     graphql_posts = [r for r in fake.requests if r.url.path == "/graphql"]
     assert len(graphql_posts) == 2  # batch size 2 in FAST
-    assert report.sources["github"].quota_spent == 2 + 2 * 2 + 2  # 2 GraphQL points + REST (alpha: 3 pages)
+    # 2 GraphQL points + REST (alpha: 3 pages) + GET /user (which account the token is)
+    assert report.sources["github"].quota_spent == 2 + 2 * 2 + 2 + 1
 
 
 def test_gitlab_and_bitbucket(tmp_path, fake):
@@ -388,29 +389,20 @@ def test_archive_rows_follow_the_schema(tmp_path, fake):
     assert frame["url"].str.starts_with("/").all()
 
 
-def test_token_pool_paces_below_the_secondary_limit():
-    slept: list[float] = []
-    mono = [0.0]
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        mono[0] += seconds
+def test_token_pool_shares_quota_within_an_account_and_prefers_one_with_pace_room():
+    from pydantic import SecretStr
 
     async def main() -> list[int]:
-        from pydantic import SecretStr
-
-        pool = TokenPool((SecretStr("a"), SecretStr("b")), sleep=sleep, monotonic=lambda: mono[0],
-                         per_minute=3)
-        used = []
-        for _ in range(7):
-            index = await pool.acquire("core")
-            pool.release(index, "core", None)
-            used.append(index)
+        pool = TokenPool((SecretStr("a"), SecretStr("b"), SecretStr("c")))
+        pool.set_accounts(["alice", "alice", None])  # c: unknown, an account of its own
+        assert pool.accounts == [0, 2]
+        pool.observe(1, "core", 5000, 3, 2_000_000_000)  # said of b: it is alice's quota
+        assert pool.quota(0, "core").remaining == 3
+        pool.estimate = lambda index, resource: 0.0 if index == 0 else 9.0  # alice's pace has room
+        used = [await pool.acquire("core") for _ in range(4)]
         return used
 
-    used = asyncio.run(main())
-    assert sorted(used[:6]) == [0, 0, 0, 1, 1, 1]  # both tokens used before any wait
-    assert len(slept) == 1 and 59 <= slept[0] <= 61
+    assert asyncio.run(main()) == [0, 0, 0, 2]  # alice's 3 left, then the other account
 
 
 @pytest.mark.parametrize("tokens", [(), ("tok",)])

@@ -1,10 +1,12 @@
-"""Rate limits: GitHub's primary quota per token, its secondary limit, and when to give up waiting.
+"""Rate limits: GitHub's primary quota per account, when to give up waiting, and back-offs.
 
 Hitting a limit costs more than respecting it (403s, then back-offs of a minute or more), so the
 crawl keeps its own account: requests in flight are reserved against the quota the last answer
-reported, REST requests are paced below the per-minute secondary limit, and an upstream's
-concurrency halves when a secondary limit trips anyway. Every wait is checked against the crawl's
-time budget first; a wait that would overrun it raises `BudgetExceeded` instead of sleeping.
+reported, tokens of one account (the same `GET /user` login) share one quota view, as GitHub counts
+them, and an upstream's concurrency halves when a secondary limit trips anyway. The per-minute
+secondary limit itself is kept by the shared pace (`pipelines.sources.http.pace`), which the
+transport applies to every request. Every wait is checked against the crawl's time budget first; a
+wait that would overrun it raises `BudgetExceeded` instead of sleeping.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,7 +91,9 @@ class TokenPool:
     """Chooses a token per request by remaining quota and waits (or stops) when all are spent.
 
     Requests in flight are reserved against `remaining`, so the crawl throttles *before* the
-    quota runs out instead of provoking 403s. `tokens` may be empty (anonymous REST).
+    quota runs out instead of provoking 403s. `tokens` may be empty (anonymous REST). Tokens of one
+    account share one quota (`set_accounts`); `estimate(index, resource)`, when given, says how long
+    the token's account would wait for its pace, so a token whose account has room is preferred.
     """
 
     def __init__(
@@ -101,13 +105,10 @@ class TokenPool:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        per_minute: int | None = None,
     ) -> None:
         self._tokens: list[SecretStr | None] = list(tokens) or [None]
-        # pacing below GitHub's secondary limit (REST: 900 points a minute per token)
-        self.per_minute = per_minute
-        self._sent: dict[int, deque[float]] = {}
-        self._paced_logged = False
+        self._group: list[int] = list(range(len(self._tokens)))  # token -> first token of its account
+        self.estimate: Callable[[int, str], float] | None = None
         self._quota: dict[tuple[int, str], _Quota] = {}
         self.deadline = deadline  # monotonic
         self.log = log or logging.getLogger(__name__)
@@ -117,6 +118,9 @@ class TokenPool:
         self._logged_wait: float | None = None
         self.waited_s = 0.0  # seconds of distinct reset waits (not multiplied by the waiting requests)
         self.used: Counter[int] = Counter()
+
+    def clock(self) -> float:
+        return self._clock()
 
     @property
     def authenticated(self) -> bool:
@@ -134,49 +138,39 @@ class TokenPool:
         quota = self.quota(index, resource)
         quota.limit, quota.remaining, quota.reset_at = int(limit), int(remaining), float(reset)
 
+    def set_accounts(self, accounts: Sequence[str | None]) -> None:
+        """Which account each token belongs to (None: unknown, its own): one quota per account."""
+        first: dict[str, int] = {}
+        self._group = [index if account is None else first.setdefault(account, index)
+                       for index, account in enumerate(accounts)]
+
+    @property
+    def accounts(self) -> list[int]:
+        """The first token of each account (one per distinct quota)."""
+        return sorted(set(self._group))
+
     def quota(self, index: int, resource: str) -> _Quota:
-        return self._quota.setdefault((index, resource), _Quota())
+        return self._quota.setdefault((self._group[index], resource), _Quota())
 
     def auth_header(self, index: int) -> dict[str, str]:
         token = self._tokens[index]
         return {} if token is None else {"Authorization": f"Bearer {token.get_secret_value()}"}
 
-    def _pace_delay(self, index: int, now: float) -> float:
-        """Seconds until token `index` may send another REST request under `per_minute`."""
-        if not self.per_minute:
-            return 0.0
-        sent = self._sent.setdefault(index, deque())
-        while sent and now - sent[0] >= 60.0:
-            sent.popleft()
-        return 0.0 if len(sent) < self.per_minute else 60.0 - (now - sent[0])
-
     async def acquire(self, resource: str) -> int:
         while True:
             now = self._clock()
-            mono = self._monotonic()
-            paced = self.per_minute and resource == "core"
             best, best_avail, best_delay = 0, float("-inf"), float("inf")
             for index in range(len(self._tokens)):
                 avail = self.quota(index, resource).available(now)
                 if avail <= 0:
                     continue
-                delay = self._pace_delay(index, mono) if paced else 0.0
+                delay = self.estimate(index, resource) if self.estimate is not None else 0.0
                 if (delay, -avail) < (best_delay, -best_avail):
                     best, best_avail, best_delay = index, avail, delay
-            if best_avail > 0 and best_delay <= 0:
+            if best_avail > 0:  # the transport waits for the pace of the token's account
                 self.quota(best, resource).in_flight += 1
                 self.used[best] += 1
-                if paced:
-                    self._sent[best].append(mono)
                 return best
-            if best_avail > 0:  # quota left, but sending now would trip the secondary limit
-                if self.deadline is not None and mono + best_delay > self.deadline:
-                    raise BudgetExceeded("pacing below the secondary rate limit would exceed the time budget")
-                if not self._paced_logged:
-                    self._paced_logged = True
-                    self.log.info("GitHub: pacing REST requests at %d a minute per token", self.per_minute)
-                await self._sleep(best_delay + 0.01)
-                continue
             if any(q.in_flight for (_, res), q in self._quota.items() if res == resource):
                 # the last requests are out: their answers (a free 304, a new window) may free quota
                 await self._sleep(0.05)
@@ -238,9 +232,10 @@ class TokenPool:
     def exhausted_headers(self, resource: str, headers: Mapping[str, str]) -> None:
         """Mark every token's `resource` quota spent (GraphQL RATE_LIMITED names no token)."""
         reset = header_int(headers.get("x-ratelimit-reset"))
-        for index in range(len(self._tokens)):
+        accounts = self.accounts
+        for index in accounts:
             quota = self.quota(index, resource)
-            if (quota.remaining is not None and quota.remaining < 5) or len(self._tokens) == 1:
+            if (quota.remaining is not None and quota.remaining < 5) or len(accounts) == 1:
                 self.exhausted(index, resource, reset)
 
     def snapshot(self) -> list[dict[str, Any]]:

@@ -2,17 +2,73 @@
 
 Kept apart from the request logic (`pipelines.sources.http.upstream`) because it is the one piece chosen for
 speed rather than behaviour: tests swap it for an in-process fake transport.
+
+It is also the one choke point of politeness: a client whose host carries a paced API (GitHub's REST
+and GraphQL, `Paced`) sends every request through `PacedTransport`, which waits for the account's
+pace right before the request leaves. Retries, 202 polls, redirect follow-ups, extra pages,
+`/rate_limit` and `/user` all go through a client, so none can slip past, whatever code sends them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from pipelines.sources.http.accounts import Accounts
 from pipelines.sources.http.hosts import USER_AGENT, netloc
+from pipelines.sources.http.pace import Pace
 from pipelines.sources.http.tuning import Tuning
+
+CHEAP_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Paced:
+    """Requests under `base_url` wait for `pace` first, keyed by the account of their token.
+
+    Points (GitHub, "Calculating points for the secondary rate limit"): REST GET/HEAD/OPTIONS 1,
+    other methods 5; a GraphQL query 1 (the crawl sends no mutations).
+    """
+
+    base_url: str
+    pace: Pace
+    accounts: Accounts
+    graphql: bool = False
+
+    def covers(self, url: str) -> bool:
+        return url == self.base_url or url.startswith(self.base_url.rstrip("/") + "/") or (
+            url.startswith(self.base_url + "?"))
+
+    def points(self, method: str) -> int:
+        return 1 if self.graphql or method.upper() in CHEAP_METHODS else 5
+
+
+class PacedTransport(httpx.AsyncBaseTransport):
+    """Waits for the pace of the request's account (longest matching base URL), then sends."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, routes: Sequence[Paced]) -> None:
+        self.inner = inner
+        self.routes = sorted(routes, key=lambda r: len(r.base_url), reverse=True)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        for route in self.routes:
+            if route.covers(url):
+                key = route.accounts.key(request.headers.get("authorization"))
+                ticket = await route.pace.acquire(key, route.points(request.method))
+                try:
+                    return await self.inner.handle_async_request(request)
+                finally:
+                    route.pace.done(key, ticket)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        for route in self.routes:
+            route.pace.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -76,20 +132,27 @@ def make_clients(
     concurrency_by_netloc: Mapping[str, int],
     tuning: Tuning,
     transport: httpx.AsyncBaseTransport | None = None,
+    paced: Sequence[Paced] = (),
 ) -> dict[str, httpx.AsyncClient]:
-    """One keep-alive `httpx.AsyncClient` per network location."""
+    """One keep-alive `httpx.AsyncClient` per network location; a location with a paced API gets
+    its transport wrapped in `PacedTransport`."""
     clients: dict[str, httpx.AsyncClient] = {}
     for url in base_urls:
         loc = netloc(url)
         if loc in clients:
             continue
         size = max(1, concurrency_by_netloc.get(loc, 16))
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        inner = transport or (AiohttpTransport(size) if tuning.aiohttp_transport else None)
+        routes = [route for route in paced if netloc(route.base_url) == loc]
+        if routes:
+            inner = PacedTransport(inner or httpx.AsyncHTTPTransport(limits=limits, trust_env=False), routes)
         clients[loc] = httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(tuning.timeout_s, connect=tuning.connect_timeout_s),
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            limits=limits,
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
-            transport=transport or (AiohttpTransport(size) if tuning.aiohttp_transport else None),
+            transport=inner,
         )
     return clients

@@ -26,7 +26,12 @@ class Tuning:
     max_pages: int = 50  # contributors / commits pages per request key
     # requests in flight per source name, overriding the source's own `Source.concurrency`
     concurrency: Mapping[str, int] = field(default_factory=dict, hash=False)
-    github_rest_per_minute: int | None = 900  # per token; GitHub's secondary limit (None: off)
+    # GitHub's secondary limits, points per pace window per account, shared by every crawl process
+    # (`pipelines.sources.http.pace`; None: the pace off, for tests and benchmarks). The settings
+    # PULSE_GITHUB_PACE_PER_MINUTE and PULSE_GITHUB_PACE_WINDOW_S override the REST figure and the window.
+    github_rest_per_minute: int | None = 900
+    github_graphql_per_minute: int | None = 2000
+    github_pace_window_s: float = 60.0
     # repositories per GraphQL query. GitHub's cost: the connections a query asks for (here one per
     # repository: `repositoryTopics(first: 20)`; `totalCount`-only connections are not counted) / 100, rounded, at
     # least 1 point, and at most 500,000 nodes per query. 100 repositories = 100 connections, 2,000

@@ -39,6 +39,7 @@ from pipelines.sources.http.quota import (
     notify,
     retry_after_seconds,
 )
+from pipelines.sources.http.transport import Paced
 from pipelines.sources.http.tuning import Tuning
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -113,6 +114,7 @@ class Upstream:
         self.stats = UpstreamStats()
         self.backoffs: list[float] = []  # seconds of each secondary-limit back-off episode
         self._paused_until = 0.0  # monotonic; a secondary rate limit pauses the whole upstream
+        self.paced: Paced | None = None  # set by a source whose API is paced (the transport applies it)
         check_url(self.base_url, self.allowed)
 
     # urls -------------------------------------------------------------------------------
