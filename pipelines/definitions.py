@@ -19,7 +19,7 @@ from assets.health.checks import health_checks
 from assets.history.assets import history_assets
 from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
-from assets.raw.assets import crawl
+from assets.raw.assets import ALL_PARTITIONS_TAGS, crawl
 from pipelines.resources import CrawlerResource, PulseResource, WarehouseResource
 from pipelines.sources.registry import SOURCES
 
@@ -62,6 +62,7 @@ daily_refresh = dg.ScheduleDefinition(
     cron_schedule="0 4 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    execution_fn=lambda _: dg.RunRequest(tags=ALL_PARTITIONS_TAGS),  # every crawl partition in one run
     description="Turn on in the UI to keep the directory fresh (stale data is re-crawled first).",
 )
 
