@@ -236,26 +236,56 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
                "crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
                                     processes=processes)}
         tags.update(partition_tags(partition))
-    run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}})
-    with dg.DagsterInstance.get() as instance, contextlib.ExitStack() as stack:
+    loggers = {"console": {"config": {"log_level": log_level}}}
+    run_config = dg.RunConfig(ops=ops, loggers=loggers)
+    with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
         if processes > 1 and not replay:
-            config = run_config.to_config_dict()
-            config["execution"] = {"config": {"multiprocess": {"max_concurrent": processes}}}
-            result = stack.enter_context(dg.execute_job(
-                dg.reconstructable(refresh_job), instance=instance, run_config=config, tags=tags,
-                raise_on_error=False))
-        else:
-            result = job.execute_in_process(
-                run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
-                tags=tags,
-            )
-        step_seconds = {
-            stat.step_key: stat.end_time - stat.start_time
-            for stat in instance.get_run_step_stats(result.run_id)
-            if stat.start_time is not None and stat.end_time is not None
-        }
-        return _outcome(result, started, step_seconds)
+            return _run_in_processes(defs, instance, run_config, tags, processes, started)
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                        asset_selection=selection, tags=tags)
+        return _outcome(result, started, _step_seconds(instance, result.run_id))
+
+
+CRAWL_GROUPS = ("catalogue", "raw")
+
+
+def _run_in_processes(defs, instance: dg.DagsterInstance, run_config: dg.RunConfig, tags: dict[str, str],
+                      processes: int, started: float) -> RefreshOutcome:
+    """The refresh in two runs of the `refresh` job: the catalogue and the crawl under Dagster's
+    multiprocess executor (the crawl's slices in parallel processes), then everything downstream in
+    this process. The downstream steps all write the one DuckDB file one at a time (the writer pool),
+    so a process each would only add a process start per step."""
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    crawl_keys = [key for key in keys if graph.get(key).group_name in CRAWL_GROUPS]
+    rest = [key for key in keys if graph.get(key).group_name not in CRAWL_GROUPS]
+    config = run_config.to_config_dict()
+    # forkserver with the code location preloaded: each step forks ready, no second import
+    config["execution"] = {"config": {"multiprocess": {
+        "max_concurrent": processes,
+        "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}
+    with dg.execute_job(dg.reconstructable(refresh_job), instance=instance, run_config=config, tags=tags,
+                        asset_selection=crawl_keys, raise_on_error=False) as crawled:
+        first = _outcome(crawled, started, _step_seconds(instance, crawled.run_id))
+    if not first.success:
+        return first
+    downstream = {RUN_TAG: tags[RUN_TAG]}
+    result = defs.resolve_job_def("refresh").execute_in_process(
+        run_config=dg.RunConfig(loggers=config["loggers"]), instance=instance, raise_on_error=False,
+        asset_selection=rest, tags=downstream)
+    second = _outcome(result, started, _step_seconds(instance, result.run_id))
+    second.step_seconds = {**first.step_seconds, **second.step_seconds}
+    second.crawl = first.crawl
+    return second
+
+
+def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    return {
+        stat.step_key: stat.end_time - stat.start_time
+        for stat in instance.get_run_step_stats(run_id)
+        if stat.start_time is not None and stat.end_time is not None
+    }
 
 
 def _outcome(result: RunResult, started: float, step_seconds: dict[str, float]) -> RefreshOutcome:
