@@ -31,8 +31,10 @@ class FakeCrawlerResource(CrawlerResource):
         for source, rows in sample_responses().items():
             rows = [row for row in rows if row.subject in subjects
                     and (partitions is None or partition_of(source, row.subject) in partitions)]
-            if rows:
-                write_batch(raw_dir, source, rows, run_id)
+            for key in sorted({partition_of(source, row.subject) for row in rows} if partitions else {None}):
+                batch = [row for row in rows if key is None or partition_of(source, row.subject) == key]
+                if batch:  # a partitioned crawl writes each partition's batches apart, as the real one
+                    write_batch(raw_dir, source, batch, run_id, key)
             report.sources[source] = SourceStats(requests=len(rows), statuses=Counter(row.status for row in rows))
             report.archived += len(rows)
             report.errors.extend((row.subject, source, row.error_kind, row.status, row.error or "")
