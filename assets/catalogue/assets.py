@@ -22,6 +22,7 @@ from pydantic import Field
 from assets.catalogue.guard import Verdict, judge_catalogue
 from assets.catalogue.readers import CatalogueRecords, read_catalogue
 from assets.catalogue.transform import TABLES, CatalogueFrames, build_catalogue, reject_codes, repo_problem_codes
+from assets.metadata import table_definition, tables_metadata
 from pipelines import progress
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from pipelines.sources.djangopackages import CatalogueError
@@ -47,15 +48,6 @@ def stored_packages(con) -> int:
         return int(con.execute("SELECT count(*) FROM catalogue.packages").fetchone()[0])
     except duckdb.CatalogException:  # no table yet: nothing stored
         return 0
-
-_DESCRIPTIONS = {
-    "categories": "Catalogue categories (App, Framework, Project, Other on djangopackages).",
-    "grids": "Comparison grids of the catalogue.",
-    "grid_packages": "Grid memberships between known grids and packages.",
-    "packages": "Catalogue packages with the parsed repository (host/owner/name/key) and PyPI name; "
-                "`repo_url_problem` / `pypi_url_problem` say why a repository / PyPI project is not crawled.",
-    "rejects": "Catalogue rows that could not be used, with the reason and the record as JSON.",
-}
 
 
 def _markdown_preview(rejects: pl.DataFrame, rows: int = 20) -> str:
@@ -117,8 +109,9 @@ def _check_result(verdict: Verdict, source: str) -> dg.AssetCheckResult:
 @dg.multi_asset(
     name="catalogue",
     specs=[
-        dg.AssetSpec(key, group_name="catalogue", description=_DESCRIPTIONS[name], kinds={"duckdb", "polars"},
-                     skippable=True)  # a refused read materializes nothing
+        dg.AssetSpec(key, group_name="catalogue", kinds={"duckdb", "polars"},
+                     skippable=True,  # a refused read materializes nothing
+                     **table_definition(f"catalogue.{name}"))
         for name, key in CATALOGUE_KEYS.items()
     ],
     check_specs=[dg.AssetCheckSpec(
@@ -138,6 +131,7 @@ def catalogue(context: dg.AssetExecutionContext, config: CatalogueConfig, pulse:
     progress.report("catalogue", 0, 1)
     records: CatalogueRecords | None = None
     frames: CatalogueFrames | None = None
+    described: dict[str, dict] = {}  # table metadata of what was written (assets.metadata)
     try:
         records = read_catalogue(settings.catalogue)
     except CatalogueError as exc:
@@ -152,6 +146,7 @@ def catalogue(context: dg.AssetExecutionContext, config: CatalogueConfig, pulse:
                                   accept=config.accept_change)
         if verdict.apply and frames is not None:
             replace_tables(con, frames.tables())
+            described = tables_metadata(con, [f"catalogue.{name}" for name in TABLES])
     seconds = time.perf_counter() - started
     progress.report("catalogue", 1, 1)
     if not verdict.apply or frames is None or records is None:
@@ -168,5 +163,5 @@ def catalogue(context: dg.AssetExecutionContext, config: CatalogueConfig, pulse:
     metadata = catalogue_metadata(frames, settings.catalogue, records.source_kind, seconds)
     metadata["packages"]["verdict"] = verdict.line
     for name, key in CATALOGUE_KEYS.items():
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata[name])
+        yield dg.MaterializeResult(asset_key=key, metadata={**described[f"catalogue.{name}"], **metadata[name]})
     yield _check_result(verdict, settings.catalogue)

@@ -156,6 +156,13 @@ def records_from_json(data: Any, *, source: str = "") -> CatalogueRecords:
     raise CatalogueInvalid(f"catalogue file {source}: JSON is neither an object nor a list")
 
 
+def _pk_order(pk: Any) -> tuple[int, int, str]:
+    """Sort key for a dump's primary keys: integers numerically, anything else after them as text."""
+    if isinstance(pk, int) and not isinstance(pk, bool):
+        return (0, pk, "")
+    return (1, 0, str(pk))
+
+
 def records_from_dumpdata(data: list[Record], *, source: str = "") -> CatalogueRecords:
     """Django `dumpdata` of djangopackages (package.category, grid.grid, package.package,
     grid.gridpackage); other models are ignored."""
@@ -183,9 +190,11 @@ def records_from_dumpdata(data: list[Record], *, source: str = "") -> CatalogueR
                 **{k: fields[k] for k in ("usage", "date_deprecated", "deprecated_by") if k in fields},
             })
         elif model == "grid.gridpackage":
-            memberships.setdefault(fields.get("package"), []).append(fields.get("grid"))
+            memberships.setdefault(fields.get("package"), []).append((pk, fields.get("grid")))
     for package in packages:
-        package["grids"] = memberships.get(package["id"], [])
+        # the site lists a package's grids in the database order of its GridPackage rows (pk order)
+        rows = sorted(memberships.get(package["id"], []), key=lambda row: _pk_order(row[0]))
+        package["grids"] = [grid for _pk, grid in rows]
     return CatalogueRecords(categories, grids, packages, source, "dumpdata")
 
 

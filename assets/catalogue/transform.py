@@ -18,8 +18,12 @@ Row rules:
   `pypi_url` that names no usable project leaves `pypi_name` null and says why in `pypi_url_problem`
   (the package goes on, its repository is still crawled).
 - Grid memberships come from both sides (package `grids` and grid `packages`, URLs or ids) and are
-  deduplicated; one that points at a package or grid not in the catalogue is rejected (kind
-  `grid_package`). Memberships of rejected packages/grids are dropped with them (no second reject).
+  deduplicated. `position` is the membership's rank among the package's grids (0 = first): the order
+  of the package's `grids` list, which is the order the site gives (the database order of its grid
+  memberships, e.g. GridPackage pk order in a dump), then memberships known only from a grid's
+  `packages` list, by grid id. The API renders a package's `grids` in that order. One that points
+  at a package or grid not in the catalogue is rejected (kind `grid_package`). Memberships of
+  rejected packages/grids are dropped with them (no second reject).
 - A package's `category_id` is kept as given, even when the category is unknown (counted in notes).
 - `usage` (djangopackages' "I use this" count) is the record's `usage_count`, else its `usage` (a
   count, or a list of users as in a `dumpdata`, counted), else 0 (the v4 API has none). A value
@@ -62,7 +66,7 @@ GRID_SCHEMA = pl.Schema({
     "id": pl.Int64, "title": pl.String, "slug": pl.String, "description": pl.String,
     "is_locked": pl.Boolean, "header": pl.Boolean, "created": UTC_DATETIME, "modified": UTC_DATETIME,
 })
-GRID_PACKAGE_SCHEMA = pl.Schema({"grid_id": pl.Int64, "package_id": pl.Int64})
+GRID_PACKAGE_SCHEMA = pl.Schema({"grid_id": pl.Int64, "package_id": pl.Int64, "position": pl.Int32})
 PACKAGE_SCHEMA = pl.Schema({
     "id": pl.Int64, "title": pl.String, "slug": pl.String, "category_id": pl.Int64,
     "repo_url": pl.String, "pypi_url": pl.String, "documentation_url": pl.String,
@@ -320,6 +324,21 @@ def _refs(value: Any) -> list[Any]:
     return [value]
 
 
+def _memberships(pairs: dict[tuple[int, int], int | None]) -> pl.DataFrame:
+    """Membership rows with `position`: per package, its own list's order first (the insertion rank
+    kept in `pairs`), then grid-side-only memberships by grid id."""
+    ordered = sorted(pairs.items(), key=lambda item: (item[0][1], item[1] is None, item[1] or 0, item[0][0]))
+    rows: dict[str, list[int]] = {"grid_id": [], "package_id": [], "position": []}
+    package_id, position = None, 0
+    for (grid, package), _rank in ordered:
+        position = position + 1 if package == package_id else 0
+        package_id = package
+        rows["grid_id"].append(grid)
+        rows["package_id"].append(package)
+        rows["position"].append(position)
+    return pl.DataFrame(rows, schema=GRID_PACKAGE_SCHEMA).sort("grid_id", "package_id")
+
+
 def build_catalogue(records: CatalogueRecords) -> CatalogueFrames:
     """The catalogue frames (ARCHITECTURE.md, "Catalogue frames") from v4-shaped records."""
     rejects = _Rejects()
@@ -346,7 +365,8 @@ def build_catalogue(records: CatalogueRecords) -> CatalogueFrames:
     grid_by_id = {row["id"]: row for row in grids}
     all_package_ids = {_ref_id(r.get("id")) for r in records.packages if isinstance(r, dict)}
     all_grid_ids = {_ref_id(r.get("id")) for r in records.grids if isinstance(r, dict)}
-    pairs: set[tuple[int, int]] = set()
+    # (grid_id, package_id) -> rank in the package's own list; grid-side-only ones get None (ranked after)
+    pairs: dict[tuple[int, int], int | None] = {}
     for package_id, refs in package_refs.items():
         if package_id not in package_by_id:
             continue
@@ -358,7 +378,7 @@ def build_catalogue(records: CatalogueRecords) -> CatalogueFrames:
                 rejects.add("grid_package", record, f"invalid_grid_ref: {ref!r} names no grid id",
                             source_id=package_id, slug=slug)
             elif grid_id in grid_by_id:
-                pairs.add((grid_id, package_id))
+                pairs.setdefault((grid_id, package_id), len(pairs))
             elif grid_id not in all_grid_ids:
                 rejects.add("grid_package", record,
                             f"unknown_grid: package {package_id} lists grid {grid_id}, not in the catalogue",
@@ -374,7 +394,7 @@ def build_catalogue(records: CatalogueRecords) -> CatalogueFrames:
                 rejects.add("grid_package", record, f"invalid_package_ref: {ref!r} names no package id",
                             source_id=grid_id, slug=slug)
             elif package_id in package_by_id:
-                pairs.add((grid_id, package_id))
+                pairs.setdefault((grid_id, package_id), None)
             elif package_id not in all_package_ids:
                 rejects.add("grid_package", record,
                             f"unknown_package: grid {grid_id} lists package {package_id}, not in the catalogue",
@@ -384,9 +404,7 @@ def build_catalogue(records: CatalogueRecords) -> CatalogueFrames:
     notes["packages_with_unknown_category"] = sum(
         1 for row in packages if row["category_id"] is not None and row["category_id"] not in category_ids)
     notes["packages_without_category"] = sum(1 for row in packages if row["category_id"] is None)
-    grid_packages = pl.DataFrame(
-        {"grid_id": [g for g, _ in pairs], "package_id": [p for _, p in pairs]}, schema=GRID_PACKAGE_SCHEMA
-    ).sort("grid_id", "package_id")
+    grid_packages = _memberships(pairs)
     return CatalogueFrames(
         categories=_frame(categories, CATEGORY_SCHEMA),
         grids=_frame(grids, GRID_SCHEMA),

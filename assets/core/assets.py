@@ -9,6 +9,8 @@ from pydantic import Field
 
 from assets.core.columns import CORE_TABLES
 from assets.core.refresh import refresh_core
+from assets.metadata import table_definition, tables_metadata
+from assets.previews import endpoint_errors, most_starred, newest_crawl_errors
 from assets.raw.assets import RAW_KEYS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.ddl import create_raw_views
@@ -18,22 +20,6 @@ CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
 # every raw source of the registry, every crawl partition of each (core reads the whole archive)
 RAW_DEPS = [dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in RAW_KEYS.values()]
-
-DESCRIPTIONS = {
-    "core.categories": "Catalogue categories (one row per category id).",
-    "core.grids": "Catalogue grids (one row per grid id).",
-    "core.grid_packages": "Grid memberships between known grids and packages.",
-    "core.packages": "One row per catalogue package with what the crawl learnt (API v4 semantics).",
-    "core.repositories": "One row per repository (repo_key): what its repository host reports.",
-    "core.commit_weeks": "GitHub participation: 52 weekly commit counts per package (0 = oldest week).",
-    "core.participants": "Contributors per package in GitHub's order, anonymous excluded, bots flagged.",
-    "core.releases": "PyPI releases per package.",
-    "core.downloads_daily": "PyPI downloads per package and day, mirrors excluded (pypistats; last 180 days).",
-    "core.crawl_errors": "One row per package and failing request: kind, status, first/last seen, attempts; "
-                         "plus informational notices (severity `info`, e.g. `renamed`).",
-    "core.endpoint_errors": "One row per source endpoint not working as a whole (an open circuit of the newest "
-                            "crawl that used it), with its evidence; never turned into package facts.",
-}
 
 
 def core_key(name: str) -> dg.AssetKey:
@@ -69,7 +55,7 @@ def read_catalogue(con) -> dict:
             deps=CATALOGUE_DEPS + RAW_DEPS,
             group_name="core",
             kinds={"duckdb", "polars"},
-            description=DESCRIPTIONS[name],
+            **table_definition(name),
         )
         for name in CORE_TABLES
     ],
@@ -87,7 +73,10 @@ def core_tables(context: AssetExecutionContext, config: CoreConfig, pulse: Pulse
         catalogue = read_catalogue(con)
         refresh = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=config.full)
         create_raw_views(con, raw_dir)
-        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in CORE_TABLES}
+        described = tables_metadata(con, CORE_TABLES)  # row counts, column schemas (assets.metadata)
+        previews = {"core.packages": {"most_starred": most_starred(con)},
+                    "core.crawl_errors": {"newest": newest_crawl_errors(con)},
+                    "core.endpoint_errors": {"preview": endpoint_errors(con)}}
         kinds = dict(
             con.execute("SELECT kind, count(*) FROM core.crawl_errors WHERE severity = 'error' "
                         "GROUP BY kind ORDER BY kind").fetchall()
@@ -99,7 +88,8 @@ def core_tables(context: AssetExecutionContext, config: CoreConfig, pulse: Pulse
         stale = con.execute("SELECT count(*) FROM core.packages WHERE is_stale").fetchall()[0][0]
     for name in CORE_TABLES:
         metadata: dict[str, object] = {
-            "dagster/row_count": int(counts[name]),
+            **described[name],
+            **previews.get(name, {}),
             "rows_written": int(refresh.written.get(name, 0)),
             "refresh_mode": refresh.mode,
             "core_version": refresh.version,  # history consumes core's changes up to this version

@@ -58,7 +58,7 @@ CORE_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "created": UTC_US,
         "modified": UTC_US,
     },
-    "core.grid_packages": {"grid_id": pl.Int64(), "package_id": pl.Int64()},
+    "core.grid_packages": {"grid_id": pl.Int64(), "package_id": pl.Int64(), "position": pl.Int32()},
     "core.packages": {
         **CATALOGUE_PACKAGE_COLUMNS,
         "repo_watchers": pl.Int64(),

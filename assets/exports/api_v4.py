@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import duckdb
 import orjson
 
-DEFAULT_LIMIT = 20
+DEFAULT_LIMIT = 20  # djangopackages settings.py: REST_FRAMEWORK["PAGE_SIZE"] (no max_limit)
 KINDS = ("packages", "grids", "categories")
+# The base of every absolute link in what `pulse serve` renders: the server swaps it, in the serialized
+# bytes, for the base the client asked for (Host / X-Forwarded-*) or PULSE_PUBLIC_URL. A reserved
+# `.invalid` name (RFC 2606), so it can never be a real link. The static tree never contains it.
+LINK_BASE = "http://pulse-link-base.invalid"
 
 
 def drf_datetime(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -64,10 +69,17 @@ class ApiTables:
 
 def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
     """Read packages (with their grids, weekly commits and participants), grids and categories."""
+    # a package's grids in membership order (core.grid_packages.position, the catalogue's order, as
+    # the site's `gridpackage_set.all()`); a snapshot from before that column: by grid id
+    has_position = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_schema = 'core' AND table_name = 'grid_packages' AND column_name = 'position'"
+    ).fetchall()[0][0]
+    membership_order = "position NULLS LAST, grid_id" if has_position else "grid_id"
     packages = con.sql(
-        """
+        f"""
         WITH grid_lists AS (
-            SELECT package_id, list(grid_id ORDER BY grid_id) AS grid_ids
+            SELECT package_id, list(grid_id ORDER BY {membership_order}) AS grid_ids
             FROM core.grid_packages GROUP BY package_id),
         week_lists AS (
             SELECT package_id, list(commits ORDER BY week_index) AS commits_over_52
@@ -88,6 +100,8 @@ def load_api_tables(con: duckdb.DuckDBPyConnection) -> ApiTables:
         ORDER BY p.id DESC
         """
     ).pl()
+    # a grid's packages by title: GridSerializer's `packages` is `grid.packages` (prefetched), whose
+    # default ordering is Package.Meta.ordering = ["title"]
     grids = con.sql(
         """
         WITH members AS (
@@ -175,6 +189,60 @@ def page(kind: str, records: list[dict], ctx: ApiContext, limit: int = DEFAULT_L
     else:
         previous = f"{base}?limit={limit}&offset={offset - limit}"
     return {"count": count, "next": next_url, "previous": previous, "results": records[offset : offset + limit]}
+
+
+def _positive_int(text: str, *, strict: bool = False) -> int:
+    """DRF's `pagination._positive_int` (no cutoff: the site sets no max_limit): Python's `int()`
+    (so " 5", "+5", "1_0" count), negative -> ValueError, 0 too when strict."""
+    value = int(text)
+    if value < 0 or (value == 0 and strict):
+        raise ValueError(text)
+    return value
+
+
+def drf_limit(query: Mapping[str, str]) -> int:
+    """LimitOffsetPagination.get_limit: a strictly positive integer, else (absent, 0, negative, not an
+    integer) PAGE_SIZE."""
+    try:
+        return _positive_int(query["limit"], strict=True)
+    except (KeyError, ValueError):
+        return DEFAULT_LIMIT
+
+
+def drf_offset(query: Mapping[str, str]) -> int:
+    """LimitOffsetPagination.get_offset: a non-negative integer, else 0."""
+    try:
+        return _positive_int(query["offset"])
+    except (KeyError, ValueError):
+        return 0
+
+
+def _with_query(url: str, query: Mapping[str, str]) -> str:
+    """DRF's replace_query_param/remove_query_param result: every parameter of the request kept,
+    sorted by name, form-encoded (`urlencode(sorted(...))`)."""
+    encoded = urlencode(sorted(query.items()))
+    return f"{url}?{encoded}" if encoded else url
+
+
+def drf_page(records: list[dict], url: str, query: Mapping[str, str]) -> dict:
+    """One page as DRF's LimitOffsetPagination renders it for a request to `url` (absolute, without
+    query) with `query`: `count`, `next` and `previous` built from the request's own URL (its other
+    parameters kept, `limit`/`offset` replaced, names sorted), `previous` without `offset` when it
+    would be <= 0, an empty page past the end."""
+    limit, offset, count = drf_limit(query), drf_offset(query), len(records)
+    results = [] if count == 0 or offset > count else records[offset : offset + limit]
+    next_url = None
+    if offset + limit < count:
+        next_url = _with_query(url, {**query, "limit": str(limit), "offset": str(offset + limit)})
+    previous = None
+    if offset > 0:
+        back = {**query, "limit": str(limit)}
+        if offset - limit <= 0:
+            back.pop("offset", None)
+        else:
+            back["offset"] = str(offset - limit)
+        previous = _with_query(url, back)
+    return {"count": count, "next": next_url, "previous": previous, "results": results}
 
 
 def root(ctx: ApiContext) -> dict:

@@ -15,6 +15,8 @@ from assets.exports.health_api import load_health_documents
 from assets.health.assets import HEALTH_KEYS
 from assets.history.assets import HISTORY_KEY
 from assets.marts.assets import MART_VIEWS
+from assets.metadata import OWNERS
+from assets.previews import table_sizes
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.db import connect_reader
 from warehouse.publish import publish
@@ -33,13 +35,20 @@ PUBLISHED_DEPS = [
     deps=PUBLISHED_DEPS,
     pool=WRITER_POOL,
     kinds={"duckdb"},
+    owners=OWNERS,
     description="Read-only copy of the warehouse (PULSE_HOME/published.duckdb) for readers.",
 )
 def published_warehouse(pulse: PulseResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = pulse.settings()
     publish(warehouse.path(), settings.published_path)
+    con = connect_reader(settings.published_path)
+    try:  # what readers now see, table by table
+        tables = table_sizes(con, ["catalogue", "core", "health", "history"])
+    finally:
+        con.close()
     return dg.MaterializeResult(
-        metadata={"path": str(settings.published_path), "bytes": settings.published_path.stat().st_size}
+        metadata={"path": str(settings.published_path), "bytes": settings.published_path.stat().st_size,
+                  "tables": tables}
     )
 
 
@@ -48,6 +57,7 @@ def published_warehouse(pulse: PulseResource, warehouse: WarehouseResource) -> d
     group_name="exports",
     deps=[published_warehouse],
     kinds={"json"},
+    owners=OWNERS,
     description="djangopackages.org API v4 JSON tree under PULSE_HOME/export/api/v4/, with the score and "
                 "health documents (packages/<id>/score/, packages/<id>/health/, grids/<id>/health/).",
 )

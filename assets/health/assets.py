@@ -19,18 +19,12 @@ from pydantic import Field
 from assets.core.assets import core_key
 from assets.core.columns import CORE_TABLES
 from assets.health.scoring import GRID_SCORES, PACKAGE_SCORES, config_from, score_warehouse
+from assets.metadata import table_definition, tables_metadata
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 
 PACKAGE_SCORES_KEY = dg.AssetKey(["health", "package_scores"])
 GRID_SCORES_KEY = dg.AssetKey(["health", "grid_scores"])
 HEALTH_KEYS = [PACKAGE_SCORES_KEY, GRID_SCORES_KEY]
-
-DESCRIPTIONS = {
-    PACKAGE_SCORES: "One row per core package: djangopackages' `score` and `weight` (with its rule "
-                    "breakdown) and the Pulse health score with its components, cap and explanation "
-                    "(docs/HEALTH.md).",
-    GRID_SCORES: "One row per grid: the site's grid search weight.",
-}
 
 
 class HealthScoresConfig(dg.Config):
@@ -100,7 +94,7 @@ def score_metadata(tables: dict[str, pl.DataFrame], slugs: pl.DataFrame, seconds
     name="health_scores",
     specs=[
         dg.AssetSpec(key, deps=[core_key(t) for t in CORE_TABLES], group_name="health",
-                     kinds={"duckdb", "polars"}, description=DESCRIPTIONS[".".join(key.path)])
+                     kinds={"duckdb", "polars"}, **table_definition(".".join(key.path)))
         for key in HEALTH_KEYS
     ],
     pool=WRITER_POOL,
@@ -117,11 +111,12 @@ def health_scores(context: AssetExecutionContext, config: HealthScoresConfig, pu
             now = now.replace(tzinfo=UTC)
         run = score_warehouse(con, now=now, config=health_config)
         slugs = pl.from_arrow(con.sql("SELECT id AS package_id, slug FROM core.packages").to_arrow_table())
+        described = tables_metadata(con, [PACKAGE_SCORES, GRID_SCORES])  # row counts, column schemas
     context.log.info("health %s: %d packages scored as of %s in %.2f s", run.version,
                      run.tables[PACKAGE_SCORES].height, now.isoformat(), run.seconds)
     for name, metadata in score_metadata(run.tables, slugs, run.seconds, run.version).items():
         yield dg.MaterializeResult(asset_key=dg.AssetKey(name.split(".")),
-                                   metadata={**metadata, "scored_at": now.isoformat()})
+                                   metadata={**described[name], **metadata, "scored_at": now.isoformat()})
 
 
 health_assets = [health_scores]

@@ -15,6 +15,7 @@ from assets.core.columns import CORE_TABLES
 from assets.core.refresh import core_changes
 from assets.health.assets import HEALTH_KEYS
 from assets.history.history import consumed_core_version, snapshot_history
+from assets.metadata import table_definition, table_metadata
 from pipelines.resources import WRITER_POOL, WarehouseResource
 
 HISTORY_KEY = dg.AssetKey(["history", "package_metrics"])
@@ -26,8 +27,7 @@ HISTORY_KEY = dg.AssetKey(["history", "package_metrics"])
     group_name="history",
     kinds={"duckdb"},
     pool=WRITER_POOL,
-    description="One row per package per refresh (refresh_id = the Dagster run id); re-running a "
-    "refresh replaces its rows.",
+    **table_definition("history.package_metrics"),
 )
 def package_metrics_history(context: AssetExecutionContext, warehouse: WarehouseResource):
     snapshot_at = datetime.now(UTC)
@@ -35,9 +35,11 @@ def package_metrics_history(context: AssetExecutionContext, warehouse: Warehouse
         changes = core_changes(con, since=consumed_core_version(con))
         rows = snapshot_history(con, context.run.run_id, snapshot_at, changes=changes)
         refreshes = con.execute("SELECT count(*) FROM history.refreshes").fetchall()[0][0]
+        described = table_metadata(con, "history.package_metrics")  # the whole table: every refresh
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
+            **described,
+            "rows_written": rows,
             "refresh_id": context.run.run_id,
             "refreshes": int(refreshes),
             "core_version": changes.version,

@@ -6,6 +6,7 @@ from assets.core.assets import core_key
 from assets.core.columns import CORE_TABLES
 from assets.health.assets import HEALTH_KEYS
 from assets.history.assets import HISTORY_KEY
+from assets.metadata import table_definition, tables_metadata
 from pipelines.resources import WRITER_POOL, WarehouseResource
 from warehouse.ddl import declared
 
@@ -20,7 +21,7 @@ MART_VIEWS = tuple(name for name in declared()[1] if name.startswith("marts."))
             deps=[HISTORY_KEY, *HEALTH_KEYS, *[core_key(t) for t in CORE_TABLES]],
             group_name="marts",
             kinds={"duckdb"},
-            description=f"View {name} (see warehouse/README.md).",
+            **table_definition(name),
         )
         for name in MART_VIEWS
     ],
@@ -30,9 +31,9 @@ MART_VIEWS = tuple(name for name in declared()[1] if name.startswith("marts."))
 def marts_views(warehouse: WarehouseResource):
     """The views are (re)created when the warehouse is opened; this step reports their row counts."""
     with warehouse.writer() as con:
-        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in MART_VIEWS}
-    for name, count in counts.items():
-        yield dg.MaterializeResult(asset_key=dg.AssetKey(name.split(".")), metadata={"dagster/row_count": count})
+        described = tables_metadata(con, MART_VIEWS)  # row counts, column schemas (assets.metadata)
+    for name, metadata in described.items():
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(name.split(".")), metadata=metadata)
 
 
 marts_assets = [marts_views]

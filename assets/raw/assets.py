@@ -24,6 +24,8 @@ from typing import Any
 
 import dagster as dg
 
+from assets.metadata import OWNERS
+from assets.raw.metrics import crawl_metrics
 from assets.raw.slices import CrawlSlice, SliceOutcome, merge_reports, select_packages, split_partitions
 from pipelines import progress
 from pipelines.crawler.crawl import CrawlReport
@@ -87,6 +89,9 @@ def _metadata(report: CrawlReport, source: str, partition: str | None = None) ->
     }
     if stats and stats.quota_spent:
         metadata["quota_spent"] = stats.quota_spent
+    metadata.update(crawl_metrics(report, source))  # numbers the UI plots per run (assets.raw.metrics)
+    if partition is not None:  # a partition's own errors (the figures above are its slice's)
+        metadata["errors"] = sum(1 for e in errors if e[1] == source)
     if report.archived_by_partition:
         metadata["archived_by_partition"] = dg.MetadataValue.json(report.archived_by_partition)
     if source == SOURCES[0].name:  # the crawl's errors by kind, once
@@ -131,6 +136,7 @@ def _config(config: CrawlConfig) -> dict[str, Any]:
             description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/), "
                         "partitioned by crawl shard.",
             kinds={"parquet", "python"},
+            owners=OWNERS,
             dagster_type=dg.Nothing,
         )
         for source, key in RAW_KEYS.items()

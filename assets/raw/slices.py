@@ -17,7 +17,6 @@ from typing import Any
 import polars as pl
 
 from pipelines.crawler.crawl import CrawlReport
-from pipelines.sources.crawling import SourceStats
 
 
 @dataclass(frozen=True)
@@ -54,45 +53,51 @@ def select_packages(packages: pl.DataFrame, package_ids: Iterable[int] | None) -
     return packages.filter(pl.col("id").is_in(list(package_ids)))
 
 
-def _merge_stats(into: SourceStats, other: SourceStats) -> None:
-    """Add `other` into `into`, field by field (counts and seconds add, counters merge, lists extend)."""
-    for spec in dataclasses.fields(other):
-        mine, theirs = getattr(into, spec.name), getattr(other, spec.name)
-        if isinstance(mine, Counter):
-            mine.update(theirs)
-        elif isinstance(mine, list):
-            mine.extend(theirs)
-        elif isinstance(mine, int | float) and not isinstance(mine, bool):
-            setattr(into, spec.name, mine + theirs)
+# report fields that are not added up across slices
+LONGEST = {"seconds"}  # the slices ran at the same time
+SAME_IN_EVERY_SLICE = {"skipped_unsupported", "skipped_problem"}  # catalogue-wide, counted by every slice
+
+
+def _add(mine: Any, theirs: Any, name: str) -> Any:
+    """`theirs` added into `mine`: numbers add, counters and lists extend, dicts merge by key (numbers
+    added, source stats merged), flags or, texts joined; None takes the other."""
+    if mine is None or theirs is None:
+        return theirs if mine is None else mine
+    if isinstance(mine, bool):
+        return mine or theirs
+    if isinstance(mine, int | float):
+        if name in LONGEST or name in SAME_IN_EVERY_SLICE:
+            return max(mine, theirs)
+        return mine + theirs
+    if isinstance(mine, Counter):
+        counts = Counter(mine)
+        counts.update(theirs)
+        return counts
+    if isinstance(mine, list):
+        return mine + list(theirs)
+    if isinstance(mine, dict):
+        merged = dict(mine)
+        for key, value in theirs.items():
+            merged[key] = _add(merged.get(key), value, name)
+        return merged
+    if isinstance(mine, str):
+        return mine if theirs in mine.split("; ") else f"{mine}; {theirs}"
+    if dataclasses.is_dataclass(mine):
+        return type(mine)(**{f.name: _add(getattr(mine, f.name), getattr(theirs, f.name), f.name)
+                             for f in dataclasses.fields(mine)})
+    return mine
 
 
 def merge_reports(reports: Sequence[CrawlReport]) -> CrawlReport:
     """One report for the run out of its slices' (a single slice's is returned as it is).
 
-    The slices ran at the same time, so `seconds` is the longest; the catalogue-wide counts of what
-    could not be crawled at all (unsupported host, unusable URL) are the same in every slice.
+    Field by field, so a figure added to `CrawlReport` or `SourceStats` adds up too: counts add,
+    `seconds` is the longest (the slices ran at the same time), the catalogue-wide counts of what could
+    not be crawled at all (unsupported host, unusable URL) are the same in every slice.
     """
     if len(reports) == 1:
         return reports[0]
-    merged = CrawlReport(partitions=[], archived_by_partition={})
-    for report in reports:
-        for name, stats in report.sources.items():
-            _merge_stats(merged.sources.setdefault(name, SourceStats()), stats)
-        merged.errors.extend(report.errors)
-        merged.endpoint_errors.extend(report.endpoint_errors)
-        merged.skipped_fresh += report.skipped_fresh
-        merged.planned += report.planned
-        merged.archived += report.archived
-        merged.not_modified += report.not_modified
-        for name, jobs in report.jobs_by_source.items():
-            merged.jobs_by_source[name] = merged.jobs_by_source.get(name, 0) + jobs
-        merged.skipped_unsupported = max(merged.skipped_unsupported, report.skipped_unsupported)
-        merged.skipped_problem = max(merged.skipped_problem, report.skipped_problem)
-        merged.stopped_by_budget |= report.stopped_by_budget
-        merged.seconds = max(merged.seconds, report.seconds)
-        merged.partitions += report.partitions or []
-        merged.archived_by_partition.update(report.archived_by_partition)
-        merged.interrupted_by = merged.interrupted_by or report.interrupted_by
-    reasons = [report.stop_reason for report in reports if report.stop_reason]
-    merged.stop_reason = "; ".join(dict.fromkeys(reasons)) or None
+    merged = reports[0]
+    for report in reports[1:]:
+        merged = _add(merged, report, "")
     return merged

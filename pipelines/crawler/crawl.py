@@ -79,7 +79,8 @@ class CrawlReport:
     planned: int = 0  # request keys due this run
     archived: int = 0  # responses written to the archive
     not_modified: int = 0  # 304 answers
-    jobs_by_source: dict[str, int] = field(default_factory=dict)
+    jobs_by_source: dict[str, int] = field(default_factory=dict)  # subjects due per source (repos, projects)
+    done_by_source: dict[str, int] = field(default_factory=dict)  # of those, worked through (answered or failed)
     skipped_unsupported: int = 0  # repos on hosts we have no client for
     skipped_problem: int = 0  # packages whose repo URL was unusable
     stop_reason: str | None = None
@@ -434,6 +435,7 @@ class _Crawler:
         if reasons:
             self.report.stopped_by_budget = True
         self.report.sources = upstreams.stats()
+        self.report.done_by_source = dict(self._done)
 
     async def _watch_stop_signal(self, sources: asyncio.Future[Any]) -> None:
         """A stop signal: no new work (`stopped`), what is in flight gets `STOP_GRACE_S`, then is cancelled.

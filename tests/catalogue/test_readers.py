@@ -73,7 +73,8 @@ def test_csv_catalogue_small(tmp_path):
     assert packages["repo_url_problem"].to_list()[1:] == [
         "empty: no repository URL", "dead_host: code.google.com is a code host that is gone or not crawlable"]
     assert packages["category_id"].to_list() == [1, 5, 4]
-    assert frames.grid_packages.rows() == [(1, 1), (1, 2), (2, 1)]
+    # (grid, package, position): package 1 lists zeta (2) before alpha (1) in its row
+    assert frames.grid_packages.rows() == [(1, 1, 1), (1, 2, 0), (2, 1, 0)]
 
 
 def test_csv_with_comma_and_optional_columns(tmp_path):
@@ -108,6 +109,26 @@ def test_real_csv_2022(csv_2022):
     usage = frames.packages["usage"]
     assert usage.null_count() == 0 and usage.sum() == 13412 and (usage > 0).sum() == 2306 and usage.max() == 534
     assert not frames.packages["deprecated"].any()
+
+
+def test_dump_memberships_in_gridpackage_pk_order(tmp_path):
+    # Django's `gridpackage_set.all()` (no Meta.ordering) gives the rows in database order: pk order in
+    # a dump, whatever order the file lists them in
+    stamp = "2011-01-01T00:00:00"
+    rows = [{"model": "package.category", "pk": 1, "fields": {"title": "App", "slug": "apps", "created": stamp,
+                                                                "modified": stamp}}]
+    rows += [{"model": "grid.grid", "pk": g, "fields": {"title": f"G{g}", "slug": f"g{g}", "created": stamp,
+                                                         "modified": stamp}} for g in (1, 2, 3)]
+    rows.append({"model": "package.package", "pk": 7, "fields": {"title": "P", "slug": "p", "category": 1,
+                                                                  "created": stamp, "modified": stamp}})
+    rows += [{"model": "grid.gridpackage", "pk": pk, "fields": {"grid": grid, "package": 7}}
+             for pk, grid in ((12, 1), (5, 3), (9, 2))]
+    path = tmp_path / "dump.json"
+    path.write_bytes(orjson.dumps(rows))
+    records = read_catalogue(str(path))
+    assert records.packages[0]["grids"] == [3, 2, 1]
+    frames = build_catalogue(records)
+    assert frames.grid_packages.sort("position")["grid_id"].to_list() == [3, 2, 1]
 
 
 def test_real_dump_2011(dump_2011):

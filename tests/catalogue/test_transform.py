@@ -154,13 +154,31 @@ def test_memberships_both_sides_deduplicated_and_unknown_ones_rejected():
     world["grids"][0]["packages"].append("https://djangopackages.org/api/v4/packages/999/")
     world["grids"][0]["packages"].append(3)  # an int id works too
     frames = build_catalogue(_records(world))
-    pairs = set(frames.grid_packages.rows())
+    pairs = set(frames.grid_packages.select("grid_id", "package_id").rows())
     assert (1, 3) in pairs and len(pairs) == 7  # package 3 is already in grid 1
     rejects = frames.rejects.filter(pl.col("kind") == "grid_package")
     reasons = sorted(r.split(":")[0] for r in rejects["reason"])
     assert reasons == ["invalid_grid_ref", "unknown_grid", "unknown_package"]
     unknown = rejects.filter(pl.col("reason").str.starts_with("unknown_grid")).row(0, named=True)
     assert unknown["source_id"] == 1 and unknown["slug"] == "package-1"
+
+
+def test_membership_position_is_the_packages_own_order_then_grid_side_ones():
+    # the site lists a package's grids in the database order of its memberships (the order its
+    # `grids` list gives), not by id; memberships known only from a grid's `packages` come after
+    world = v4_world()
+    by_id = {p["id"]: p for p in world["packages"]}
+    grid_ids = [g["id"] for g in world["grids"]]
+    package = by_id[1]
+    package["grids"] = [f"https://djangopackages.org/api/v4/grids/{g}/" for g in sorted(grid_ids, reverse=True)[:2]]
+    others = [g for g in world["grids"] if g["id"] not in sorted(grid_ids, reverse=True)[:2]]
+    for grid in others:
+        grid["packages"] = [*(grid.get("packages") or []), 1]
+    frames = build_catalogue(_records(world))
+    mine = frames.grid_packages.filter(pl.col("package_id") == 1).sort("position")
+    expected = sorted(grid_ids, reverse=True)[:2] + sorted(g["id"] for g in others)
+    assert mine["grid_id"].to_list() == expected
+    assert mine["position"].to_list() == list(range(len(expected)))
 
 
 def test_memberships_of_rejected_rows_are_dropped_with_them():

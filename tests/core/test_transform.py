@@ -162,7 +162,7 @@ def test_graphql_archived_and_malformed_body(core):
 def test_bad_catalogue_entry_and_memberships(core):
     errors = core["core.crawl_errors"].filter(pl.col("package_id") == 7)
     assert errors["kind"].to_list() == ["bad_entry"]
-    assert core["core.grid_packages"].rows() == [(10, 1), (10, 3), (11, 1)]
+    assert core["core.grid_packages"].rows() == [(10, 1, 1), (10, 3, 0), (11, 1, 0)]  # (grid, package, position)
 
 
 def test_releases(core):

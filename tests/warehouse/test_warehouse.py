@@ -40,9 +40,9 @@ def test_round_trip_by_name_keeps_declared_types(built):
     for name, frame in core.items():
         assert read_table(con, name).equals(frame), name
     # a frame whose columns come in another order still lands by name
-    shuffled = core["core.grid_packages"].select("package_id", "grid_id")
+    shuffled = core["core.grid_packages"].select("package_id", "position", "grid_id")
     replace_tables(con, {"core.grid_packages": shuffled})
-    assert read_table(con, "core.grid_packages").columns == ["grid_id", "package_id"]
+    assert read_table(con, "core.grid_packages").columns == ["grid_id", "package_id", "position"]
     assert read_table(con, "core.grid_packages", order_by=["grid_id", "package_id"]).equals(
         core["core.grid_packages"]
     )

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS core.grids (
 -- key: grid_id, package_id
 CREATE TABLE IF NOT EXISTS core.grid_packages (
     grid_id BIGINT NOT NULL,
-    package_id BIGINT NOT NULL
+    package_id BIGINT NOT NULL,
+    position INTEGER
 );
 
 -- key: id
