@@ -241,43 +241,48 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
     with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
         if processes > 1 and not replay:
-            return _run_in_processes(defs, instance, run_config, tags, processes, started)
+            return _run_in_processes(defs, instance, ops, loggers, tags, processes, started)
         result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                         asset_selection=selection, tags=tags)
         return _outcome(result, started, _step_seconds(instance, result.run_id))
 
 
-CRAWL_GROUPS = ("catalogue", "raw")
-
-
-def _run_in_processes(defs, instance: dg.DagsterInstance, run_config: dg.RunConfig, tags: dict[str, str],
-                      processes: int, started: float) -> RefreshOutcome:
-    """The refresh in two runs of the `refresh` job: the catalogue and the crawl under Dagster's
-    multiprocess executor (the crawl's slices in parallel processes), then everything downstream in
-    this process. The downstream steps all write the one DuckDB file one at a time (the writer pool),
-    so a process each would only add a process start per step."""
+def _run_in_processes(defs, instance: dg.DagsterInstance, ops: dict[str, dg.Config], loggers: dict[str, Any],
+                      tags: dict[str, str], processes: int, started: float) -> RefreshOutcome:
+    """The refresh in three runs of the `refresh` job: the catalogue in this process, the crawl under
+    Dagster's multiprocess executor (its slices in parallel processes), then everything downstream
+    in this process. The catalogue and the downstream steps all write the one DuckDB file one at a
+    time (the writer pool), so a process each would only add a process start per step."""
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    crawl_keys = [key for key in keys if graph.get(key).group_name in CRAWL_GROUPS]
-    rest = [key for key in keys if graph.get(key).group_name not in CRAWL_GROUPS]
-    config = run_config.to_config_dict()
-    # forkserver with the code location preloaded: each step forks ready, no second import
-    config["execution"] = {"config": {"multiprocess": {
-        "max_concurrent": processes,
-        "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}
-    with dg.execute_job(dg.reconstructable(refresh_job), instance=instance, run_config=config, tags=tags,
-                        asset_selection=crawl_keys, raise_on_error=False) as crawled:
-        first = _outcome(crawled, started, _step_seconds(instance, crawled.run_id))
-    if not first.success:
-        return first
-    downstream = {RUN_TAG: tags[RUN_TAG]}
-    result = defs.resolve_job_def("refresh").execute_in_process(
-        run_config=dg.RunConfig(loggers=config["loggers"]), instance=instance, raise_on_error=False,
-        asset_selection=rest, tags=downstream)
-    second = _outcome(result, started, _step_seconds(instance, result.run_id))
-    second.step_seconds = {**first.step_seconds, **second.step_seconds}
-    second.crawl = first.crawl
-    return second
+    catalogue = [key for key in keys if graph.get(key).group_name == "catalogue"]
+    raw = [key for key in keys if graph.get(key).group_name == "raw"]
+    rest = [key for key in keys if graph.get(key).group_name not in ("catalogue", "raw")]
+    job = defs.resolve_job_def("refresh")
+    plain = {RUN_TAG: tags[RUN_TAG]}
+    outcomes: list[RefreshOutcome] = []
+
+    def finish(result: RunResult) -> bool:
+        outcomes.append(_outcome(result, started, _step_seconds(instance, result.run_id)))
+        return result.success
+
+    if finish(job.execute_in_process(run_config=dg.RunConfig(ops={"catalogue": ops["catalogue"]}, loggers=loggers),
+                                     instance=instance, raise_on_error=False, asset_selection=catalogue, tags=plain)):
+        config = dg.RunConfig(ops={"crawl": ops["crawl"]}, loggers=loggers).to_config_dict()
+        # forkserver with the code location preloaded: each step forks ready, no second import
+        config["execution"] = {"config": {"multiprocess": {
+            "max_concurrent": processes,
+            "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}
+        with dg.execute_job(dg.reconstructable(refresh_job), instance=instance, run_config=config, tags=tags,
+                            asset_selection=raw, raise_on_error=False) as crawled:
+            crawl_ok = finish(crawled)
+        if crawl_ok:
+            finish(job.execute_in_process(run_config=dg.RunConfig(loggers=loggers), instance=instance,
+                                          raise_on_error=False, asset_selection=rest, tags=plain))
+    last = outcomes[-1]
+    last.step_seconds = {step: s for outcome in outcomes for step, s in outcome.step_seconds.items()}
+    last.crawl = next((outcome.crawl for outcome in outcomes if outcome.crawl is not None), None)
+    return last
 
 
 def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:

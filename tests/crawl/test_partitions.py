@@ -26,14 +26,14 @@ from assets.raw.assets import ALL_PARTITIONS_TAGS, CRAWL_PARTITIONS, RAW_KEYS, c
 from assets.raw.slices import merge_reports, select_packages, split_partitions
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_crawl, shard_of
-from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, refresh_job
-from pipelines.resources import CrawlConfig, CrawlerResource, PulseResource, WarehouseResource
+from pipelines.resources import CrawlConfig, PulseResource, WarehouseResource
 from pipelines.resources.crawler import token_share
 from pipelines.sources.crawling import SourceStats
 from pipelines.sources.registry import SOURCES
 from simulator.hosts import REPO_HOSTS
 from simulator.server import start_in_thread
 from simulator.world import World
+from tests.crawl.simjob import sim_refresh_job
 from tests.crawl.simworld import world_packages
 from tests.e2e.conftest import SIM_TOKENS, without_last_fetched
 from tests.fakes import FakeCrawlerResource
@@ -236,16 +236,7 @@ RANGES = [("pypi-2", "codeberg", 1), ("github-0", "github-1", 2), ("pypistats-0"
 
 
 def _job(sim, home: Path) -> dg.JobDefinition:
-    env = sim.env()
-    place = {"home": str(home), "catalogue": env["PULSE_CATALOGUE"], "public_url": PUBLIC_URL, "timezone": "UTC"}
-    resources = {
-        "pulse": PulseResource(**place),
-        "warehouse": WarehouseResource(home=str(home)),
-        "crawler": CrawlerResource(**place, github_tokens=SIM_TOKENS, github_graphql_url=env["GITHUB_GRAPHQL_URL"],
-                                   api_urls={s.env_url: env[s.env_url] for s in SOURCES}),
-    }
-    defs = dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[refresh_job], resources=resources)
-    return defs.resolve_job_def("refresh")
+    return sim_refresh_job(sim, home, public_url=PUBLIC_URL, tokens=SIM_TOKENS)
 
 
 def _range(start: str, end: str) -> dict[str, str]:

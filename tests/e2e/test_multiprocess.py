@@ -2,8 +2,9 @@
 
 `pulse refresh --processes 2` (the real CLI in a subprocess, the simulator over real HTTP, real DuckDB
 files) crawls its partitions in two slices, each a step in a process of its own, and ends with the
-core tables and the API v4 tree of the in-process `pulse refresh` of the same simulator world (another
-home, another simulator with the same seed: the simulator's per-request state is per server).
+core tables and the API v4 tree of the in-process run of the same `refresh` job on the same simulator
+world (another home, another simulator with the same seed: the simulator's per-request state is per
+server). The in-process run happens in the test process while the CLI runs, to keep the test short.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import polars as pl
 import pytest
 
 from assets.core.columns import CORE_KEYS, CORE_TABLES
+from assets.raw.assets import ALL_PARTITIONS_TAGS
 from simulator.server import start_in_thread
+from tests.crawl.simjob import sim_refresh_job
 from tests.e2e.conftest import PULSE, pulse_env, without_last_fetched
 
 pytestmark = pytest.mark.slow  # two real refreshes, one of them in several processes
@@ -38,14 +41,16 @@ def two_homes(tmp_path_factory):
     homes = [tmp_path_factory.mktemp("in_process"), tmp_path_factory.mktemp("processes")]
     try:
         # both at once: each has its own home, Dagster instance and simulator
-        started = [subprocess.Popen([PULSE, "refresh", *args], env=pulse_env(sim, home, PULSE_PUBLIC_URL=PUBLIC_URL),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                   for sim, home, args in zip(sims, homes, ([], ["--processes", "2"]), strict=True)]
-        results = []
-        for process in started:
-            out, err = process.communicate(timeout=300)
-            results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
-        yield homes, results
+        process = subprocess.Popen([PULSE, "refresh", "--processes", "2"],
+                                   env=pulse_env(sims[1], homes[1], PULSE_PUBLIC_URL=PUBLIC_URL),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with dg.DagsterInstance.ephemeral() as instance:
+            env = pulse_env(sims[0], homes[0])  # the CLI's time zone and tokens
+            reference = sim_refresh_job(sims[0], homes[0], public_url=PUBLIC_URL, tokens=env["GITHUB_TOKEN"],
+                                        timezone=env["PULSE_TIMEZONE"])
+            assert reference.execute_in_process(instance=instance, tags=ALL_PARTITIONS_TAGS).success
+        out, err = process.communicate(timeout=300)
+        yield homes, subprocess.CompletedProcess(process.args, process.returncode, out, err)
     finally:
         for sim in sims:
             sim.stop()
@@ -67,7 +72,7 @@ def _tree(home: Path) -> dict[str, object]:
 
 
 def test_the_crawl_slices_ran_in_parallel_processes(two_homes):
-    (_, home), (_, result) = two_homes[0], two_homes[1]
+    (_, home), result = two_homes
     assert result.returncode == 0, result.stderr[-3000:]
     assert "refresh completed" in result.stderr
     from dagster._core.instance.ref import InstanceRef
@@ -81,13 +86,12 @@ def test_the_crawl_slices_ran_in_parallel_processes(two_homes):
     slices = {step: pid for step, pid in started.items() if step.startswith("crawl.crawl_slice[")}
     assert set(slices) == {"crawl.crawl_slice[slice_0]", "crawl.crawl_slice[slice_1]"}
     assert len(set(slices.values())) == 2  # two processes
-    assert started["core_tables"] not in slices.values()
+    assert started["core_tables"] not in slices.values() and started["catalogue"] not in slices.values()
 
 
 def test_a_multiprocess_refresh_ends_like_the_in_process_one(two_homes):
-    (in_process, processes), results = two_homes
-    for result in results:
-        assert result.returncode == 0, result.stderr[-3000:]
+    (in_process, processes), result = two_homes
+    assert result.returncode == 0, result.stderr[-3000:]
     got, expected = _tables(processes), _tables(in_process)
     assert got["core.packages"].height == PACKAGES
     for name in CORE_TABLES:
