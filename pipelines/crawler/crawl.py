@@ -176,8 +176,9 @@ class _ArchiveBuffer:
         rows = self._rows.pop(slot, [])
         if not rows:
             return
+        write = write_batch if slot[1] is None else functools.partial(write_batch, partition=slot[1])
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, write_batch, self.raw_dir, slot[0], rows, self.run_id, slot[1])
+            self._executor, write, self.raw_dir, slot[0], rows, self.run_id)
         self._pending.add(future)
         future.add_done_callback(functools.partial(self._done, rows=len(rows), partition=slot[1]))
 
@@ -206,7 +207,10 @@ class _ArchiveBuffer:
         self._executor.shutdown(wait=True)
         for slot in list(self._rows):
             rows = self._rows.pop(slot)
-            write_batch(self.raw_dir, slot[0], rows, self.run_id, slot[1])
+            if slot[1] is None:
+                write_batch(self.raw_dir, slot[0], rows, self.run_id)
+            else:
+                write_batch(self.raw_dir, slot[0], rows, self.run_id, partition=slot[1])
             self.written += len(rows)
             if slot[1] is not None:
                 self.written_by_partition[slot[1]] += len(rows)
