@@ -1,4 +1,4 @@
-"""The `pulse` command line (click): refresh, demo, simulate, serve, query, export.
+"""The `pulse` command line (click): refresh, demo, simulate, serve, query, export, status, ui.
 
 Every command reads the same environment as the Dagster code location (pipelines/settings.py) and
 works from any working directory with no DAGSTER_HOME set.
@@ -309,15 +309,30 @@ def query(sql: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for the dataset files (default PULSE_HOME/export/datasets).")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+              help="Write the files into this folder instead of a new release under PULSE_HOME/releases "
+                   "(no `latest` pointer, no pruning; with one --format the default is PULSE_HOME/export/datasets).")
+@click.option("--format", "fmt", type=click.Choice(["all", "parquet", "csv", "jsonl"]), default="all",
+              show_default=True, help="all: Parquet, CSV and JSON Lines with datapackage.json; else one format only.")
 def export(out_dir: Path | None, fmt: str) -> None:
-    """Export the core, history and marts tables of the published snapshot as dataset files."""
-    from assets.exports.datasets import export_datasets
+    """Export the core, health, history and marts tables of the published snapshot as a dataset release.
+
+    Without options: the same release the `exports/dataset_release` asset writes (PULSE_HOME/releases/
+    <release id>/, `latest` moved, old releases pruned by PULSE_RELEASES_KEEP)."""
+    from assets.exports.datasets import DATASET_FORMATS, export_datasets
+    from assets.exports.releases import publish_release, write_release_files
 
     settings = _settings()
     try:
-        written = export_datasets(settings.published_path, out_dir or settings.export_dir / "datasets", fmt)
+        if out_dir is None and fmt == "all":
+            release = publish_release(settings.published_path, settings.releases_dir, settings.releases_keep)
+            written = [release.path / name for name in sorted(release.files)] + [release.path / "datapackage.json"]
+            console.print(f"release {release.release_id} in {release.path}", highlight=False)
+        elif fmt == "all":
+            out_dir.mkdir(parents=True, exist_ok=True)
+            release = write_release_files(settings.published_path, out_dir.resolve(), DATASET_FORMATS)
+            written = [release.path / name for name in sorted(release.files)] + [release.path / "datapackage.json"]
+        else:
+            written = export_datasets(settings.published_path, out_dir or settings.export_dir / "datasets", fmt)
     except FileNotFoundError as exc:
         _fail(str(exc))
     for path in written:
@@ -325,11 +340,31 @@ def export(out_dir: Path | None, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
+@click.option("--offline", is_flag=True, help="Do not ask GitHub for the quota left (GET /rate_limit per token).")
+def status(as_json: bool, offline: bool) -> None:
+    """The last refresh, freshness, errors by kind, quota left per token and the next scheduled run."""
+    import orjson
+
+    from pipelines.status import collect, lines
+
+    report = collect(_settings(), online=not offline)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in lines(report):
+            click.echo(line)
+
+
+@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
-def ui(port: int) -> None:
+@click.option("--schedule", is_flag=True, help="Turn the daily refresh schedule on (as PULSE_SCHEDULE=on).")
+def ui(port: int, schedule: bool) -> None:
     """The Dagster UI (`dagster dev`) on this project's code location and instance."""
     from pipelines.runner import ensure_dagster_home
 
+    if schedule:
+        os.environ["PULSE_SCHEDULE"] = "on"  # read by the code location `dagster dev` starts
     settings = _settings()
     _check_home(settings)
     home = ensure_dagster_home(settings)

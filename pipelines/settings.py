@@ -20,6 +20,8 @@ from pipelines.sources.http.hosts import netloc
 from pipelines.sources.registry import SOURCES
 
 CATALOGUE_MAX_SHRINK = 0.10  # default of PULSE_CATALOGUE_MAX_SHRINK (assets/catalogue/guard.py)
+FRESHNESS_HOURS = 26.0  # default of PULSE_FRESHNESS_HOURS: the published snapshot is stale after this
+RELEASES_KEEP = 7  # default of PULSE_RELEASES_KEEP: dataset releases kept (assets/exports/releases.py)
 
 
 class SettingsError(ValueError):
@@ -45,11 +47,58 @@ def _fraction(name: str, value: str | None, default: float) -> float:
     return fraction
 
 
-def _check_url(name: str, value: str) -> str:
+def _count(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+    if count < 1:
+        raise SettingsError(f"{name}={value!r} must be at least 1")
+    return count
+
+
+def _check_url(name: str, value: str, *, secret: bool = False) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"{name}={value!r} is not an http(s) URL")
+        shown = "(hidden: it may hold a secret)" if secret else repr(value)
+        raise SettingsError(f"{name}={shown} is not an http(s) URL")
     return value.rstrip("/")
+
+
+def _hours(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        hours = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number of hours (such as 26)") from None
+    if not hours > 0:
+        raise SettingsError(f"{name}={value!r} must be a positive number of hours")
+    return hours
+
+
+def freshness_hours(env: Mapping[str, str | None]) -> float:
+    """PULSE_FRESHNESS_HOURS alone (the code location reads it at load, without the other settings)."""
+    return _hours("PULSE_FRESHNESS_HOURS", _value(env, "PULSE_FRESHNESS_HOURS"), FRESHNESS_HOURS)
+
+
+def schedule_on(env: Mapping[str, str | None]) -> bool:
+    """PULSE_SCHEDULE alone: on/off (unset: off)."""
+    return _switch("PULSE_SCHEDULE", _value(env, "PULSE_SCHEDULE"))
+
+
+def _switch(name: str, value: str | None) -> bool:
+    """on/off (also true/false, 1/0, yes/no); unset: off."""
+    if value is None:
+        return False
+    text = value.lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}={value!r} is neither on nor off")
 
 
 class Settings(BaseModel):
@@ -63,6 +112,12 @@ class Settings(BaseModel):
     github_graphql_url: str
     github_tokens: tuple[SecretStr, ...] = ()
     catalogue_max_shrink: float = CATALOGUE_MAX_SHRINK  # PULSE_CATALOGUE_MAX_SHRINK: a fraction, 0..1
+    # automation (pipelines/sensors.py, pipelines/status.py)
+    freshness_hours: float = FRESHNESS_HOURS  # PULSE_FRESHNESS_HOURS
+    schedule_on: bool = False  # PULSE_SCHEDULE=on: the daily refresh schedule starts running
+    alert_webhook: SecretStr | None = None  # PULSE_ALERT_WEBHOOK: Slack-compatible; its URL is a secret
+    ui_url: str | None = None  # PULSE_UI_URL: base of the Dagster UI, for links in alerts
+    releases_keep: int = RELEASES_KEEP  # PULSE_RELEASES_KEEP: dataset releases kept under releases_dir
 
     @field_validator("timezone")
     @classmethod
@@ -103,6 +158,12 @@ class Settings(BaseModel):
             github_tokens=tokens,
             catalogue_max_shrink=_fraction("PULSE_CATALOGUE_MAX_SHRINK", value("PULSE_CATALOGUE_MAX_SHRINK"),
                                            CATALOGUE_MAX_SHRINK),
+            freshness_hours=freshness_hours(env),
+            schedule_on=schedule_on(env),
+            alert_webhook=SecretStr(_check_url("PULSE_ALERT_WEBHOOK", hook, secret=True))
+            if (hook := value("PULSE_ALERT_WEBHOOK")) else None,
+            ui_url=_check_url("PULSE_UI_URL", ui) if (ui := value("PULSE_UI_URL")) else None,
+            releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
         )
 
     def url(self, source: str) -> str:
@@ -133,6 +194,10 @@ class Settings(BaseModel):
     @property
     def export_dir(self) -> Path:
         return self.home / "export"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.home / "releases"
 
     def allowed_hosts(self) -> frozenset[str]:
         """The only network locations the crawler may contact (host:port)."""

@@ -24,6 +24,7 @@ class FakeCrawlerResource(CrawlerResource):
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log=None,
               progress=None, partitions=None, slice_of=(0, 1)) -> CrawlReport:
+        packages = config.select(packages)
         subjects = set(packages["repo_key"].drop_nulls()) | {f"pypi:{name}" for name in
                                                               packages["pypi_name"].drop_nulls()}
         raw_dir = self.settings().raw_dir

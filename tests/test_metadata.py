@@ -114,11 +114,12 @@ def con(tmp_path_factory):
 
 
 def test_table_metadata_reports_the_table_as_the_database_has_it(con):
-    con.execute("INSERT INTO core.grid_packages VALUES (1, 10), (1, 11), (2, 10)")
+    con.execute("INSERT INTO core.grid_packages BY NAME "
+                "SELECT * FROM (VALUES (1, 10), (1, 11), (2, 10)) t(grid_id, package_id)")
     meta = table_metadata(con, "core.grid_packages")
     assert meta["dagster/row_count"] == 3 and meta["dagster/table_name"] == "warehouse.core.grid_packages"
     assert [(c.name, c.type) for c in meta["dagster/column_schema"].columns] == [
-        ("grid_id", "BIGINT"), ("package_id", "BIGINT")]
+        ("grid_id", "BIGINT"), ("package_id", "BIGINT"), ("position", "INTEGER")]
     # a column the database has and the dictionary lacks is shown as it is, undescribed
     con.execute("ALTER TABLE core.grids ADD COLUMN extra INTEGER")
     try:

@@ -12,6 +12,7 @@ from assets.core.assets import core_key
 from assets.core.columns import CORE_TABLES
 from assets.exports.api_v4 import ApiContext, load_api_tables, render_all, write_tree
 from assets.exports.health_api import load_health_documents
+from assets.exports.releases import Release, publish_release
 from assets.health.assets import HEALTH_KEYS
 from assets.history.assets import HISTORY_KEY
 from assets.marts.assets import MART_VIEWS
@@ -73,3 +74,37 @@ def api_v4(pulse: PulseResource) -> dg.MaterializeResult:
     counts = write_tree(settings.export_dir, render_all(tables, ctx), ctx, documents.items())
     return dg.MaterializeResult(metadata={"path": str(settings.export_dir / "api" / "v4"), **counts,
                                           "health_documents": len(documents)})
+
+
+@dg.asset(
+    key=["exports", "dataset_release"],
+    group_name="exports",
+    deps=[published_warehouse],
+    kinds={"parquet", "csv", "json"},
+    owners=OWNERS,
+    description="Versioned dataset release of the published snapshot under PULSE_HOME/releases/<release id>/: "
+                "every core, health, history and marts table as Parquet, CSV and JSON Lines with a Frictionless "
+                "datapackage.json; `latest` moves atomically, old releases pruned (PULSE_RELEASES_KEEP).",
+)
+def dataset_release(pulse: PulseResource) -> dg.MaterializeResult:
+    settings = pulse.settings()
+    release = publish_release(settings.published_path, settings.releases_dir, settings.releases_keep)
+    return dg.MaterializeResult(metadata=release_metadata(release))
+
+
+def release_metadata(release: Release) -> dict[str, dg.RawMetadataValue]:
+    """What the UI shows for a release: id, folder, refresh, totals and one table of files."""
+    return {
+        "release_id": release.release_id,
+        "path": dg.MetadataValue.path(str(release.path)),
+        "refresh_id": release.refresh_id or "",
+        "files": len(release.files),
+        "bytes": release.bytes,
+        "rows": sum(release.rows.values()),
+        "pruned": ", ".join(release.pruned),
+        "row_counts": dg.MetadataValue.json(release.rows),
+        "file_list": dg.MetadataValue.md("\n".join(
+            ["| file | bytes | sha256 |", "|---|---:|---|"]
+            + [f"| {name} | {facts.bytes} | `{facts.sha256[:16]}…` |" for name, facts in sorted(release.files.items())]
+        )),
+    }

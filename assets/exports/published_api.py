@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import emoji
+
 from assets.exports.api_v3 import V3Documents, build_v3, respond_v3
 from assets.exports.api_v4 import (
     LINK_BASE,
@@ -52,9 +54,9 @@ from assets.exports.health_api import (
     load_health_documents,
     load_search_values,
 )
+from assets.exports.search import SearchIndex
 from warehouse.db import connect_reader
 
-SEARCH_LIMIT = 20
 MODEL_NAMES = {"packages": "Package", "grids": "Grid", "categories": "Category"}
 DOCUMENTS = {"packages": PACKAGE_DOCUMENTS, "grids": GRID_DOCUMENTS, "categories": ()}
 NOT_FOUND = {"detail": "Not found."}
@@ -73,25 +75,6 @@ class ApiResponse:
     document: object
 
 
-class SubstringIndex:
-    """Search over the search rows: substring of title, slug or description, by (-weight, slug).
-    Stands in for `assets.exports.search.SearchIndex` (same interface) until that lands."""
-
-    def __init__(self, rows: list[dict]) -> None:
-        self.rows = rows
-
-    def search(self, q: str) -> list[dict]:
-        query = q.strip().lower()
-        if not query:
-            return []
-        hits = [
-            row for row in self.rows
-            if query in row["title"].lower() or query in row["slug"] or query in (row["description"] or "").lower()
-        ]
-        hits.sort(key=lambda row: (-row["weight"], row["slug"]))
-        return hits[:SEARCH_LIMIT]
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one published file answers, rendered once (never mutated after `load`)."""
@@ -102,7 +85,7 @@ class Snapshot:
     search_rows: list[dict]
     documents: HealthDocuments
     v3: V3Documents
-    search_index: SubstringIndex
+    search_index: SearchIndex  # built once per snapshot (assets/exports/search.py)
     by_id: dict[str, dict[int, dict]] = field(default_factory=dict)
     by_slug: dict[str, dict[str, dict]] = field(default_factory=dict)
 
@@ -118,7 +101,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
     description, title, title_no_prefix, slug_no_prefix, clean_title, absolute_url, then the model's.
 
     - `title_no_prefix` and `clean_title` are the title, `slug_no_prefix` the slug (the serializer's
-      "compatibility fields" return them unchanged since searchv3);
+      "compatibility fields" return them unchanged since searchv3); `title` and `description` go
+      through `emoji.emojize` (`get_title`, `get_description`: ":rocket:" -> the emoji);
     - packages: `weight` = the rules total (health.package_scores.weight), `score` = package/scores.py
       (`.score`), `pypi_downloads` and `usage` integers (0 when unknown: `IntegerField(default=0)`,
       `Count("usage")`), `last_released` = the latest version's `upload_time` as the site stores it
@@ -133,8 +117,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
         weight = stars if values.package_weight is None else values.package_weight.get(package_id, 0)
         score = stars if values.package_score is None else values.package_score.get(package_id, 0)
         rows.append({
-            "description": package["repo_description"],
-            "title": title,
+            "description": emoji.emojize(package["repo_description"] or ""),
+            "title": emoji.emojize(title),
             "title_no_prefix": title,
             "slug_no_prefix": package["slug"],
             "clean_title": title,
@@ -157,7 +141,8 @@ def search_rows(records: dict[str, list[dict]], categories: dict[str, str], valu
     for grid in records["grids"]:
         weight = len(grid["packages"]) if values.grid_weight is None else values.grid_weight.get(grid["id"], 0)
         rows.append({
-            "description": grid["description"], "title": grid["title"], "title_no_prefix": grid["title"],
+            "description": emoji.emojize(grid["description"] or ""), "title": emoji.emojize(grid["title"]),
+            "title_no_prefix": grid["title"],
             "slug_no_prefix": grid["slug"], "clean_title": grid["title"],
             "absolute_url": f"/grids/g/{grid['slug']}/", "created": grid["created"], "modified": grid["modified"],
             "weight": int(weight), "item_type": "grid", "slug": grid["slug"], "category": "",
@@ -254,7 +239,7 @@ class PublishedApi:
         v3 = build_v3(tables.packages, tables.grids, tables.categories, values.usage)
         by_id = {kind: {int(r["id"]): r for r in records[kind]} for kind in records}
         by_slug = {kind: {r["slug"]: r for r in records[kind]} for kind in ("packages", "grids")}
-        return Snapshot(token, published_at, records, rows, documents, v3, SubstringIndex(rows), by_id, by_slug)
+        return Snapshot(token, published_at, records, rows, documents, v3, SearchIndex(rows), by_id, by_slug)
 
     def snapshot(self) -> Snapshot:
         """The current snapshot (loaded on first use)."""

@@ -26,7 +26,7 @@ import dagster as dg
 
 from assets.metadata import OWNERS
 from assets.raw.metrics import crawl_metrics
-from assets.raw.slices import CrawlSlice, SliceOutcome, merge_reports, select_packages, split_partitions
+from assets.raw.slices import CrawlSlice, SliceOutcome, merge_reports, split_partitions
 from pipelines import progress
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.crawler.plan import partition_keys, partition_of
@@ -54,7 +54,7 @@ def crawl_slices(context: dg.OpExecutionContext, config: CrawlConfig, warehouse:
     which one process at a time may write) and hand each slice its keys and packages."""
     with warehouse.writer() as con:
         packages = read_table(con, "catalogue.packages")
-    packages = select_packages(packages, config.package_ids)
+    packages = config.select(packages)
     keys = _run_partitions(context)
     groups = split_partitions(keys, config.processes)
     context.log.info("crawl of %d partitions in %d slice(s), %d packages", len(keys), len(groups), packages.height)

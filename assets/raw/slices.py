@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +44,6 @@ def split_partitions(keys: Sequence[str], count: int) -> list[list[str]]:
     source, so the slices take about the same time); order kept within a slice."""
     count = max(1, min(count, len(keys)))
     return [list(keys[i::count]) for i in range(count)]
-
-
-def select_packages(packages: pl.DataFrame, package_ids: Iterable[int] | None) -> pl.DataFrame:
-    """The catalogue rows the run crawls: all, or only the given ids (ids not in the catalogue are ignored)."""
-    if package_ids is None:
-        return packages
-    return packages.filter(pl.col("id").is_in(list(package_ids)))
 
 
 # report fields that are not added up across slices

@@ -29,11 +29,18 @@ class CrawlConfig(dg.Config):
     max_age_hours: float = Field(default=20.0, description="Re-crawl data older than this.")
     time_budget_s: float | None = Field(default=None, description="Checkpoint and stop after this many seconds.")
     package_ids: list[int] | None = Field(
-        default=None, description="Crawl only these catalogue package ids (None: every package).")
+        default=None, description="Crawl only these catalogue package ids (the catalogue sensor's new or changed "
+                                  "packages); None: every package.")
     processes: int = Field(
         default=1, ge=1, le=64,
         description="Slices the run's partitions are split into, one step each: under the multiprocess "
         "executor they crawl in parallel processes (GitHub tokens split between them when there are enough).")
+
+    def select(self, packages: pl.DataFrame) -> pl.DataFrame:
+        """The catalogue rows this run crawls: those of `package_ids`, or all of them."""
+        if self.package_ids is None:
+            return packages
+        return packages.filter(pl.col("id").is_in(self.package_ids))
 
 
 def token_share(tokens: tuple[SecretStr, ...], index: int, count: int) -> tuple[SecretStr, ...]:
@@ -81,8 +88,10 @@ class CrawlerResource(dg.ConfigurableResource):
         """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive.
 
         `partitions`: only these crawl partition keys (None: all); `slice_of` (index, count): which
-        slice of a run split over processes this is, for its share of the GitHub tokens.
+        slice of a run split over processes this is, for its share of the GitHub tokens. Only the
+        packages of `config.package_ids` when it is set.
         """
+        packages = config.select(packages)
         tuning = Tuning()
         if self.jobs_in_flight is not None:
             tuning = dataclasses.replace(tuning, jobs_in_flight=self.jobs_in_flight)

@@ -18,6 +18,7 @@ class PulseResource(dg.ConfigurableResource):
     timezone: str | None = None  # PULSE_TIMEZONE
     health_config: str | None = None  # PULSE_HEALTH_CONFIG: a health.toml to score with (None: the shipped one)
     catalogue_max_shrink: str | None = None  # PULSE_CATALOGUE_MAX_SHRINK (a fraction; kept as text like the env)
+    releases_keep: str | None = None  # PULSE_RELEASES_KEEP (dataset releases kept; text like the env)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -26,4 +27,5 @@ class PulseResource(dg.ConfigurableResource):
             "PULSE_PUBLIC_URL": self.public_url,
             "PULSE_TIMEZONE": self.timezone,
             "PULSE_CATALOGUE_MAX_SHRINK": self.catalogue_max_shrink,
+            "PULSE_RELEASES_KEEP": self.releases_keep,
         })

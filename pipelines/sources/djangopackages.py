@@ -124,6 +124,20 @@ class DjangoPackagesClient:
         with self._session() as http:
             return {name: list(self._walk(http, name, counts)) for name in ENDPOINTS}, counts
 
+    def probe(self, endpoint: str = "packages", limit: int = 20) -> tuple[int | None, list[dict[str, Any]]]:
+        """One request: the list's `count` and its first `limit` records (lists are ordered by -id, so the
+        newest ones). A cheap "did anything change?" look (the catalogue sensor), never a read."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        url = f"{self.base_url}/api/v4/{endpoint}/?limit={limit}&offset=0"
+        with self._session() as http:
+            page = self._get_json(http, url)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise CatalogueInvalid(f"GET {url}: not a v4 list page (no 'results' list)")
+        count = page.get("count")
+        records = [r for r in page["results"] if isinstance(r, dict)]
+        return (count if isinstance(count, int) and not isinstance(count, bool) else None), records
+
     def read_list(self, endpoint: str) -> list[dict[str, Any]]:
         with self._session() as http:
             return list(self._walk(http, endpoint))

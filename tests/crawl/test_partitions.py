@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from assets.core.columns import CORE_KEYS, CORE_TABLES
 from assets.raw.assets import ALL_PARTITIONS_TAGS, CRAWL_PARTITIONS, RAW_KEYS, crawl
-from assets.raw.slices import merge_reports, select_packages, split_partitions
+from assets.raw.slices import merge_reports, split_partitions
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_crawl, shard_of
 from pipelines.resources import CrawlConfig, PulseResource, WarehouseResource
@@ -129,8 +129,8 @@ def test_the_reports_of_slices_add_up():
 
 def test_package_ids_select_the_catalogue_rows():
     packages = pl.DataFrame({"id": [1, 2, 3], "slug": ["a", "b", "c"]})
-    assert select_packages(packages, None).height == 3
-    assert select_packages(packages, [3, 1, 99])["slug"].to_list() == ["a", "c"]
+    assert CrawlConfig().select(packages).height == 3
+    assert CrawlConfig(package_ids=[3, 1, 99]).select(packages)["slug"].to_list() == ["a", "c"]
     assert CrawlConfig().package_ids is None and CrawlConfig().processes == 1
 
 

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.conftest import SIM_TOKENS, pulse_env, run_pulse
+from tests.e2e.conftest import SIM_TOKENS, pulse_env, query_file, run_pulse
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
@@ -154,7 +154,19 @@ def test_query_and_export_read_the_published_snapshot(refreshed, tmp_path):
     assert json.loads(result.stdout)[0]["n"] == _served(refreshed, "/api/v4/packages/")["count"]
     result = run_pulse("export", "--out", str(tmp_path / "datasets"), env=refreshed.env)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "datasets" / "core.packages.parquet").exists()
+    assert {"core.packages.parquet", "core.packages.csv", "core.packages.jsonl", "datapackage.json"} <= \
+        {p.name for p in (tmp_path / "datasets").iterdir()}
+    # the refresh job's exports/dataset_release wrote a release; `pulse export` writes the same one again
+    releases = refreshed.home / "releases"
+    release_id = (releases / "LATEST").read_text().strip()
+    descriptor = json.loads((releases / "latest" / "datapackage.json").read_text())
+    run_id = query_file(refreshed.home / "published.duckdb", "SELECT refresh_id FROM history.refreshes")[0][0]
+    assert descriptor["pulse:refresh_id"] == run_id and release_id.endswith("-" + run_id[:8])
+    result = run_pulse("export", env=refreshed.env)
+    assert result.returncode == 0, result.stderr
+    assert str(releases / release_id / "datapackage.json") in result.stdout.splitlines()
+    again = json.loads((releases / release_id / "datapackage.json").read_text())["resources"]
+    assert [(r["name"], r["rows"]) for r in again] == [(r["name"], r["rows"]) for r in descriptor["resources"]]
 
 
 def test_an_empty_repository_is_an_answer_not_an_error(refreshed):
