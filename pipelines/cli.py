@@ -124,7 +124,8 @@ def _stopped(signum: int, outcome: Any, seconds: float) -> None:
 
 
 def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budget: float | None,
-             replay: bool = False, verbose: bool = False, accept_catalogue_change: bool = False) -> int:
+             replay: bool = False, verbose: bool = False, accept_catalogue_change: bool = False,
+             processes: int = 1, partition: str | None = None) -> int:
     """Run one refresh and print its summary; the exit code (EXIT_OK or EXIT_DEGRADED; fatal or a
     stop signal: exits)."""
     from dagster import DagsterExecutionInterruptedError
@@ -156,7 +157,8 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
                 outcome = run_refresh(settings, force=force, max_age_hours=max_age_hours,
                                       time_budget_s=time_budget, replay=replay,
                                       log_level="INFO" if verbose else "CRITICAL",
-                                      accept_catalogue_change=accept_catalogue_change)
+                                      accept_catalogue_change=accept_catalogue_change,
+                                      processes=processes, partition=partition)
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):
             pass  # a stop signal outside the crawl: Dagster interrupted the step in progress
         finally:
@@ -223,16 +225,21 @@ def main() -> None:
 @click.option("--accept-catalogue-change", is_flag=True,
               help="Apply a catalogue that shrank by more than PULSE_CATALOGUE_MAX_SHRINK (never an empty or "
                    "incomplete one).")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Crawl in this many parallel processes (Dagster's multiprocess executor; tokens split).")
+@click.option("--partition", default=None,
+              help="Re-crawl one crawl partition only (e.g. github-2, gitlab; docs/ARCHITECTURE.md), then rebuild.")
 @click.option("--verbose", "-v", is_flag=True, help="Show Dagster's step logs.")
 def refresh(force: bool, max_age_hours: float, time_budget: float | None, replay: bool,
-            accept_catalogue_change: bool, verbose: bool) -> None:
+            accept_catalogue_change: bool, processes: int, partition: str | None, verbose: bool) -> None:
     """Materialize the whole asset graph once, in-process.
 
     Exit codes: 0 done (package-level upstream errors are normal), 3 degraded (the catalogue was
     refused or a source endpoint was unavailable: earlier data kept), 1 fatal.
     """
     sys.exit(_refresh(_settings(), force=force, max_age_hours=max_age_hours, time_budget=time_budget,
-                      replay=replay, verbose=verbose, accept_catalogue_change=accept_catalogue_change))
+                      replay=replay, verbose=verbose, accept_catalogue_change=accept_catalogue_change,
+                      processes=processes, partition=partition))
 
 
 @main.command()

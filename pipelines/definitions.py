@@ -20,7 +20,7 @@ from assets.health.checks import health_checks
 from assets.history.assets import history_assets
 from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
-from assets.raw.assets import crawl
+from assets.raw.assets import ALL_PARTITIONS_TAGS, crawl
 from pipelines.resources import CrawlerResource, PulseResource, WarehouseResource
 from pipelines.sensors import SENSORS, catalogue_update_job
 from pipelines.settings import freshness_hours, schedule_on
@@ -73,6 +73,7 @@ daily_refresh = dg.ScheduleDefinition(
     execution_timezone=SCHEDULE_TIMEZONE,
     # on when asked (PULSE_SCHEDULE=on, `pulse ui --schedule`); a status set in the UI wins over this default
     default_status=dg.DefaultScheduleStatus.RUNNING if SCHEDULE_ON else dg.DefaultScheduleStatus.STOPPED,
+    execution_fn=lambda _: dg.RunRequest(tags=ALL_PARTITIONS_TAGS),  # every crawl partition in one run
     description="The whole refresh daily at 04:00 UTC; on with PULSE_SCHEDULE=on (`pulse ui --schedule`) or in "
                 "the UI (stale data is re-crawled first).",
 )

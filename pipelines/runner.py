@@ -56,6 +56,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return path
 
 
+RunResult = dg.ExecuteInProcessResult | dg.JobExecutionResult  # in this process, or the multiprocess executor's
 RUN_TAG = "pulse/cli"  # on runs started by `run_refresh` (value: refresh | replay)
 LOCK_FILE = "pulse-refresh.lock"
 
@@ -116,7 +117,7 @@ class RefreshOutcome:
     catalogue_kept: int = 0  # packages of the stored catalogue that stayed in place
 
 
-def _catalogue_refusal(result: dg.ExecuteInProcessResult) -> tuple[str, int] | None:
+def _catalogue_refusal(result: RunResult) -> tuple[str, int] | None:
     """(reason, stored packages kept) when the catalogue's blocking `plausible` check failed."""
     from assets.catalogue.assets import PLAUSIBLE_KEY
 
@@ -129,7 +130,7 @@ def _catalogue_refusal(result: dg.ExecuteInProcessResult) -> tuple[str, int] | N
     return None
 
 
-def _crawl_summary(result: dg.ExecuteInProcessResult) -> dict[str, Any] | None:
+def _crawl_summary(result: RunResult) -> dict[str, Any] | None:
     """The crawl's summary from the `crawl` metadata of its raw asset materializations."""
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -148,7 +149,7 @@ def _short_name(match: re.Match) -> str:
     return match.group(1)
 
 
-def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
+def _first_failure(result: RunResult) -> str | None:
     """`step: Error: message` of the first failed step, naming the exception our code raised."""
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -166,10 +167,34 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str | None:
 REPLAY_GROUPS = ("core", "health", "history", "marts", "exports")
 
 
+def refresh_job() -> dg.JobDefinition:
+    """The `refresh` job, for `dg.reconstructable` (the multiprocess executor's steps load it anew)."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def("refresh")
+
+
+def partition_tags(partition: str | None) -> dict[str, str]:
+    """The run tags of a refresh: every crawl partition, or one (`pulse refresh --partition github-2`)."""
+    from assets.raw.assets import ALL_PARTITIONS_TAGS, CRAWL_PARTITIONS
+
+    if partition is None:
+        return dict(ALL_PARTITIONS_TAGS)
+    keys = CRAWL_PARTITIONS.get_partition_keys()
+    if partition not in keys:
+        raise ValueError(f"unknown crawl partition {partition!r}; the partitions are {', '.join(keys)}")
+    return {"dagster/asset_partition_range_start": partition, "dagster/asset_partition_range_end": partition}
+
+
 def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float = 20.0,
                 time_budget_s: float | None = None, replay: bool = False,
-                log_level: str = "CRITICAL", accept_catalogue_change: bool = False) -> RefreshOutcome:
+                log_level: str = "CRITICAL", accept_catalogue_change: bool = False,
+                processes: int = 1, partition: str | None = None) -> RefreshOutcome:
     """Materialize the whole asset graph once and say how it went (never raises on a step failure).
+
+    The crawl covers every crawl partition, or only `partition` (re-crawling one shard). `processes`
+    > 1 splits the crawl into that many slices run by Dagster's multiprocess executor in parallel
+    processes (every step then runs in a process of its own); 1 runs the job in this process.
 
     `replay` rebuilds everything downstream of the raw archive from what is already stored, with
     no network: the catalogue already in the warehouse and the archived responses (a full core
@@ -185,19 +210,22 @@ def run_refresh(settings: Settings, *, force: bool = False, max_age_hours: float
         with refresh_lock(dagster_home):
             return _run_locked(defs, force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
                                replay=replay, log_level=log_level, started=started,
-                               accept_catalogue_change=accept_catalogue_change)
-    except RefreshBusy as exc:
+                               accept_catalogue_change=accept_catalogue_change, processes=processes,
+                               partition=partition)
+    except (RefreshBusy, ValueError) as exc:
         return RefreshOutcome(success=False, seconds=time.perf_counter() - started, failure=str(exc))
 
 
 def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float | None, replay: bool,
-                log_level: str, started: float, accept_catalogue_change: bool = False) -> RefreshOutcome:
+                log_level: str, started: float, accept_catalogue_change: bool = False, processes: int = 1,
+                partition: str | None = None) -> RefreshOutcome:
     from assets.catalogue.assets import CatalogueConfig
     from assets.core.assets import CoreConfig
     from pipelines.resources import CrawlConfig
 
     job = defs.resolve_job_def("refresh")
     selection = None
+    tags = {RUN_TAG: "replay" if replay else "refresh"}
     if replay:
         graph = defs.resolve_asset_graph()
         selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in REPLAY_GROUPS]
@@ -205,19 +233,68 @@ def _run_locked(defs, *, force: bool, max_age_hours: float, time_budget_s: float
         ops: dict[str, dg.Config] = {"core_tables": CoreConfig(full=True)}
     else:
         ops = {"catalogue": CatalogueConfig(accept_change=accept_catalogue_change),
-               "crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s)}
-    run_config = dg.RunConfig(ops=ops, loggers={"console": {"config": {"log_level": log_level}}})
+               "crawl": CrawlConfig(force=force, max_age_hours=max_age_hours, time_budget_s=time_budget_s,
+                                    processes=processes)}
+        tags.update(partition_tags(partition))
+    loggers = {"console": {"config": {"log_level": log_level}}}
+    run_config = dg.RunConfig(ops=ops, loggers=loggers)
     with dg.DagsterInstance.get() as instance:
         _recover_dead_runs(instance)
-        result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
-            tags={RUN_TAG: "replay" if replay else "refresh"},
-        )
-        step_seconds = {
-            stat.step_key: stat.end_time - stat.start_time
-            for stat in instance.get_run_step_stats(result.run_id)
-            if stat.start_time is not None and stat.end_time is not None
-        }
+        if processes > 1 and not replay:
+            return _run_in_processes(defs, instance, ops, loggers, tags, processes, started)
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                        asset_selection=selection, tags=tags)
+        return _outcome(result, started, _step_seconds(instance, result.run_id))
+
+
+def _run_in_processes(defs, instance: dg.DagsterInstance, ops: dict[str, dg.Config], loggers: dict[str, Any],
+                      tags: dict[str, str], processes: int, started: float) -> RefreshOutcome:
+    """The refresh in three runs of the `refresh` job: the catalogue in this process, the crawl under
+    Dagster's multiprocess executor (its slices in parallel processes), then everything downstream
+    in this process. The catalogue and the downstream steps all write the one DuckDB file one at a
+    time (the writer pool), so a process each would only add a process start per step."""
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    catalogue = [key for key in keys if graph.get(key).group_name == "catalogue"]
+    raw = [key for key in keys if graph.get(key).group_name == "raw"]
+    rest = [key for key in keys if graph.get(key).group_name not in ("catalogue", "raw")]
+    job = defs.resolve_job_def("refresh")
+    plain = {RUN_TAG: tags[RUN_TAG]}
+    outcomes: list[RefreshOutcome] = []
+
+    def finish(result: RunResult) -> bool:
+        outcomes.append(_outcome(result, started, _step_seconds(instance, result.run_id)))
+        return result.success
+
+    if finish(job.execute_in_process(run_config=dg.RunConfig(ops={"catalogue": ops["catalogue"]}, loggers=loggers),
+                                     instance=instance, raise_on_error=False, asset_selection=catalogue, tags=plain)):
+        config = dg.RunConfig(ops={"crawl": ops["crawl"]}, loggers=loggers).to_config_dict()
+        # forkserver with the code location preloaded: each step forks ready, no second import
+        config["execution"] = {"config": {"multiprocess": {
+            "max_concurrent": processes,
+            "start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}}}
+        with dg.execute_job(dg.reconstructable(refresh_job), instance=instance, run_config=config, tags=tags,
+                            asset_selection=raw, raise_on_error=False) as crawled:
+            crawl_ok = finish(crawled)
+        if crawl_ok:
+            finish(job.execute_in_process(run_config=dg.RunConfig(loggers=loggers), instance=instance,
+                                          raise_on_error=False, asset_selection=rest, tags=plain))
+    last = outcomes[-1]
+    last.step_seconds = {step: s for outcome in outcomes for step, s in outcome.step_seconds.items()}
+    last.crawl = next((outcome.crawl for outcome in outcomes if outcome.crawl is not None), None)
+    return last
+
+
+def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    return {
+        stat.step_key: stat.end_time - stat.start_time
+        for stat in instance.get_run_step_stats(run_id)
+        if stat.start_time is not None and stat.end_time is not None
+    }
+
+
+def _outcome(result: RunResult, started: float, step_seconds: dict[str, float]) -> RefreshOutcome:
+    """What `pulse refresh` says about a finished run (read while its result is still open)."""
     refused = None if result.success else _catalogue_refusal(result)
     return RefreshOutcome(
         success=result.success,

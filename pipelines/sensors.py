@@ -35,6 +35,7 @@ from assets.catalogue.changes import (
 from assets.catalogue.guard import judge_catalogue
 from assets.catalogue.readers import read_catalogue
 from assets.catalogue.transform import build_catalogue
+from assets.raw.assets import ALL_PARTITIONS_TAGS
 from pipelines.alerts import Alert, notify, redact
 from pipelines.resources import CrawlConfig, PulseResource
 from pipelines.settings import Settings
@@ -93,7 +94,8 @@ def evaluate_catalogue(settings: Settings, cursor: str | None) -> dg.SensorResul
     request = dg.RunRequest(
         run_key=f"catalogue-{key}",
         run_config=dg.RunConfig(ops={"crawl": CrawlConfig(package_ids=ids)}),
-        tags={TRIGGER_TAG: "catalogue_sensor", "pulse/packages": str(len(ids))},
+        # the crawl is partitioned: every partition, narrowed to the packages by `package_ids`
+        tags={TRIGGER_TAG: "catalogue_sensor", "pulse/packages": str(len(ids)), **ALL_PARTITIONS_TAGS},
     )
     return dg.SensorResult(run_requests=[request], cursor=new_cursor)
 

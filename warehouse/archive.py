@@ -5,7 +5,7 @@ minutes, and a batch must be durable the moment it is written (a SIGKILL loses a
 in flight). Each batch is one Parquet file written under a temporary name and renamed into place,
 so a reader sees whole batches or nothing. The same layout moves to object storage unchanged.
 
-Layout: ``PULSE_HOME/raw/<source>/<batch_id>.parquet``; see ``RAW_SCHEMA`` for the columns. The
+Layout: ``PULSE_HOME/raw/<source>/<batch_id>[.<partition>].parquet``; see ``RAW_SCHEMA`` for the columns. The
 archive knows no source by name: a folder is whatever source name a batch is written under, and
 readers read the folders they are given (every folder when none are named).
 """
@@ -86,16 +86,25 @@ def _batch_frame(rows: Iterable[RawResponse], run_id: str) -> pl.DataFrame:
     )
 
 
-def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id: str) -> Path | None:
-    """Write one durable batch; returns its path (None when there was nothing to write)."""
+def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id: str,
+                partition: str | None = None) -> Path | None:
+    """Write one durable batch; returns its path (None when there was nothing to write).
+
+    `partition` (a crawl partition key such as `github-2`) is appended to the file name, so the batches
+    of one partition of a partitioned crawl can be told apart; readers read every batch alike.
+    """
     if not SOURCE_NAME.match(source):
         raise ValueError(f"not a usable raw source name {source!r}")
+    if partition is not None and not SOURCE_NAME.match(partition):
+        raise ValueError(f"not a usable raw partition name {partition!r}")
     frame = _batch_frame(rows, run_id)
     if frame.is_empty():
         return None
     folder = raw_dir / source
     folder.mkdir(parents=True, exist_ok=True)
     batch_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+    if partition is not None:
+        batch_id += f".{partition}"
     final = folder / f"{batch_id}.parquet"
     tmp = folder / f".{batch_id}.parquet.tmp"
     frame.write_parquet(tmp, compression="zstd")

@@ -18,7 +18,8 @@ from warehouse.load import query
 
 CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
-RAW_DEPS = list(RAW_KEYS.values())  # every raw source of the registry
+# every raw source of the registry, every crawl partition of each (core reads the whole archive)
+RAW_DEPS = [dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in RAW_KEYS.values()]
 
 
 def core_key(name: str) -> dg.AssetKey:

@@ -1,61 +1,150 @@
-"""The crawl as one Dagster step: every host is crawled concurrently in one event loop.
+"""The crawl as a partitioned asset: by source, and by a stable hash shard within the big sources.
 
-One asset per upstream (raw/github, raw/pypi, ...) so the UI shows each archive's state, but a
-single step produces them all: a Dagster step per package would cost more than the crawl itself.
+One asset per upstream (raw/github, raw/pypi, ...) so the UI shows each archive's state; one graph
+produces them all, partitioned by `CRAWL_PARTITIONS` (`github-0`..`github-3`, `pypi-0`.., `gitlab`,
+...: `pipelines.crawler.plan`). Every raw asset carries every key: partition `github-2` of raw/pypi
+is "the crawl of shard github-2" (nothing to do for PyPI), which keeps the downstream assets'
+"all partitions of every parent" one simple rule.
+
+- `crawl_slices` reads the catalogue once (the writer pool: never at the same time as a writing step)
+  and deals the run's partition keys into `CrawlConfig.processes` slices;
+- `crawl_slice` (one step per slice; parallel processes under the multiprocess executor) crawls its
+  partitions in one event loop, each partition archiving its own batches, with its share of tokens;
+- `crawl_done` reports: all partitions materialized with the crawl's figures, or, when a slice
+  failed, the partitions that succeeded materialized one by one and the step failed naming the rest,
+  so the UI shows which shard failed and that shard re-runs alone.
+
+A run covers a range of keys in one step (`BackfillPolicy.single_run()`), so `pulse refresh` and a
+backfill of many shards crawl them all in one loop; a step per package would cost more than the crawl.
 """
 
 
 from collections import Counter
+from typing import Any
 
 import dagster as dg
 
 from assets.metadata import OWNERS
 from assets.raw.metrics import crawl_metrics
+from assets.raw.slices import CrawlSlice, SliceOutcome, merge_reports, split_partitions
 from pipelines import progress
+from pipelines.crawler.crawl import CrawlReport
+from pipelines.crawler.plan import partition_keys, partition_of
 from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
 from pipelines.sources.registry import SOURCES
 from warehouse.load import read_table
 
 RAW_KEYS = {source.name: dg.AssetKey(["raw", source.name]) for source in SOURCES}
+CRAWL_PARTITIONS = dg.StaticPartitionsDefinition(partition_keys())
+# the tags of a run over every partition (what `pulse refresh` and the daily schedule run)
+ALL_PARTITIONS_TAGS = {"dagster/asset_partition_range_start": CRAWL_PARTITIONS.get_partition_keys()[0],
+                       "dagster/asset_partition_range_end": CRAWL_PARTITIONS.get_partition_keys()[-1]}
 
 
-@dg.multi_asset(
-    name="crawl",
-    group_name="raw",
-    specs=[
-        dg.AssetSpec(
-            key,
-            deps=[dg.AssetKey(["catalogue", "packages"])],
-            description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/).",
-            kinds={"parquet", "python"},
-            owners=OWNERS,
-        )
-        for source, key in RAW_KEYS.items()
-    ],
-    pool=WRITER_POOL,
-)
-def crawl(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: CrawlerResource,
-          warehouse: WarehouseResource):
+def _run_partitions(context: dg.OpExecutionContext) -> list[str]:
+    """The partition keys this run materializes (a key, a range, or every key when unpartitioned)."""
+    if context.has_partition_key_range or context.has_partition_key:
+        return list(context.partition_keys)
+    return CRAWL_PARTITIONS.get_partition_keys()
+
+
+@dg.op(ins={"catalogue": dg.In(dg.Nothing)}, out=dg.DynamicOut(CrawlSlice), pool=WRITER_POOL)
+def crawl_slices(context: dg.OpExecutionContext, config: CrawlConfig, warehouse: WarehouseResource):
+    """Read the catalogue (the only warehouse read of the crawl: slices never open the DuckDB file,
+    which one process at a time may write) and hand each slice its keys and packages."""
     with warehouse.writer() as con:
         packages = read_table(con, "catalogue.packages")
-    report = crawler.crawl(packages, config, run_id=context.run.run_id, log=context.log, progress=progress.report)
-    errors_by_source = Counter(error[1] for error in report.errors)
-    errors_by_kind = Counter(error[2] for error in report.errors)
+    packages = config.select(packages)
+    keys = _run_partitions(context)
+    groups = split_partitions(keys, config.processes)
+    context.log.info("crawl of %d partitions in %d slice(s), %d packages", len(keys), len(groups), packages.height)
+    for index, group in enumerate(groups):
+        yield dg.DynamicOutput(CrawlSlice(index, len(groups), group, packages, config.model_dump()),
+                               mapping_key=f"slice_{index}")
+
+
+@dg.op
+def crawl_slice(context: dg.OpExecutionContext, part: CrawlSlice, crawler: CrawlerResource) -> SliceOutcome:
+    """Crawl one slice's partitions; a failure is returned (not raised) so the others still report."""
+    try:
+        report = crawler.crawl(part.packages, CrawlConfig(**part.options), run_id=context.run.run_id,
+                               log=context.log, progress=progress.report, partitions=part.partitions,
+                               slice_of=(part.index, part.count))
+    except Exception as exc:  # the step's report names the failed partitions; the traceback is logged
+        context.log.exception("crawl of partitions %s failed", ", ".join(part.partitions))
+        return SliceOutcome(part.partitions, failure=f"{type(exc).__name__}: {exc}")
+    return SliceOutcome(part.partitions, report=report)
+
+
+def _metadata(report: CrawlReport, source: str, partition: str | None = None) -> dict[str, Any]:
+    """What a raw asset reports for the crawl (or one partition of it)."""
+    errors = [e for e in report.errors if partition is None or partition_of(e[1], e[0]) == partition]
+    stats = report.sources.get(source)
+    metadata: dict[str, Any] = {
+        "requests": stats.requests if stats else 0,
+        "errors": sum(1 for e in errors if e[1] == source),
+        "stopped_by_budget": report.stopped_by_budget,
+        "seconds": round(report.seconds, 2),
+        "crawl": dg.MetadataValue.json(report.summary()),  # the whole crawl (`pulse refresh` prints it)
+    }
+    if stats and stats.quota_spent:
+        metadata["quota_spent"] = stats.quota_spent
+    metadata.update(crawl_metrics(report, source))  # numbers the UI plots per run (assets.raw.metrics)
+    if partition is not None:  # a partition's own errors (the figures above are its slice's)
+        metadata["errors"] = sum(1 for e in errors if e[1] == source)
+    if report.archived_by_partition:
+        metadata["archived_by_partition"] = dg.MetadataValue.json(report.archived_by_partition)
+    if source == SOURCES[0].name:  # the crawl's errors by kind, once
+        metadata["errors_by_kind"] = dg.MetadataValue.json(dict(Counter(e[2] for e in errors)))
+    return metadata
+
+
+@dg.op(out={source: dg.Out(dg.Nothing, is_required=False) for source in RAW_KEYS})
+def crawl_done(context: dg.OpExecutionContext, outcomes: list[SliceOutcome]):
+    """Materialize what the slices crawled; fail naming the partitions of a failed slice."""
+    failed = [o for o in outcomes if o.failure is not None]
+    done = [o for o in outcomes if o.report is not None]
+    report = merge_reports([o.report for o in done]) if done else CrawlReport()
     if report.stopped_by_budget:
         context.log.warning("crawl stopped at its time budget; the next refresh continues where it stopped")
-    summary = dg.MetadataValue.json(report.summary())  # the whole crawl (`pulse refresh` prints it)
-    for source, key in RAW_KEYS.items():
-        stats = report.sources.get(source)
-        metadata = {
-            "requests": stats.requests if stats else 0,
-            "errors": errors_by_source.get(source, 0),
-            "stopped_by_budget": report.stopped_by_budget,
-            "seconds": round(report.seconds, 2),
-            "crawl": summary,
-        }
-        if stats and stats.quota_spent:
-            metadata["quota_spent"] = stats.quota_spent
-        metadata.update(crawl_metrics(report, source))  # numbers the UI plots per run (assets.raw.metrics)
-        if source == SOURCES[0].name:  # the whole crawl's errors, once
-            metadata["errors_by_kind"] = dg.MetadataValue.json(dict(errors_by_kind))
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    if not failed:
+        for source in RAW_KEYS:
+            yield dg.Output(None, source, metadata=_metadata(report, source))
+        return
+    for outcome in done:  # the partitions that did succeed, one by one
+        assert outcome.report is not None
+        for key in outcome.partitions:
+            for source, asset_key in RAW_KEYS.items():
+                yield dg.AssetMaterialization(asset_key=asset_key, partition=key,
+                                              metadata=_metadata(outcome.report, source, key))
+    names = ", ".join(key for o in failed for key in o.partitions)
+    raise dg.Failure(description=f"crawl partitions failed: {names} ({failed[0].failure})",
+                     metadata={"failed_partitions": dg.MetadataValue.json([k for o in failed for k in o.partitions])})
+
+
+def _config(config: CrawlConfig) -> dict[str, Any]:
+    """The run configuration of the graph is the crawl's (`ops: {crawl: {config: ...}}`, as before)."""
+    return {"crawl_slices": {"config": dict(config)}}
+
+
+@dg.graph_multi_asset(
+    name="crawl",
+    group_name="raw",
+    outs={
+        source: dg.AssetOut(
+            key=key,
+            description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/), "
+                        "partitioned by crawl shard.",
+            kinds={"parquet", "python"},
+            owners=OWNERS,
+            dagster_type=dg.Nothing,
+        )
+        for source, key in RAW_KEYS.items()
+    },
+    ins={"catalogue": dg.AssetIn(dg.AssetKey(["catalogue", "packages"]), dagster_type=dg.Nothing)},
+    partitions_def=CRAWL_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    config=dg.ConfigMapping(config_fn=_config),
+)
+def crawl(catalogue):
+    return crawl_done(crawl_slices(catalogue).map(crawl_slice).collect())

@@ -40,7 +40,7 @@ import httpx
 import polars as pl
 
 from pipelines.crawler import shutdown
-from pipelines.crawler.plan import Plan, plan_crawl
+from pipelines.crawler.plan import Plan, partition_of, plan_crawl
 from pipelines.crawler.state import load_state
 from pipelines.crawler.upstreams import Upstreams
 from pipelines.settings import Settings
@@ -87,6 +87,9 @@ class CrawlReport:
     interrupted_by: str | None = None  # "SIGTERM" / "SIGINT" when a stop signal ended the crawl
     # endpoint-level failures (open circuits, `pipelines.sources.http.health`): one per (source, endpoint)
     endpoint_errors: list[EndpointError] = field(default_factory=list)
+    # a partitioned crawl (`run_crawl(partitions=...)`): the keys it crawled, and per key what it archived
+    partitions: list[str] | None = None
+    archived_by_partition: dict[str, int] = field(default_factory=dict)
 
     @property
     def left(self) -> int:
@@ -149,32 +152,37 @@ class _ArchiveBuffer:
     cancelled crawl) is written by `close`, synchronously.
     """
 
-    def __init__(self, raw_dir: Any, run_id: str, batch_size: int = 500) -> None:
+    def __init__(self, raw_dir: Any, run_id: str, batch_size: int = 500, by_partition: bool = False) -> None:
         self.raw_dir = raw_dir
         self.run_id = run_id
         self.batch_size = batch_size
+        self.by_partition = by_partition  # a partitioned crawl: each partition's rows in its own batches
         self.written = 0
-        self._rows: dict[str, list[RawResponse]] = {}
+        self.written_by_partition: Counter[str] = Counter()
+        # (source, partition key or None) -> rows
+        self._rows: dict[tuple[str, str | None], list[RawResponse]] = {}
         self._pending: set[asyncio.Future[None]] = set()
         self._errors: list[BaseException] = []
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulse-archive")
 
     def add(self, row: RawResponse) -> None:
-        buffer = self._rows.setdefault(row.source, [])
+        slot = (row.source, partition_of(row.source, row.subject) if self.by_partition else None)
+        buffer = self._rows.setdefault(slot, [])
         buffer.append(row)
         if len(buffer) >= self.batch_size:
-            self._hand_over(row.source)
+            self._hand_over(slot)
 
-    def _hand_over(self, source: str) -> None:
-        rows = self._rows.pop(source, [])
+    def _hand_over(self, slot: tuple[str, str | None]) -> None:
+        rows = self._rows.pop(slot, [])
         if not rows:
             return
+        write = write_batch if slot[1] is None else functools.partial(write_batch, partition=slot[1])
         future = asyncio.get_running_loop().run_in_executor(
-            self._executor, write_batch, self.raw_dir, source, rows, self.run_id)
+            self._executor, write, self.raw_dir, slot[0], rows, self.run_id)
         self._pending.add(future)
-        future.add_done_callback(functools.partial(self._done, rows=len(rows)))
+        future.add_done_callback(functools.partial(self._done, rows=len(rows), partition=slot[1]))
 
-    def _done(self, future: asyncio.Future[None], *, rows: int) -> None:
+    def _done(self, future: asyncio.Future[None], *, rows: int, partition: str | None) -> None:
         self._pending.discard(future)
         if future.cancelled():
             return
@@ -182,11 +190,13 @@ class _ArchiveBuffer:
             self._errors.append(future.exception())
         else:
             self.written += rows
+            if partition is not None:
+                self.written_by_partition[partition] += rows
 
     async def flush(self) -> None:
         """Hand every buffer to the writer and wait until all batches so far are durable."""
-        for source in list(self._rows):
-            self._hand_over(source)
+        for slot in list(self._rows):
+            self._hand_over(slot)
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
         if self._errors:
@@ -195,10 +205,15 @@ class _ArchiveBuffer:
     def close(self) -> None:
         """After the loop: wait for the writer, then write what is still buffered (synchronously)."""
         self._executor.shutdown(wait=True)
-        for source in list(self._rows):
-            rows = self._rows.pop(source)
-            write_batch(self.raw_dir, source, rows, self.run_id)
+        for slot in list(self._rows):
+            rows = self._rows.pop(slot)
+            if slot[1] is None:
+                write_batch(self.raw_dir, slot[0], rows, self.run_id)
+            else:
+                write_batch(self.raw_dir, slot[0], rows, self.run_id, partition=slot[1])
             self.written += len(rows)
+            if slot[1] is not None:
+                self.written_by_partition[slot[1]] += len(rows)
         if self._errors:
             raise self._errors[0]
 
@@ -475,15 +490,20 @@ def run_crawl(
     log: logging.Logger | None = None,
     tuning: Tuning | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    partitions: list[str] | None = None,
 ) -> CrawlReport:
-    """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive."""
+    """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive.
+
+    `partitions`: only the subjects of these crawl partition keys (`pipelines.crawler.plan`), each
+    partition's answers written in its own batches (None: every subject, batches per source).
+    """
     log = log or log_default
     tuning = tuning or Tuning()
     started = time.monotonic()
     deadline = started + time_budget_s if time_budget_s is not None else None
     states, facts = load_state(settings.raw_dir)
     plan = plan_crawl(packages, states, facts, with_token=settings.with_token, now=datetime.now(UTC),
-                      force=force, max_age_hours=max_age_hours, tuning=tuning)
+                      force=force, max_age_hours=max_age_hours, tuning=tuning, partitions=partitions)
     log.info(
         "crawl plan: %d request keys due (%s jobs), %d fresh keys skipped (%s)",
         plan.planned,
@@ -496,7 +516,7 @@ def run_crawl(
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
-    writer = _ArchiveBuffer(settings.raw_dir, run_id)
+    writer = _ArchiveBuffer(settings.raw_dir, run_id, by_partition=partitions is not None)
     try:
         crawler = _Crawler(settings, plan, writer, tuning=tuning, deadline=deadline, progress=progress,
                            log=log, transport=transport)
@@ -511,6 +531,9 @@ def run_crawl(
             logger.setLevel(level)
     report = crawler.report
     report.seconds = time.monotonic() - started
+    if partitions is not None:
+        report.partitions = list(partitions)
+        report.archived_by_partition = {key: writer.written_by_partition.get(key, 0) for key in partitions}
     log.info(
         "crawl done in %.1f s: %d responses archived (%d not modified), %d errors, quota spent %.1f%s",
         report.seconds, report.archived, report.not_modified, len(report.errors), report.quota_spent,

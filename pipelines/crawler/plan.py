@@ -5,10 +5,18 @@ jobs are per unique subject. Keys fetched within `max_age_hours` are left out (u
 never-seen keys go first, then the oldest (a source's `min_age_hours` is a floor on the age, even when
 forced: a once-a-day upstream is asked at most once a day): a crawl stopped by its time budget has then spent it on
 what mattered most, and the next run picks up the rest.
+
+Partitions (docs/ARCHITECTURE.md, "Crawl partitions"): every job belongs to one partition key of the
+crawl, `<source>-<shard>` for the big sources (the subject's stable hash modulo `SHARDS[source]`) and
+`<source>` for the others. A plan can be restricted to some keys (`plan_crawl(partitions=...)`): the
+plans of disjoint key sets are disjoint and together equal the plan of all keys, because a subject
+(a repository or a project, shared by the packages naming it) lands in exactly one shard.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +27,33 @@ from pipelines.sources.base import Source
 from pipelines.sources.crawling import EPOCH, Job, KeyState
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.registry import SOURCES
+
+# Shards per big source; every other source is one partition. Changing a number renames partition
+# keys (the UI's history of the old keys stays behind): a deliberate migration, not a setting.
+SHARDS: dict[str, int] = {"github": 4, "pypi": 4, "pypistats": 4}
+
+
+def shard_of(subject: str, shards: int) -> int:
+    """The subject's shard: a stable hash (the same in every process and Python version, unlike `hash`)."""
+    if shards <= 1:
+        return 0
+    digest = hashlib.blake2b(subject.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def partition_of(source: str, subject: str) -> str:
+    """The crawl partition key of one subject of `source` (`github-2`, `gitlab`)."""
+    shards = SHARDS.get(source, 1)
+    return f"{source}-{shard_of(subject, shards)}" if shards > 1 else source
+
+
+def partition_keys() -> list[str]:
+    """Every crawl partition key, in registry order then shard order (the order of backfill ranges)."""
+    keys: list[str] = []
+    for source in SOURCES:
+        shards = SHARDS.get(source.name, 1)
+        keys += [f"{source.name}-{i}" for i in range(shards)] if shards > 1 else [source.name]
+    return keys
 
 
 @dataclass
@@ -43,9 +78,14 @@ def plan_crawl(
     force: bool,
     max_age_hours: float,
     tuning: Tuning | None = None,
+    partitions: Collection[str] | None = None,
 ) -> Plan:
-    """Jobs per source, in crawl order (never-seen keys first, then the oldest good fetch)."""
+    """Jobs per source, in crawl order (never-seen keys first, then the oldest good fetch).
+
+    `partitions`: only the subjects of these crawl partition keys (None: all of them).
+    """
     tuning = tuning or Tuning()
+    wanted_partitions = None if partitions is None else set(partitions)
     max_age = {source.name: timedelta(hours=max(max_age_hours, source.min_age_hours)) for source in SOURCES}
     min_age = {source.name: timedelta(hours=source.min_age_hours) for source in SOURCES}
     skipped_fresh = skipped_unsupported = skipped_problem = 0
@@ -57,6 +97,8 @@ def plan_crawl(
 
     def add(source: Source, subject: str, ident: str) -> None:
         nonlocal skipped_fresh
+        if wanted_partitions is not None and partition_of(source.name, subject) not in wanted_partitions:
+            return
         due: dict[str, KeyState | None] = {}
         keys: dict[str, str] = {}
         for endpoint in endpoints[source.name]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from pipelines.crawler.crawl import CrawlReport, run_crawl
 from pipelines.settings import Settings
@@ -23,7 +23,7 @@ Progress = Callable[[str, int, int], None]
 
 
 class CrawlConfig(dg.Config):
-    """Run configuration of the crawl step (`pulse refresh --force/--max-age-hours/--time-budget`)."""
+    """Run configuration of the crawl step (`pulse refresh --force/--max-age-hours/--time-budget/--processes`)."""
 
     force: bool = Field(default=False, description="Crawl every package, fresh or not.")
     max_age_hours: float = Field(default=20.0, description="Re-crawl data older than this.")
@@ -31,12 +31,25 @@ class CrawlConfig(dg.Config):
     package_ids: list[int] | None = Field(
         default=None, description="Crawl only these catalogue package ids (the catalogue sensor's new or changed "
                                   "packages); None: every package.")
+    processes: int = Field(
+        default=1, ge=1, le=64,
+        description="Slices the run's partitions are split into, one step each: under the multiprocess "
+        "executor they crawl in parallel processes (GitHub tokens split between them when there are enough).")
 
     def select(self, packages: pl.DataFrame) -> pl.DataFrame:
         """The catalogue rows this run crawls: those of `package_ids`, or all of them."""
         if self.package_ids is None:
             return packages
         return packages.filter(pl.col("id").is_in(self.package_ids))
+
+
+def token_share(tokens: tuple[SecretStr, ...], index: int, count: int) -> tuple[SecretStr, ...]:
+    """The tokens of slice `index` of `count`: token i goes to slice i mod count when every slice gets
+    one; with fewer tokens than slices every slice keeps them all (their pace is then shared through
+    the quota's cross-process accounting, not multiplied by the slices)."""
+    if count <= 1 or len(tokens) < count:
+        return tokens
+    return tuple(token for i, token in enumerate(tokens) if i % count == index)
 
 
 class CrawlerResource(dg.ConfigurableResource):
@@ -74,13 +87,22 @@ class CrawlerResource(dg.ConfigurableResource):
         })
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,
-              progress: Progress | None = None) -> CrawlReport:
-        """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive, only
-        those of `config.package_ids` when it is set."""
+              progress: Progress | None = None, partitions: list[str] | None = None,
+              slice_of: tuple[int, int] = (0, 1)) -> CrawlReport:
+        """Crawl every due request of `packages` (catalogue.packages columns) into the raw archive.
+
+        `partitions`: only these crawl partition keys (None: all); `slice_of` (index, count): which
+        slice of a run split over processes this is, for its share of the GitHub tokens. Only the
+        packages of `config.package_ids` when it is set.
+        """
         packages = config.select(packages)
         tuning = Tuning()
         if self.jobs_in_flight is not None:
             tuning = dataclasses.replace(tuning, jobs_in_flight=self.jobs_in_flight)
-        return run_crawl(self.settings(), packages, run_id=run_id, force=config.force,
+        settings = self.settings()
+        shared = token_share(settings.github_tokens, *slice_of)
+        if shared != settings.github_tokens:
+            settings = settings.model_copy(update={"github_tokens": shared})
+        return run_crawl(settings, packages, run_id=run_id, force=config.force,
                          max_age_hours=config.max_age_hours, time_budget_s=config.time_budget_s,
-                         progress=progress, log=log, tuning=tuning)
+                         progress=progress, log=log, tuning=tuning, partitions=partitions)

@@ -13,6 +13,13 @@ from pipelines.definitions import defs
 pytestmark = pytest.mark.slow  # two evaluations of the whole graph (~3 s each on a loaded machine)
 
 
+def _materialized(instance: dg.DagsterInstance, graph, key: dg.AssetKey) -> None:
+    """A runless materialization of `key`, of every partition of a partitioned one (the crawl's)."""
+    partitions = graph.get(key).partitions_def
+    for partition in partitions.get_partition_keys() if partitions else [None]:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+
+
 def test_a_partial_crawl_flows_downstream_on_its_own():
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
@@ -20,12 +27,12 @@ def test_a_partial_crawl_flows_downstream_on_its_own():
     downstream = keys - upstream
     with dg.DagsterInstance.ephemeral() as instance:
         for key in keys:  # a whole refresh happened
-            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+            _materialized(instance, graph, key)
         settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert settled.total_requested == 0
 
         for key in upstream:  # the catalogue sensor's run: catalogue + crawl of a few packages
-            instance.report_runless_asset_event(dg.AssetMaterialization(key))
+            _materialized(instance, graph, key)
         flowed = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {key for key in keys if flowed.get_num_requested(key)}
     assert requested == downstream
