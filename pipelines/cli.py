@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -112,10 +113,11 @@ def _stopped(signum: int, outcome: Any, seconds: float) -> None:
     Everything the run held is released by now (lock, Dagster instance, warehouse): the process exits
     at once, without the interpreter's slow teardown, while a container's grace period runs.
     """
-    crawl = "crawl: CrawlInterrupted: "
     detail = ""
-    if outcome is not None and outcome.failure and outcome.failure.startswith(crawl):
-        detail = "; " + outcome.failure.removeprefix(crawl).split(": ", 1)[-1]
+    # the crawl step (`crawl.crawl_slice[slice_0]` since the crawl is partitioned) says what it archived
+    interrupted = re.search(r"CrawlInterrupted: stopped by \w+: (.*)", (outcome and outcome.failure) or "")
+    if interrupted:
+        detail = "; " + interrupted.group(1)
     console.print(f"[bold red]pulse: refresh stopped by {shutdown.name(signum)} after {seconds:.1f}s{detail}; "
                   "nothing partial was published; the next refresh continues from the raw archive[/]")
     sys.stdout.flush()

@@ -28,7 +28,7 @@ from assets.metadata import OWNERS
 from assets.raw.metrics import crawl_metrics
 from assets.raw.slices import CrawlSlice, SliceOutcome, merge_reports, split_partitions
 from pipelines import progress
-from pipelines.crawler.crawl import CrawlReport
+from pipelines.crawler.crawl import CrawlInterrupted, CrawlReport
 from pipelines.crawler.plan import partition_keys, partition_of
 from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
 from pipelines.sources.registry import SOURCES
@@ -70,6 +70,8 @@ def crawl_slice(context: dg.OpExecutionContext, part: CrawlSlice, crawler: Crawl
         report = crawler.crawl(part.packages, CrawlConfig(**part.options), run_id=context.run.run_id,
                                log=context.log, progress=progress.report, partitions=part.partitions,
                                slice_of=(part.index, part.count))
+    except CrawlInterrupted:  # a stop signal is no shard's failure: the step fails at once, as before
+        raise
     except Exception as exc:  # the step's report names the failed partitions; the traceback is logged
         context.log.exception("crawl of partitions %s failed", ", ".join(part.partitions))
         return SliceOutcome(part.partitions, failure=f"{type(exc).__name__}: {exc}")
