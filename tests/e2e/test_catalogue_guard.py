@@ -77,6 +77,11 @@ FAULTS = {
 }
 
 
+# The recovery run after the fault is the same code path whatever the fault was: it is checked after a
+# partial read and after a proxy's page (the two that reach furthest into the read), not after all four.
+CLEARED = ("500after1", "html")
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_failing_catalogue_changes_nothing_published_and_exits_degraded(good, home, fault):
     sim = good[0]
@@ -97,6 +102,8 @@ def test_a_failing_catalogue_changes_nothing_published_and_exits_degraded(good, 
     assert _published(home) == before  # byte for byte
     assert _stored_catalogue(home) == catalogue_before
 
+    if fault not in CLEARED:
+        return
     # the fault cleared: the next refresh is exact again (nothing was due, so nothing changes)
     again = run_pulse("refresh", env=_env(sim, home))
     assert again.returncode == 0, again.stderr[-3000:]

@@ -62,6 +62,11 @@ def _package_errors(home: Path) -> set[tuple]:
                       "SELECT package_id, source, kind FROM core.crawl_errors WHERE severity = 'error'"))
 
 
+# The recovery run is the same code path whatever the fault was: checked once per source (GitHub's
+# GraphQL answering 502, PyPI behind a proxy's HTML page), not after all four faults.
+CLEARED = ("graphql=502", "htmlproxy=pypi")
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_broken_endpoint_degrades_the_run_and_publishes_no_false_facts(good, tmp_path, fault):
     sim, good_home = good
@@ -84,6 +89,8 @@ def test_a_broken_endpoint_degrades_the_run_and_publishes_no_false_facts(good, t
     assert _package_errors(home) == errors  # no package became gone / not_found because of the outage
     assert _records(home) == records  # what clients read is what the good run published
 
+    if fault not in CLEARED:
+        return
     again = run_pulse("refresh", "--force", env=_env(sim, home))  # the fault cleared
     assert again.returncode == 0, again.stderr[-3000:]
     assert query_file(home / "published.duckdb", "SELECT count(*) FROM core.endpoint_errors") == [(0,)]
