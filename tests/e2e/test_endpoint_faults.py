@@ -20,7 +20,7 @@ from tests.e2e.conftest import pulse_env, query_file, run_pulse, without_last_fe
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
-SEED, PACKAGES = 13, 160
+SEED, PACKAGES = 13, 90
 PUBLIC_URL = "http://pulse.test"
 
 # fault spec -> (source, endpoint) rows expected in core.endpoint_errors
