@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import httpx
@@ -35,6 +36,8 @@ import httpx
 from assets.freshness import judge_freshness
 from pipelines.alerts import redact
 from pipelines.settings import Settings
+
+T = TypeVar("T")
 
 FRESHNESS_ASSETS = (("exports", "published_warehouse"), ("exports", "api_v4"))
 RAW_PREFIX = "raw"
@@ -155,7 +158,9 @@ def freshness(settings: Settings, instance, now: datetime) -> dict[str, Any]:
     return out
 
 
-def _core_refresh(settings: Settings) -> dict[str, Any] | None:
+def _read_published(settings: Settings, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
+    """`read` on the published snapshot; None when there is none yet, it cannot be opened, or it is an
+    older snapshot without the tables asked for (status never fails for what it cannot see)."""
     if not settings.published_path.exists():
         return None
     try:
@@ -163,26 +168,25 @@ def _core_refresh(settings: Settings) -> dict[str, Any] | None:
     except duckdb.Error:
         return None
     try:
-        row = con.execute("SELECT version, mode, refreshed_at FROM main.core_refreshes "
-                          "WHERE catalogue IS NOT NULL ORDER BY version DESC LIMIT 1").fetchone()
+        return read(con)
     except duckdb.Error:
         return None
     finally:
         con.close()
+
+
+def _core_refresh(settings: Settings) -> dict[str, Any] | None:
+    row = _read_published(settings, lambda con: con.execute(
+        "SELECT version, mode, refreshed_at FROM main.core_refreshes "
+        "WHERE catalogue IS NOT NULL ORDER BY version DESC LIMIT 1").fetchone())
     return None if row is None else {"version": row[0], "mode": row[1], "refreshed_at": _iso(row[2])}
 
 
 def errors(settings: Settings) -> dict[str, Any]:
     """From the published snapshot: unavailable endpoints, and packages with errors by source and kind
     (the same reading as `pulse refresh`'s closing lines)."""
-    empty: dict[str, Any] = {"endpoints": [], "packages_by_kind": [], "failing_packages": 0, "notices": []}
-    if not settings.published_path.exists():
-        return empty
-    try:
-        con = duckdb.connect(str(settings.published_path), read_only=True)
-    except duckdb.Error:
-        return empty
-    try:
+
+    def read(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         by_kind = con.execute("SELECT source, kind, count(DISTINCT package_id) FROM core.crawl_errors "
                               "WHERE severity = 'error' GROUP BY ALL ORDER BY 3 DESC, 1, 2").fetchall()
         failing = con.execute("SELECT count(DISTINCT package_id) FROM core.crawl_errors "
@@ -190,17 +194,17 @@ def errors(settings: Settings) -> dict[str, Any]:
         notices = con.execute("SELECT kind, count(DISTINCT package_id) FROM core.crawl_errors "
                               "WHERE severity = 'info' GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
         endpoints = con.execute("SELECT source, endpoint, message FROM core.endpoint_errors ORDER BY 1, 2").fetchall()
-    except duckdb.Error:  # an older snapshot without these tables: nothing to say
-        return empty
-    finally:
-        con.close()
-    return {
-        "endpoints": [{"source": s, "endpoint": k, "message": redact(" ".join(str(m or "not working").split()))}
-                      for s, k, m in endpoints],
-        "packages_by_kind": [{"source": s, "kind": k, "packages": n} for s, k, n in by_kind],
-        "failing_packages": failing,
-        "notices": [{"kind": k, "packages": n} for k, n in notices],
-    }
+        return {
+            "endpoints": [{"source": s, "endpoint": k, "message": redact(" ".join(str(m or "not working").split()))}
+                          for s, k, m in endpoints],
+            "packages_by_kind": [{"source": s, "kind": k, "packages": n} for s, k, n in by_kind],
+            "failing_packages": failing,
+            "notices": [{"kind": k, "packages": n} for k, n in notices],
+        }
+
+    found = _read_published(settings, read)
+    return found if found is not None else {"endpoints": [], "packages_by_kind": [], "failing_packages": 0,
+                                            "notices": []}
 
 
 def quota(settings: Settings, client: httpx.Client | None = None) -> list[dict[str, Any]]:

@@ -3,13 +3,18 @@ the simulator over real HTTP, into real DuckDB files in a temporary PULSE_HOME."
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import httpx
 import orjson
 import pytest
 
@@ -74,3 +79,33 @@ def refreshed(tmp_path_factory) -> Refreshed:
     result = run_pulse("refresh", env=env, cwd=tmp_path_factory.mktemp("elsewhere"))
     yield Refreshed(sim, home, env, result)
     sim.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """A real `pulse serve` on a free port, once it answers; yields its base URL, stops it after."""
+    port = free_port()
+    process = subprocess.Popen([PULSE, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                httpx.get(f"{base}/api/v4/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
+                    raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -5,48 +5,25 @@ exactly once. v4 (absolute links) and v3 (relative links)."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import PULSE, query_file
+from tests.e2e.conftest import query_file, serving
 
 pytestmark = pytest.mark.slow  # the shared real refresh, then a real `pulse serve` subprocess
 
 PROXIED = {"X-Forwarded-Host": "pulse.example:8443", "X-Forwarded-Proto": "https"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(refreshed) -> Iterator[str]:
     """`pulse serve` without PULSE_PUBLIC_URL: links follow the client's host."""
     env = {k: v for k, v in refreshed.env.items() if k != "PULSE_PUBLIC_URL"}
-    port = _free_port()
-    process = subprocess.Popen([PULSE, "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/api/v4/", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-            time.sleep(0.1)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with serving(env) as base:
+        yield base
 
 
 class Walker:

@@ -10,29 +10,20 @@ server). The in-process run happens in the test process while the CLI runs, to k
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import dagster as dg
-import duckdb
-import polars as pl
 import pytest
 
-from assets.core.columns import CORE_KEYS, CORE_TABLES
 from assets.raw.assets import ALL_PARTITIONS_TAGS
 from simulator.server import start_in_thread
-from tests.crawl.simjob import sim_refresh_job
-from tests.e2e.conftest import PULSE, pulse_env, without_last_fetched
+from tests.crawl.simjob import assert_same_outcome, sim_refresh_job
+from tests.e2e.conftest import PULSE, pulse_env
 
 pytestmark = pytest.mark.slow  # two real refreshes, one of them in several processes
 
 PACKAGES = 30
 SEED = 37
 PUBLIC_URL = "https://pulse.example"
-TIME_COLUMNS = {  # wall-clock times of the two crawls (as in test_resume.py)
-    "core.packages": ("last_fetched",),
-    "core.repositories": ("fetched_at",),
-    "core.crawl_errors": ("first_seen", "last_seen"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +47,6 @@ def two_homes(tmp_path_factory):
             sim.stop()
 
 
-def _tables(home: Path) -> dict[str, pl.DataFrame]:
-    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    try:
-        return {name: con.sql(f"SELECT * FROM {name} ORDER BY {', '.join(CORE_KEYS[name])}").pl()
-                for name in CORE_TABLES}
-    finally:
-        con.close()
-
-
-def _tree(home: Path) -> dict[str, object]:
-    root = home / "export" / "api" / "v4"
-    return {str(p.relative_to(root)): without_last_fetched(p.read_bytes()) for p in sorted(root.rglob("*"))
-            if p.is_file() and not str(p).endswith("/health/index.json")}  # scored as of each crawl's clock
 
 
 def test_the_crawl_slices_ran_in_parallel_processes(two_homes):
@@ -92,13 +70,4 @@ def test_the_crawl_slices_ran_in_parallel_processes(two_homes):
 def test_a_multiprocess_refresh_ends_like_the_in_process_one(two_homes):
     (in_process, processes), result = two_homes
     assert result.returncode == 0, result.stderr[-3000:]
-    got, expected = _tables(processes), _tables(in_process)
-    assert got["core.packages"].height == PACKAGES
-    for name in CORE_TABLES:
-        drop = TIME_COLUMNS.get(name, ())
-        left, right = got[name].drop(drop), expected[name].drop(drop)
-        assert left.columns == right.columns and left.height == right.height, name
-        assert left.equals(right), (name, pl.concat([left, right]).unique(keep="none").head(6))
-    got_tree, expected_tree = _tree(processes), _tree(in_process)
-    assert set(got_tree) == set(expected_tree) and len(got_tree) > PACKAGES
-    assert not [path for path in got_tree if got_tree[path] != expected_tree[path]]
+    assert_same_outcome(processes, in_process, PACKAGES)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,38 +11,18 @@ import orjson
 import pytest
 from nbclient import NotebookClient
 
-from tests.e2e.conftest import PULSE
+from tests.e2e.conftest import serving
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture
 def served(refreshed):
-    port = _free_port()
-    process = subprocess.Popen([PULSE, "serve", "--port", str(port)], env=refreshed.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/api/v4/", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-            time.sleep(0.2)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    with serving(refreshed.env) as base:
+        yield base
 
 
 def test_serve_matches_the_static_export(served, refreshed):

@@ -14,18 +14,13 @@ import polars as pl
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from assets.core.refresh import refresh_core
 from assets.exports.api_v4 import ApiContext, load_api_tables, render_all, write_tree
 from assets.exports.datasets import export_datasets
 from assets.exports.health_api import load_health_documents
 from assets.exports.published_api import PublishedApi
-from assets.history.history import snapshot_history
 from pipelines.serve import make_app
 from tests.exports.health_fixture import GRID_WEIGHTS, PACKAGES, add_health_tables
-from tests.fixtures.sample import sample_catalogue, write_sample
-from warehouse.db import connect_reader, connect_writer
-from warehouse.load import replace_tables
-from warehouse.publish import publish
+from warehouse.db import connect_reader
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 CTX = ApiContext.create("https://example.org/", "America/New_York")
@@ -35,20 +30,12 @@ HIT_KEYS = ["description", "title", "title_no_prefix", "slug_no_prefix", "clean_
 
 
 @pytest.fixture(scope="module")
-def snapshots(tmp_path_factory) -> dict[str, Path]:
+def snapshots(tmp_path_factory, sample_published) -> dict[str, Path]:
     """`plain`: a published snapshot from before the scores (no health schema, marts or inputs);
     `scored`: the same plus the score tables; `ranked_here`: scored without the grid marts (the
     exports rank themselves)."""
     home = tmp_path_factory.mktemp("health_published")
-    write_sample(home / "raw")
-    con = connect_writer(home / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-        refresh_core(con, sample_catalogue(), home / "raw", now=NOW)
-        snapshot_history(con, "r1", NOW)
-        publish(home / "warehouse.duckdb", home / "plain.duckdb", con=con)
-    finally:
-        con.close()
+    shutil.copyfile(sample_published, home / "plain.duckdb")
     # `plain` stands for a snapshot published before the scores existed
     con = duckdb.connect(str(home / "plain.duckdb"))
     con.execute("DROP SCHEMA IF EXISTS health CASCADE")

@@ -7,32 +7,16 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from assets.core.refresh import refresh_core
 from assets.exports.api_v4 import ApiContext
 from assets.exports.datasets import export_datasets
 from assets.exports.published_api import PublishedApi
-from assets.history.history import snapshot_history
-from tests.fixtures.sample import sample_catalogue, write_sample
-from warehouse.db import connect_writer
-from warehouse.load import replace_tables
-from warehouse.publish import publish
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    home = tmp_path_factory.mktemp("published")
-    write_sample(home / "raw")
-    con = connect_writer(home / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-        refresh_core(con, sample_catalogue(), home / "raw", now=NOW)
-        snapshot_history(con, "r1", NOW)
-        publish(home / "warehouse.duckdb", home / "published.duckdb", con=con)
-    finally:
-        con.close()
-    return home / "published.duckdb"
+def published(sample_published):
+    return sample_published  # read only (tests/exports/conftest.py)
 
 
 def test_export_datasets_writes_one_file_per_relation(published, tmp_path):
