@@ -113,6 +113,7 @@ class SourceStats:
     statuses: Counter[int] = field(default_factory=Counter)
     quota_spent: float = 0.0  # requests that cost quota plus query points, as the upstream counts them
     quota_wait_s: float = 0.0  # seconds spent waiting for quota resets
+    pace_wait_s: float = 0.0  # seconds requests waited for the secondary-limit pace (summed over requests)
     backoffs: list[float] = field(default_factory=list)  # secondary-limit back-offs (s), in order
 
     @classmethod

@@ -486,6 +486,8 @@ class GitHubCrawling(Source):
         stats = SourceStats.of(client.rest, client.graphql)
         stats.quota_spent += client.graphql_cost
         stats.quota_wait_s = client.pool.waited_s if client.pool is not None else 0.0
+        stats.pace_wait_s = sum(up.paced.pace.waited_s for up in (client.rest, client.graphql)
+                                if up is not None and up.paced is not None)
         return stats
 
     async def _batch(self, jobs: list[Job], client: GitHub, run: Run) -> None:

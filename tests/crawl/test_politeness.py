@@ -79,6 +79,8 @@ def test_every_github_request_of_an_account_stays_within_its_pace(accounts_crawl
     # two accounts get two paces: together they went faster than one account may
     assert busiest(rest) > LIMIT
     assert report.requests_by_source["github"] >= len(rest)
+    # the pace bound this crawl, and its waits are reported (the raw assets' `pace_wait_s` metric)
+    assert report.sources["github"].pace_wait_s > 0
 
 
 def test_tokens_of_one_account_share_its_pace_and_quota(accounts_crawl):
