@@ -109,3 +109,17 @@ def serving(env: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def good_home(tmp_path_factory, *, packages: int, seed: int, public_url: str) -> Iterator[tuple[SimServer, Path]]:
+    """A home holding one good refresh against a fresh simulator (kept running): what the fault tests
+    copy, break and compare with."""
+    sim = start_in_thread(packages=packages, seed=seed)
+    try:
+        home = tmp_path_factory.mktemp("good_home")
+        result = run_pulse("refresh", env=pulse_env(sim, home, PULSE_PUBLIC_URL=public_url))
+        assert result.returncode == 0, result.stderr[-3000:]
+        yield sim, home
+    finally:
+        sim.stop()

@@ -17,7 +17,7 @@ import pytest
 
 from simulator.catalogue import dropped_packages
 from simulator.server import start_in_thread
-from tests.e2e.conftest import pulse_env, query_file, run_pulse
+from tests.e2e.conftest import good_home, pulse_env, query_file, run_pulse
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
@@ -27,12 +27,8 @@ PUBLIC_URL = "http://pulse.test"  # the same whatever simulator serves: exports 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    sim = start_in_thread(packages=PACKAGES, seed=SEED)
-    home = tmp_path_factory.mktemp("good_home")
-    result = run_pulse("refresh", env=pulse_env(sim, home, PULSE_PUBLIC_URL=PUBLIC_URL))
-    assert result.returncode == 0, result.stderr[-3000:]
-    yield sim, home
-    sim.stop()
+    with good_home(tmp_path_factory, packages=PACKAGES, seed=SEED, public_url=PUBLIC_URL) as found:
+        yield found
 
 
 @pytest.fixture

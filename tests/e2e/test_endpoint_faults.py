@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from simulator.server import start_in_thread
-from tests.e2e.conftest import pulse_env, query_file, run_pulse, without_last_fetched
+from tests.e2e.conftest import good_home, pulse_env, query_file, run_pulse, without_last_fetched
 
 pytestmark = pytest.mark.slow  # real `pulse` refreshes in subprocesses, against the simulator
 
@@ -34,12 +34,8 @@ FAULTS = {
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    sim = start_in_thread(packages=PACKAGES, seed=SEED)
-    home = tmp_path_factory.mktemp("good_home")
-    result = run_pulse("refresh", env=pulse_env(sim, home, PULSE_PUBLIC_URL=PUBLIC_URL))
-    assert result.returncode == 0, result.stderr[-3000:]
-    yield sim, home
-    sim.stop()
+    with good_home(tmp_path_factory, packages=PACKAGES, seed=SEED, public_url=PUBLIC_URL) as found:
+        yield found
 
 
 def _env(sim, home: Path) -> dict[str, str]:
