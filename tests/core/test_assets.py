@@ -14,23 +14,16 @@ from assets.history.assets import history_assets
 from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from pipelines.resources import PulseResource, WarehouseResource
-from tests.fixtures.sample import T0, sample_catalogue, write_sample
+from tests.fixtures.sample import T0, write_sample, write_sample_home
 from warehouse.archive import RawResponse, write_batch
 from warehouse.db import connect_reader, connect_writer
-from warehouse.load import replace_tables
 from warehouse.publish import publish
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_HOME", str(tmp_path))
-    write_sample(tmp_path / "raw")
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-    finally:
-        con.close()
-    return tmp_path
+    return write_sample_home(tmp_path)
 
 
 GRAPH = [*core_assets, *history_assets, *marts_assets, *core_checks, *history_checks]

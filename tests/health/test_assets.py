@@ -24,9 +24,9 @@ from assets.history.checks import history_checks
 from assets.marts.assets import marts_assets
 from assets.marts.grids import grid_health
 from pipelines.resources import PulseResource, WarehouseResource
-from tests.fixtures.sample import T0, sample_catalogue, write_sample
+from tests.fixtures.sample import T0, sample_catalogue, write_sample_home
 from warehouse.db import connect_writer
-from warehouse.load import query, replace_tables
+from warehouse.load import query
 
 SAMPLE_PACKAGES = sample_catalogue()["packages"].height
 NOW = T0 + timedelta(days=3)
@@ -36,13 +36,7 @@ GRAPH = [*core_assets, *health_assets, *history_assets, *marts_assets, *core_che
 
 @pytest.fixture
 def home(tmp_path):
-    write_sample(tmp_path / "raw")
-    con = connect_writer(tmp_path / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-    finally:
-        con.close()
-    return tmp_path
+    return write_sample_home(tmp_path)
 
 
 def _resources(home, health_config=None):
