@@ -265,7 +265,8 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="0: any free port (the line `serving ... on http://host:port/` says which).")
 @click.option("--public-url", default=None,
               help="Base of every link in the documents (default: PULSE_PUBLIC_URL when set, else each "
                    "request's own scheme and Host / X-Forwarded-Proto and X-Forwarded-Host).")
@@ -274,7 +275,7 @@ def demo(packages: int, seed: int, latency_ms: float) -> None:
                    "[default: the number of cores].")
 def serve(host: str, port: int, public_url: str | None, workers: int | None) -> None:
     """Serve the published snapshot as API v4 (read-only): caching headers, gzip, CORS, live reload."""
-    from pipelines.serve import run_server
+    from pipelines.serve import PortUnavailable, run_server
     from pipelines.settings import check_public_url
 
     settings = _settings()
@@ -287,10 +288,16 @@ def serve(host: str, port: int, public_url: str | None, workers: int | None) -> 
         _fail(f"configuration: {exc}")
     links = explicit or "each request's host"
     workers = workers or os.cpu_count() or 1
-    console.print(f"serving {settings.published_path} on http://{host}:{port}/api/v4/ "
-                  f"({workers} worker{'s' if workers > 1 else ''}; links: {links})")
-    run_server(settings.published_path, public_url=explicit, timezone=settings.timezone, host=host, port=port,
-               workers=workers)
+
+    def announce(bound: int) -> None:  # the bound port: `--port 0` asks for any free one
+        console.print(f"serving {settings.published_path} on http://{host}:{bound}/api/v4/ "
+                      f"({workers} worker{'s' if workers > 1 else ''}; links: {links})", highlight=False)
+
+    try:
+        run_server(settings.published_path, public_url=explicit, timezone=settings.timezone, host=host,
+                   port=port, workers=workers, announce=announce)
+    except PortUnavailable as exc:
+        _fail(str(exc))
 
 
 @main.command()

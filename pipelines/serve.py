@@ -388,24 +388,51 @@ def worker_main(argv: list[str]) -> None:
 WORKER_CODE = "import sys; from pipelines.serve import worker_main; worker_main(sys.argv[1:])"
 
 
+class PortUnavailable(Exception):
+    """The port is taken (or the host is not ours): `pulse serve` says so and exits."""
+
+
+def claim_port(host: str, port: int) -> socket.socket:
+    """Bind `port` (0: any free one) exclusively first, then hold it with SO_REUSEPORT for the workers.
+
+    SO_REUSEPORT alone would let a second `pulse serve` on the same port (same user) start silently and
+    take half the connections; the exclusive bind makes it fail with "address in use" instead."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart within TIME_WAIT is fine
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, port))
+    except OSError as exc:
+        holder.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return holder
+
+
 def run_server(published: Path, *, public_url: str | None, timezone: str, host: str, port: int,
-               workers: int = 1) -> None:
+               workers: int = 1, announce: Callable[[int], None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT (blocking), then stop listening, close connections and return.
 
     `public_url`: the operator's explicit base for links (None: each request's own). `workers` > 1
     starts that many processes, each with its own listening socket on the port (SO_REUSEPORT: the
-    kernel spreads connections over them) and its own copy of the snapshot.
+    kernel spreads connections over them) and its own copy of the snapshot. `port` 0 picks a free
+    port; `announce` is told the port before the first worker starts.
     """
-    if workers <= 1:
-        _worker(published, public_url, timezone, host, port, reuse_port=False)
-        return
     # the parent holds the port (bound, not listening) so that port 0 resolves once for every worker
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    holder = socket.socket(family, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    holder.bind((host, port))
+    holder = claim_port(host, port)
     port = holder.getsockname()[1]
+    if announce is not None:
+        announce(port)
+    if workers <= 1:
+        try:
+            _worker(published, public_url, timezone, host, port, reuse_port=True)
+        finally:
+            holder.close()
+        return
     command = [sys.executable, "-c", WORKER_CODE, str(published), public_url or "", timezone, host, str(port)]
     processes: list[subprocess.Popen] = []
     stopping = False

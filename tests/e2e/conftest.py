@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import orjson
 import pytest
 
 from simulator.server import SimServer, start_in_thread
+from tests.e2e.serving import start_serve
 
 PULSE = str(Path(sys.executable).parent / "pulse")
 SIM_TOKENS = "sim-e2e-token-1,sim-e2e-token-2"  # tokens of the simulator, never real ones
@@ -81,18 +81,10 @@ def refreshed(tmp_path_factory) -> Refreshed:
     sim.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(env: dict[str, str]) -> Iterator[str]:
-    """A real `pulse serve` on a free port, once it answers; yields its base URL, stops it after."""
-    port = free_port()
-    process = subprocess.Popen([PULSE, "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """A real `pulse serve` on a port of its choosing, once it answers; yields its base URL, stops it after."""
+    process, port = start_serve(env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:

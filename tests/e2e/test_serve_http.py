@@ -23,7 +23,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,14 +36,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from assets.core.refresh import refresh_core
 from assets.exports.published_api import PublishedApi
+from pipelines.cli import EXIT_FATAL
 from pipelines.serve import make_app
 from pipelines.serving.cache import Entry, ResponseCache
+from tests.e2e.serving import PULSE
+from tests.e2e.serving import start_serve as serve_on_free_port
 from tests.fixtures.sample import sample_catalogue, write_sample
 from warehouse.db import connect_writer
 from warehouse.load import replace_tables
 from warehouse.publish import publish
 
-PULSE = str(Path(sys.executable).parent / "pulse")
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
@@ -92,18 +93,10 @@ def make_published(home: Path) -> Path:
     return home / "published.duckdb"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_serve(home: Path, *extra: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PULSE_PUBLIC_URL", "DAGSTER_HOME")}
     env.update({"PULSE_HOME": str(home), "PULSE_TIMEZONE": "UTC"})
-    process = subprocess.Popen([PULSE, "serve", "--port", str(port), *extra], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process, port = serve_on_free_port(env, *extra)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -318,6 +311,17 @@ def test_the_response_cache_stays_bounded_under_random_queries():
         key = ("big", i)
         cache.gzipped(key, cache.put(key, Entry.of(200, os.urandom(2000))))
     assert cache._bytes <= 50_000
+
+
+def test_a_second_server_on_a_taken_port_refuses_instead_of_sharing_it(home, port):
+    """SO_REUSEPORT would let it bind beside the running one and take half its connections."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PULSE_PUBLIC_URL", "DAGSTER_HOME")}
+    env.update({"PULSE_HOME": str(home), "PULSE_TIMEZONE": "UTC"})
+    second = subprocess.run([PULSE, "serve", "--port", str(port), "--workers", "2"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert second.returncode == EXIT_FATAL
+    assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    assert ask(port, "/api/v4/").status == 200  # the first one is untouched
 
 
 # --- the snapshot switch (last: it replaces the module server's published file) --------------------------------

@@ -27,6 +27,7 @@ import pytest
 
 from simulator.server import start_in_thread
 from tests.e2e.conftest import PULSE, pulse_env, run_pulse
+from tests.e2e.serving import start_serve
 from warehouse.archive import scan_archive
 
 pytestmark = pytest.mark.slow  # real servers and refreshes in subprocesses
@@ -52,14 +53,18 @@ def _start(args: list[str], env: dict[str, str], port: int, timeout: float) -> s
     # own session: whatever it starts can be cleaned up as a group if the test fails
     process = subprocess.Popen([PULSE, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
+    return _start_waits(process, args[0], port, timeout)
+
+
+def _start_waits(process: subprocess.Popen, command: str, port: int, timeout: float) -> subprocess.Popen:
     deadline = time.monotonic() + timeout
     while not _answers(port):
         if process.poll() is not None:
-            pytest.fail(f"`pulse {args[0]}` exited {process.returncode} before answering: "
+            pytest.fail(f"`pulse {command}` exited {process.returncode} before answering: "
                         f"{process.stderr.read()[-2000:]}")
         if time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"`pulse {args[0]}` did not answer on port {port} within {timeout:.0f} s")
+            pytest.fail(f"`pulse {command}` did not answer on port {port} within {timeout:.0f} s")
         time.sleep(0.1)
     return process
 
@@ -119,8 +124,8 @@ def test_simulate_stops_on_signal(signum, tmp_path):
 @pytest.mark.parametrize("signum", SIGNALS)
 def test_serve_stops_on_signal(signum, refreshed):
     assert refreshed.result.returncode == 0, refreshed.result.stderr[-2000:]
-    port = _free_port()
-    process = _start(["serve", "--port", str(port)], refreshed.env, port, timeout=60)
+    process, port = start_serve(refreshed.env, start_new_session=True, text=True)  # a port of its own choosing
+    _start_waits(process, "serve", port, timeout=60)
     # with a keep-alive connection open, as a load balancer holds one
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"GET /api/v4/ HTTP/1.1\r\nHost: x\r\n\r\n")
