@@ -41,7 +41,7 @@ PLACE = {**HOME, "catalogue": _env("PULSE_CATALOGUE"), "public_url": _env("PULSE
 RESOURCES = {
     "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG"),
                            catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK"),
-                           releases_keep=_env("PULSE_RELEASES_KEEP")),
+                           releases_keep=_env("PULSE_RELEASES_KEEP"), raw_url=_env("PULSE_RAW_URL")),
     "warehouse": WarehouseResource(**HOME),
     "crawler": CrawlerResource(
         **PLACE,
@@ -49,6 +49,7 @@ RESOURCES = {
         github_graphql_url=_env("GITHUB_GRAPHQL_URL"),
         github_pace_per_minute=_env("PULSE_GITHUB_PACE_PER_MINUTE"),
         github_pace_window_s=_env("PULSE_GITHUB_PACE_WINDOW_S"),
+        raw_url=_env("PULSE_RAW_URL"),
         api_urls={s.env_url: url for s in SOURCES if (url := _env(s.env_url)) is not None},
     ),
 }

@@ -114,6 +114,18 @@ def _switch(name: str, value: str | None) -> bool:
     raise SettingsError(f"{name}={value!r} is neither on nor off")
 
 
+def _raw_url(value: str | None) -> str | None:
+    """PULSE_RAW_URL checked (warehouse.raw_store.check_url); None when unset."""
+    if value is None:
+        return None
+    from warehouse.raw_store import check_url
+
+    try:
+        return check_url(value)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def check_public_url(value: str, name: str = "PULSE_PUBLIC_URL") -> str:
     """An http(s) base URL for links (`pulse serve --public-url`), without its trailing slash."""
     return _check_url(name, value)
@@ -141,6 +153,8 @@ class Settings(BaseModel):
     # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
     github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
     github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
+    # --- raw archive on object storage (warehouse/raw_store.py) ---
+    raw_url: str | None = None  # PULSE_RAW_URL: s3://, gs://, az://, file:///, memory://; None: local raw/ only
 
     @field_validator("timezone")
     @classmethod
@@ -190,6 +204,8 @@ class Settings(BaseModel):
             releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
             github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
+            # --- raw archive on object storage ---
+            raw_url=_raw_url(value("PULSE_RAW_URL")),
         )
 
     def url(self, source: str) -> str:

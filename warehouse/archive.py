@@ -8,14 +8,18 @@ so a reader sees whole batches or nothing. The same layout moves to object stora
 Layout: ``PULSE_HOME/raw/<source>/<batch_id>[.<partition>].parquet``; see ``RAW_SCHEMA`` for the columns. The
 archive knows no source by name: a folder is whatever source name a batch is written under, and
 readers read the folders they are given (every folder when none are named).
+
+With PULSE_RAW_URL set, this folder is a cache of the archive on object storage: `warehouse.raw_store`
+uploads each batch as it is written (`after_write`), pushes and pulls the batches missing on either side.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +28,8 @@ import orjson
 import polars as pl
 
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # a source name is a folder name under raw/
+# a batch file name as `write_batch` makes it: `<UTC timestamp>-<8 hex>[.<partition>].parquet`
+BATCH_NAME = re.compile(r"^\d{8}T\d{12}-[0-9a-f]{8}(?:\.(?P<partition>[a-z][a-z0-9_-]{0,63}))?\.parquet$")
 
 RAW_SCHEMA: dict[str, pl.DataType] = {
     # what was asked: a stable key per logical request, e.g. "github:repo:django/django"
@@ -112,7 +118,30 @@ def write_batch(raw_dir: Path, source: str, rows: Iterable[RawResponse], run_id:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
     _fsync_dir(folder)
+    hook = _AFTER_WRITE.get(Path(raw_dir).resolve())
+    if hook is not None:  # PULSE_RAW_URL: upload the batch now (warehouse.raw_store.mirroring)
+        hook(final)
     return final
+
+
+# raw folder -> what runs after each batch is renamed into place there (the object-storage upload of
+# `warehouse.raw_store`; a process-wide table because the crawl writes from its archive thread)
+_AFTER_WRITE: dict[Path, Callable[[Path], None]] = {}
+
+
+@contextlib.contextmanager
+def after_write(raw_dir: Path, hook: Callable[[Path], None]) -> Iterator[None]:
+    """Run `hook(path)` after every batch written under `raw_dir` while the block runs (it must not raise)."""
+    key = Path(raw_dir).resolve()
+    previous = _AFTER_WRITE.get(key)
+    _AFTER_WRITE[key] = hook
+    try:
+        yield
+    finally:
+        if previous is None:
+            _AFTER_WRITE.pop(key, None)
+        else:
+            _AFTER_WRITE[key] = previous
 
 
 def _fsync_dir(folder: Path) -> None:

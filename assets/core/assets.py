@@ -8,13 +8,14 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from assets.core.columns import CORE_TABLES
-from assets.core.refresh import refresh_core
+from assets.core.refresh import core_state, refresh_core
 from assets.metadata import table_definition, tables_metadata
 from assets.previews import endpoint_errors, most_starred, newest_crawl_errors
 from assets.raw.assets import RAW_KEYS
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.ddl import create_raw_views
 from warehouse.load import query
+from warehouse.raw_store import RawStoreError, SyncStats, pull_for_core
 
 CATALOGUE_TABLES = ("categories", "grids", "grid_packages", "packages")
 CATALOGUE_DEPS = [dg.AssetKey(["catalogue", t]) for t in CATALOGUE_TABLES]
@@ -47,6 +48,16 @@ def read_catalogue(con) -> dict:
     return {t: query(con, f"SELECT * FROM catalogue.{t}") for t in CATALOGUE_TABLES}
 
 
+def _pull_raw(settings, con, context) -> SyncStats | None:
+    """PULSE_RAW_URL: download the batches missing locally before core reads the archive; a store that
+    cannot be read fails the step unless the local cache holds all core was built from
+    (warehouse.raw_store.pull_for_core). None when unset."""
+    try:
+        return pull_for_core(settings, core_state(con).files, log=context.log)
+    except RawStoreError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
 @dg.multi_asset(
     name="core_tables",
     specs=[
@@ -68,9 +79,11 @@ def core_tables(context: AssetExecutionContext, config: CoreConfig, pulse: Pulse
     one transaction (a failure leaves the previous tables in place). Incremental when only new
     archive batches arrived since the last build and the catalogue is unchanged (assets.core.refresh).
     """
-    raw_dir = pulse.settings().raw_dir
+    settings = pulse.settings()
+    raw_dir = settings.raw_dir
     with warehouse.writer() as con:
         catalogue = read_catalogue(con)
+        synced = _pull_raw(settings, con, context)
         refresh = refresh_core(con, catalogue, raw_dir, now=datetime.now(UTC), full=config.full)
         create_raw_views(con, raw_dir)
         described = tables_metadata(con, CORE_TABLES)  # row counts, column schemas (assets.metadata)
@@ -100,6 +113,8 @@ def core_tables(context: AssetExecutionContext, config: CoreConfig, pulse: Pulse
             metadata["notices"] = dg.MetadataValue.json(notices)  # e.g. `renamed` (severity `info`)
         if name == "core.packages":
             metadata["stale_packages"] = int(stale)
+            if synced is not None:  # PULSE_RAW_URL: what was pulled from object storage
+                metadata.update(synced.metadata())
         yield dg.MaterializeResult(asset_key=core_key(name), metadata=metadata)
     context.log.info("core refresh %d (%s): %s", refresh.version, refresh.mode, refresh.written)
 

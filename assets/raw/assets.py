@@ -19,6 +19,7 @@ backfill of many shards crawl them all in one loop; a step per package would cos
 """
 
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,7 @@ from pipelines.crawler.plan import partition_keys, partition_of
 from pipelines.resources import WRITER_POOL, CrawlConfig, CrawlerResource, WarehouseResource
 from pipelines.sources.registry import SOURCES
 from warehouse.load import read_table
+from warehouse.raw_store import SyncStats, mirroring
 
 RAW_KEYS = {source.name: dg.AssetKey(["raw", source.name]) for source in SOURCES}
 CRAWL_PARTITIONS = dg.StaticPartitionsDefinition(partition_keys())
@@ -65,17 +67,24 @@ def crawl_slices(context: dg.OpExecutionContext, config: CrawlConfig, warehouse:
 
 @dg.op
 def crawl_slice(context: dg.OpExecutionContext, part: CrawlSlice, crawler: CrawlerResource) -> SliceOutcome:
-    """Crawl one slice's partitions; a failure is returned (not raised) so the others still report."""
-    try:
-        report = crawler.crawl(part.packages, CrawlConfig(**part.options), run_id=context.run.run_id,
-                               log=context.log, progress=progress.report, partitions=part.partitions,
-                               slice_of=(part.index, part.count))
-    except CrawlInterrupted:  # a stop signal is no shard's failure: the step fails at once, as before
-        raise
-    except Exception as exc:  # the step's report names the failed partitions; the traceback is logged
-        context.log.exception("crawl of partitions %s failed", ", ".join(part.partitions))
-        return SliceOutcome(part.partitions, failure=f"{type(exc).__name__}: {exc}")
-    return SliceOutcome(part.partitions, report=report)
+    """Crawl one slice's partitions; a failure is returned (not raised) so the others still report.
+
+    With PULSE_RAW_URL the step mirrors the archive (warehouse.raw_store.mirroring): it pulls what its
+    plan reads, uploads each batch as it is written and pushes what is missing at its end, so the
+    batches leave the step's pod even when the crawl fails."""
+    with mirroring(crawler.settings(), partitions=part.partitions, log=context.log) as synced:
+        try:
+            report = crawler.crawl(part.packages, CrawlConfig(**part.options), run_id=context.run.run_id,
+                                   log=context.log, progress=progress.report, partitions=part.partitions,
+                                   slice_of=(part.index, part.count))
+        except CrawlInterrupted:  # a stop signal is no shard's failure: the step fails at once, as before
+            raise
+        except Exception as exc:  # the step's report names the failed partitions; the traceback is logged
+            context.log.exception("crawl of partitions %s failed", ", ".join(part.partitions))
+            outcome = SliceOutcome(part.partitions, failure=f"{type(exc).__name__}: {exc}")
+        else:
+            outcome = SliceOutcome(part.partitions, report=report)
+    return dataclasses.replace(outcome, raw_store=synced) if synced is not None else outcome
 
 
 def _metadata(report: CrawlReport, source: str, partition: str | None = None) -> dict[str, Any]:
@@ -101,24 +110,47 @@ def _metadata(report: CrawlReport, source: str, partition: str | None = None) ->
     return metadata
 
 
+def _synced(outcomes: list[SliceOutcome]) -> SyncStats | None:
+    """The slices' object-storage numbers added up (None when PULSE_RAW_URL is unset)."""
+    stats = [o.raw_store for o in outcomes if o.raw_store is not None]
+    if not stats:
+        return None
+    total = SyncStats()
+    for one in stats:
+        total.add(one)
+    return total
+
+
+def _sync_metadata(synced: SyncStats | None, source: str) -> dict[str, Any]:
+    """`raw_store_*` numbers of one source (pushed, unpushed, pulled, bytes); nothing without PULSE_RAW_URL."""
+    if synced is None:
+        return {}
+    metadata: dict[str, Any] = dict(synced.metadata(source))
+    if synced.error:
+        metadata["raw_store_error"] = synced.error
+    return metadata
+
+
 @dg.op(out={source: dg.Out(dg.Nothing, is_required=False) for source in RAW_KEYS})
 def crawl_done(context: dg.OpExecutionContext, outcomes: list[SliceOutcome]):
     """Materialize what the slices crawled; fail naming the partitions of a failed slice."""
     failed = [o for o in outcomes if o.failure is not None]
     done = [o for o in outcomes if o.report is not None]
     report = merge_reports([o.report for o in done]) if done else CrawlReport()
+    synced = _synced(outcomes)
     if report.stopped_by_budget:
         context.log.warning("crawl stopped at its time budget; the next refresh continues where it stopped")
     if not failed:
         for source in RAW_KEYS:
-            yield dg.Output(None, source, metadata=_metadata(report, source))
+            yield dg.Output(None, source, metadata=_metadata(report, source) | _sync_metadata(synced, source))
         return
     for outcome in done:  # the partitions that did succeed, one by one
         assert outcome.report is not None
         for key in outcome.partitions:
             for source, asset_key in RAW_KEYS.items():
                 yield dg.AssetMaterialization(asset_key=asset_key, partition=key,
-                                              metadata=_metadata(outcome.report, source, key))
+                                              metadata=_metadata(outcome.report, source, key)
+                                              | _sync_metadata(_synced([outcome]), source))
     names = ", ".join(key for o in failed for key in o.partitions)
     raise dg.Failure(description=f"crawl partitions failed: {names} ({failed[0].failure})",
                      metadata={"failed_partitions": dg.MetadataValue.json([k for o in failed for k in o.partitions])})

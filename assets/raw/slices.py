@@ -37,6 +37,8 @@ class SliceOutcome:
     partitions: list[str]
     report: CrawlReport | None = None
     failure: str | None = None
+    # PULSE_RAW_URL: what the step pulled from / pushed to object storage (warehouse.raw_store.SyncStats)
+    raw_store: Any = None
 
 
 def split_partitions(keys: Sequence[str], count: int) -> list[list[str]]:

@@ -72,6 +72,7 @@ class CrawlerResource(dg.ConfigurableResource):
     jobs_in_flight: int | None = Field(default=None, description="Crawl jobs running at once (None: the default).")
     github_pace_per_minute: str | None = None  # PULSE_GITHUB_PACE_PER_MINUTE (pipelines/sources/http/pace.py)
     github_pace_window_s: str | None = None  # PULSE_GITHUB_PACE_WINDOW_S
+    raw_url: str | None = None  # PULSE_RAW_URL: the raw archive on object storage (warehouse/raw_store.py)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -84,6 +85,7 @@ class CrawlerResource(dg.ConfigurableResource):
             "GITHUB_GRAPHQL_URL": self.github_graphql_url,
             "PULSE_GITHUB_PACE_PER_MINUTE": self.github_pace_per_minute,
             "PULSE_GITHUB_PACE_WINDOW_S": self.github_pace_window_s,
+            "PULSE_RAW_URL": self.raw_url,
         })
 
     def crawl(self, packages: pl.DataFrame, config: CrawlConfig, run_id: str, log: logging.Logger | None = None,

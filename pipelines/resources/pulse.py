@@ -19,6 +19,7 @@ class PulseResource(dg.ConfigurableResource):
     health_config: str | None = None  # PULSE_HEALTH_CONFIG: a health.toml to score with (None: the shipped one)
     catalogue_max_shrink: str | None = None  # PULSE_CATALOGUE_MAX_SHRINK (a fraction; kept as text like the env)
     releases_keep: str | None = None  # PULSE_RELEASES_KEEP (dataset releases kept; text like the env)
+    raw_url: str | None = None  # PULSE_RAW_URL: the raw archive on object storage (warehouse/raw_store.py)
 
     def settings(self) -> Settings:
         return Settings.from_mapping({
@@ -28,4 +29,5 @@ class PulseResource(dg.ConfigurableResource):
             "PULSE_TIMEZONE": self.timezone,
             "PULSE_CATALOGUE_MAX_SHRINK": self.catalogue_max_shrink,
             "PULSE_RELEASES_KEEP": self.releases_keep,
+            "PULSE_RAW_URL": self.raw_url,
         })
