@@ -223,11 +223,11 @@ class RawStore:
                 bad = _refused_key(str(exc), self._prefix())
                 resume = _resume_after(bad) if bad is not None else None
                 if resume is None or (offset is not None and resume <= offset):
-                    raise RawStoreError(self.error("listed", exc)) from None
+                    raise RawStoreError(self.error("read", exc)) from None
                 skipped.append(bad)
                 offset = resume
             except Exception as exc:
-                raise RawStoreError(self.error("listed", exc)) from None
+                raise RawStoreError(self.error("read", exc)) from None
         for key in skipped:
             self.log.warning("raw archive at %s: skipped %r (not a batch of the archive)", self.shown, key)
         self.skipped = skipped

@@ -41,6 +41,17 @@ def core_tables(home: Path) -> dict[str, pl.DataFrame]:
         con.close()
 
 
+def metadata(home: Path, *key: str) -> dict:
+    """The newest materialization's metadata of one asset, from the home's Dagster instance."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home / "dagster"))) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(list(key)))
+        assert event is not None and event.asset_materialization is not None
+        return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
 def assert_same_core(one: Path, other: Path) -> None:
     mine, theirs = core_tables(one), core_tables(other)
     for name in CORE_TABLES:
@@ -51,10 +62,14 @@ def test_a_fresh_home_rebuilds_the_same_core_from_the_bucket(tmp_path):
     with s3_server() as s3, start_in_thread(packages=30, seed=23) as sim:
         url = f"s3://{s3.bucket}/pulse/raw"
         first = tmp_path / "first"
-        result = run_pulse("refresh", env=pulse_env(sim, first, PULSE_RAW_URL=url, **s3.env))
+        # two crawl slices in processes of their own (as pods would be), each uploading its batches
+        result = run_pulse("refresh", "--processes", "2", env=pulse_env(sim, first, PULSE_RAW_URL=url, **s3.env))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert batch_names(first)
         assert [k.removeprefix("pulse/raw/") for k in s3.keys("pulse/raw/")] == batch_names(first)
+        crawled = metadata(first, "raw", "github")
+        assert crawled["raw_store_unpushed"] == 0 and "raw_store_error" not in crawled
+        assert metadata(first, "core", "packages")["raw_store_pulled"] == 0  # the crawl was on this disk
 
         # a new pod: its PULSE_HOME holds the warehouse (shared in a deployment: the catalogue, core's
         # bookkeeping) and no raw batch at all. A replay, offline, rebuilds core from the bucket alone.
@@ -67,6 +82,9 @@ def test_a_fresh_home_rebuilds_the_same_core_from_the_bucket(tmp_path):
         assert sim.requests() == []  # no upstream request, not even the catalogue
         assert batch_names(second) == batch_names(first)
         assert_same_core(first, second)
+        pulled = metadata(second, "core", "packages")
+        assert pulled["raw_store_pulled"] == len(batch_names(first))
+        assert pulled["raw_store_pulled_bytes"] == sum(p.stat().st_size for p in batch_files(first / "raw"))
         responses = "SELECT count(*) FROM raw.responses"
         assert query_file(second / "warehouse.duckdb", responses) == query_file(first / "warehouse.duckdb", responses)
 
@@ -77,7 +95,7 @@ def test_a_fresh_home_rebuilds_the_same_core_from_the_bucket(tmp_path):
         result = run_pulse("refresh", "--replay", env=pulse_env(sim, second, PULSE_RAW_URL=url, **down))
         output = result.stdout + result.stderr
         assert result.returncode != 0, output[-3000:]
-        assert f"the raw archive at {url} could not be listed" in output, output[-3000:]
+        assert f"the raw archive at {url} could not be read" in output, output[-3000:]
         assert "not rebuilt" in output
         assert DUMMY_SECRET not in output
         assert (second / "published.duckdb").read_bytes() == before

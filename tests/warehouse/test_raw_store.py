@@ -136,7 +136,7 @@ def test_core_refuses_an_unreachable_store_unless_its_cache_holds_all_core_was_b
     empty = home(tmp_path, "empty", url)
     built_from = ["/elsewhere/raw/github/20261201T000000000000-0000000b.parquet"]
     for seen in ([], built_from):  # a first build, or a warehouse built from batches this pod lacks
-        with pytest.raises(RawStoreError, match=rf"the raw archive at {url} could not be listed: .*not rebuilt"):
+        with pytest.raises(RawStoreError, match=rf"the raw archive at {url} could not be read: .*not rebuilt"):
             pull_for_core(empty, seen)
     assert not empty.raw_dir.exists()  # nothing was written
 
