@@ -228,6 +228,8 @@ class RawStore:
                 offset = resume
             except Exception as exc:
                 raise RawStoreError(self.error("read", exc)) from None
+        else:  # never a partial listing: too many refused keys is a store to look at
+            raise RawStoreError(f"the raw archive at {self.shown} could not be read: {len(skipped)} keys refused")
         for key in skipped:
             self.log.warning("raw archive at %s: skipped %r (not a batch of the archive)", self.shown, key)
         self.skipped = skipped
@@ -303,7 +305,8 @@ class RawStore:
                 folder = raw_dir / source
                 final = folder / name
                 if key is None or final.resolve().parent != root / source:  # never outside raw/<source>/
-                    self.log.warning("raw archive at %s: skipped %r (not a batch of the archive)", self.shown, key)
+                    self.log.warning("raw archive at %s: skipped %r (not a batch of the archive)", self.shown,
+                                     f"{source}/{name}")
                     continue
                 try:
                     data = bytes(get(self._client(), key).bytes())
@@ -384,7 +387,9 @@ class _Uploader:
 def mirroring(settings: Any, *, partitions: Iterable[str] | None = None,
               log: logging.Logger | None = None) -> Iterator[SyncStats | None]:
     """Around a crawl step: pull what the crawl's plan reads (best effort), upload every batch as it is
-    written, and push what is missing remotely at the end (also when the crawl failed). Yields the
+    written, and push what is missing remotely at the end (also when the crawl failed or was stopped by
+    a signal: the batches should leave a pod before it goes; a store that is down costs a few seconds
+    of the grace period, bounded by `RETRY`). Yields the
     step's SyncStats (filled in on exit), or None when PULSE_RAW_URL is unset (nothing happens)."""
     store = RawStore.from_settings(settings, log)
     if store is None:
