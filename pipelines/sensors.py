@@ -14,13 +14,25 @@ everything on its own.
 
 **Alerts**: `run_failure_alert` (any failed run of this instance, also those `pulse refresh` starts)
 names the failed steps and failed checks; `failed_checks_alert` names the failed asset checks of runs
-that succeeded (a non-blocking check). Both go through pipelines/alerts.py: a log line always, a
-Slack-compatible POST to PULSE_ALERT_WEBHOOK when set, never a secret.
+that succeeded (a non-blocking check); `staleness_alert` (every STALENESS_POLL_S) tells once when the
+published snapshot turns stale, older than PULSE_FRESHNESS_HOURS, and once when it is fresh again.
+All go through pipelines/alerts.py: a log line always, a Slack-compatible POST to PULSE_ALERT_WEBHOOK
+when set, never a secret.
+
+Staleness is a plain sensor rather than Dagster's freshness machinery: the `FreshnessPolicy` the
+exports carry (assets/automation.py) shows in the UI, but its evaluation is a preview feature that an
+instance must switch on (`freshness: enabled: True` in dagster.yaml) and its alerts are Dagster+
+ones; freshness checks (`build_last_update_freshness_checks` + `build_sensor_for_freshness_checks`)
+are superseded by those policies since 1.12. The sensor judges the same time as `pulse status`
+(`pipelines.status.last_published`: the asset's last materialization, else the published file's
+modification time) with the same rule (`assets.freshness.judge_freshness`), on any instance.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -35,6 +47,7 @@ from assets.catalogue.changes import (
 from assets.catalogue.guard import judge_catalogue
 from assets.catalogue.readers import read_catalogue
 from assets.catalogue.transform import build_catalogue
+from assets.freshness import judge_freshness
 from assets.raw.assets import ALL_PARTITIONS_TAGS
 from pipelines.alerts import Alert, notify, redact
 from pipelines.resources import CrawlConfig, PulseResource
@@ -181,4 +194,60 @@ def failed_checks_alert(context: dg.RunStatusSensorContext) -> None:
         notify(alert, _settings_or_none(context.log), context.log)
 
 
-SENSORS = [catalogue_sensor, run_failure_alert, failed_checks_alert]
+# -- staleness ---------------------------------------------------------------------------------------
+
+STALENESS_POLL_S = 600  # the judgement is a stat and one instance read: cheap, and 26 h is the scale
+PUBLISHED_ASSET = ("exports", "published_warehouse")
+
+
+def evaluate_staleness(settings: Settings | None, instance: dg.DagsterInstance, cursor: str | None,
+                       now: datetime, log: logging.Logger | None = None) -> tuple[str | None, str]:
+    """One tick of the staleness alert: (the new cursor, what happened). Posts once when the published
+    snapshot turns stale (also on a first tick that finds it stale) and once when it is fresh again;
+    the cursor (`{"state": ...}`) remembers what was last told, so the other ticks post nothing. When
+    the webhook did not take an alert, the cursor stays and the next tick tries again. Before the
+    first publication the state is `unknown`: nothing to tell."""
+    from pipelines.status import last_published, last_run
+
+    if settings is None:
+        return None, "settings unusable: nothing judged"
+    told = _cursor(cursor).get("state")
+    last, _ = last_published(settings, instance, PUBLISHED_ASSET)
+    verdict = judge_freshness(last, now, settings.freshness_hours)
+    state = verdict.state
+    new_cursor = json.dumps({"state": state, "since": now.isoformat(timespec="seconds")
+                             if state != told else _cursor(cursor).get("since")})
+    name = "/".join(PUBLISHED_ASSET)
+    if state == told or state == "unknown" or (state == "fresh" and told != "stale"):
+        return new_cursor, f"{name} {verdict.line}; nothing to tell"
+    details = [f"{name}: {verdict.line}; last published {verdict.last.isoformat(timespec='seconds')}"]
+    if state == "stale":
+        title = "Package Pulse: the published data is stale"
+        run = last_run(instance)
+        if run is not None:
+            details.append(f"last finished run: {run['job']} {run['status']} at {run['started']} "
+                           f"({run['trigger']}), run {run['run_id']}")
+        details.append("run `pulse refresh` (or the `refresh` job in the UI); `pulse status` says what failed")
+    else:
+        title = "Package Pulse: the published data is fresh again"
+    alert = Alert(title, failures=details, ui_path="/assets/" + "/".join(PUBLISHED_ASSET))
+    delivered = notify(alert, settings, log, level=logging.ERROR if state == "stale" else logging.INFO)
+    if settings.alert_webhook is not None and not delivered:
+        return cursor, f"{name} {verdict.line}; the webhook did not take the alert: the next tick tries again"
+    return new_cursor, f"{name} {verdict.line}; told"
+
+
+@dg.sensor(
+    name="staleness_alert",
+    minimum_interval_seconds=STALENESS_POLL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="The published snapshot older than PULSE_FRESHNESS_HOURS: one alert when it turns stale, one "
+                "when it is fresh again (log line, and a POST to PULSE_ALERT_WEBHOOK when set).",
+)
+def staleness_alert(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    settings = _settings_or_none(context.log)
+    cursor, said = evaluate_staleness(settings, context.instance, context.cursor, datetime.now(UTC), context.log)
+    return dg.SensorResult(skip_reason=said, cursor=cursor)
+
+
+SENSORS = [catalogue_sensor, run_failure_alert, failed_checks_alert, staleness_alert]

@@ -78,7 +78,7 @@ def _instance(settings: Settings):
         yield instance
 
 
-def _last_run(instance) -> dict[str, Any] | None:
+def last_run(instance) -> dict[str, Any] | None:
     import dagster as dg
 
     finished = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -147,18 +147,28 @@ def _last_materialized(instance, path: tuple[str, ...]) -> datetime | None:
     return datetime.fromtimestamp(result.records[0].timestamp, UTC) if result.records else None
 
 
+def last_published(settings: Settings, instance, path: tuple[str, ...] = FRESHNESS_ASSETS[0]
+                   ) -> tuple[datetime | None, str | None]:
+    """(when, "dagster" | "file") of the asset's last materialization, else of the published file's
+    modification time; (None, None) before the first publication. `pulse status` and the staleness
+    sensor judge the same time."""
+    last = _last_materialized(instance, path)
+    if last is not None:
+        return last, "dagster"
+    try:
+        return datetime.fromtimestamp(settings.published_path.stat().st_mtime, UTC), "file"
+    except OSError:
+        return None, None
+
+
 def freshness(settings: Settings, instance, now: datetime) -> dict[str, Any]:
     out = {}
     for path in FRESHNESS_ASSETS:
-        last = _last_materialized(instance, path)
-        source = "dagster"
-        if last is None and settings.published_path.exists():
-            last = datetime.fromtimestamp(settings.published_path.stat().st_mtime, UTC)
-            source = "file"
+        last, source = last_published(settings, instance, path)
         verdict = judge_freshness(last, now, settings.freshness_hours)
         out["/".join(path)] = {"state": verdict.state, "age_hours": None if verdict.age_hours is None
                                else round(verdict.age_hours, 2), "limit_hours": verdict.limit_hours,
-                               "last": _iso(verdict.last), "from": source if last else None, "line": verdict.line}
+                               "last": _iso(verdict.last), "from": source, "line": verdict.line}
     return out
 
 
@@ -302,7 +312,7 @@ def collect(settings: Settings, *, now: datetime | None = None, online: bool = T
     now = now or datetime.now(UTC)
     status: dict[str, Any] = {"home": str(settings.home), "now": _iso(now)}
     with _instance(settings) as instance:
-        status["last_run"] = _last_run(instance) if instance is not None else None
+        status["last_run"] = last_run(instance) if instance is not None else None
         status["last_crawl"] = _last_crawl(instance) if instance is not None else None
         status["freshness"] = freshness(settings, instance, now)
         status["schedule"] = schedule(settings, instance, now)
