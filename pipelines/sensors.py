@@ -1,8 +1,11 @@
 """The sensors of the code location: the catalogue sensor and the alerts.
 
 **Catalogue sensor** (`catalogue_sensor`, every CATALOGUE_POLL_S): probes PULSE_CATALOGUE cheaply
-(assets/catalogue/changes.py: a file's size/mtime/sha256, the API's count and newest ids with their
-modified times, one request). When the probe moved, it reads the catalogue, judges the read with the
+(assets/catalogue/changes.py: a file's size/mtime/sha256; for the API, two small requests: the count
+and newest ids with their modified times, and a window of older packages that moves down the list a
+step a tick, its offset in the cursor, so an edit of an old package is seen within one walk of the
+list). When the probe moved (or the window met a package whose `modified` differs from the stored
+one), it reads the catalogue, judges the read with the
 catalogue guard (a failed, incomplete, empty or much shrunk read is skipped with its reason: never
 taken for "packages deleted") and compares it with the stored `catalogue.packages`. New or changed
 packages get one run of the `catalogue_update` job (the catalogue step, then the crawl of only those
@@ -40,7 +43,8 @@ import dagster as dg
 from assets.catalogue.changes import (
     change_key,
     changed_package_ids,
-    probe_signature,
+    edited_in_window,
+    probe,
     same_signature,
     stored_packages_frame,
 )
@@ -74,17 +78,34 @@ def _cursor(raw: str | None) -> dict[str, Any]:
 
 
 def evaluate_catalogue(settings: Settings, cursor: str | None) -> dg.SensorResult:
-    """One tick of the catalogue sensor (the pure-ish part: no Dagster context, so tests call it too)."""
+    """One tick of the catalogue sensor (the pure-ish part: no Dagster context, so tests call it too).
+
+    The cursor holds the last probe signature (`signature`) and, for the API, where the next tick's
+    window of older packages starts (`window`); it moves on every tick the probe worked, so the
+    window walks down the list whether or not anything changed."""
     state = _cursor(cursor)
     previous = state.get("signature")
     source = redact(settings.catalogue)
     try:
-        signature = probe_signature(settings.catalogue, previous)
+        looked = probe(settings.catalogue, previous, state.get("window"))
     except CatalogueError as exc:  # unreachable now: try again next tick, nothing concluded
         return dg.SensorResult(skip_reason=f"catalogue probe failed: {redact(str(exc))}")
-    if same_signature(signature, previous):
-        return dg.SensorResult(skip_reason=f"catalogue {source} unchanged")
-    stored = stored_packages_frame([settings.warehouse_path, settings.published_path])
+    signature = looked.signature
+    stored = None
+    edited: list[int] = []
+    if looked.window:
+        stored = stored_packages_frame([settings.warehouse_path, settings.published_path])
+        edited = edited_in_window(looked.window, stored)
+    seen = ""
+    if looked.window_offset is not None:
+        seen = f" (head and packages {looked.window_offset + 1}-{looked.window_offset + len(looked.window)} " \
+               f"of {signature.get('count')})"
+    if same_signature(signature, previous) and not edited:
+        moved = None if looked.next_window is None else json.dumps({"signature": previous,
+                                                                     "window": looked.next_window})
+        return dg.SensorResult(skip_reason=f"catalogue {source} unchanged{seen}", cursor=moved)
+    if stored is None:
+        stored = stored_packages_frame([settings.warehouse_path, settings.published_path])
     if stored is None or stored.is_empty():
         return dg.SensorResult(skip_reason="no catalogue stored yet: the first full refresh (`pulse refresh` or "
                                            "the `refresh` job) comes first")
@@ -98,7 +119,8 @@ def evaluate_catalogue(settings: Settings, cursor: str | None) -> dg.SensorResul
                               packages=frames.packages.height)
     if not verdict.apply:  # the cursor stays: the next tick looks again
         return dg.SensorResult(skip_reason=redact(verdict.line))
-    new_cursor = json.dumps({"signature": signature})
+    new_cursor = json.dumps({"signature": signature, **({"window": looked.next_window}
+                                                         if looked.next_window is not None else {})})
     ids = changed_package_ids(frames.packages, stored)
     if not ids:
         return dg.SensorResult(skip_reason=f"catalogue {source} changed, no package new or changed "
