@@ -116,3 +116,12 @@ def test_a_login_learned_before_survives_a_crawl_that_could_not_ask(tmp_path):
     assert known_logins(tmp_path / "absent.json", [one]) == [(None, None)]
     path.write_text("not json")
     assert known_logins(path, [one]) == [(None, None)]
+
+
+def test_without_a_token_the_quota_is_anonymous(crawled, tmp_path):
+    server, _ = crawled
+    status = collect(settings_with(server, tmp_path, ()), online=True)
+    assert status["accounts"] == []
+    [row] = status["quota"]
+    assert row["account"] == "anonymous" and row["tokens"] == 0 and row["core"]["limit"] > 0
+    assert "github accounts" not in "\n".join(lines(status))
