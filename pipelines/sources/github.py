@@ -37,7 +37,7 @@ from pipelines.sources.facts import (
     SourceFacts,
     cast_columns,
 )
-from pipelines.sources.http.accounts import Accounts
+from pipelines.sources.http.accounts import Accounts, logins_path
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.hosts import netloc
@@ -179,6 +179,7 @@ class GitHub:
         logins = await asyncio.gather(*(one(index) for index in range(pool.size)))
         for index, login in enumerate(logins):
             self.accounts.bind(index, login)
+        self.accounts.save()  # for `pulse status` (the logins only; accounts.record_logins)
         pool.set_accounts([login.lower() if login else None for login in logins])
 
     async def prime_quota(self) -> None:
@@ -415,7 +416,8 @@ class GitHubCrawling(Source):
         """
         tuning, tokens = wiring.tuning, settings.github_tokens
         pool = wiring.token_pool(tokens)
-        accounts = Accounts(tokens)
+        home = getattr(settings, "home", None)
+        accounts = Accounts(tokens, record=logins_path(home, url) if tokens and home else None)
         graphql_size = max(1, min(tuning.graphql_concurrency, MAX_CONCURRENCY // 2)) if tokens else 0
         rest = wiring.upstream(self.name, url, max(1, min(self.cap(tuning), MAX_CONCURRENCY - graphql_size)),
                                pool=pool, resource="core")
