@@ -367,7 +367,8 @@ def export(out_dir: Path | None, fmt: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
 @click.option("--offline", is_flag=True, help="Do not ask GitHub for the quota left (GET /rate_limit per token).")
 def status(as_json: bool, offline: bool) -> None:
-    """The last refresh, freshness, errors by kind, quota left per token and the next scheduled run."""
+    """The last refresh, freshness, errors by kind, quota left per GitHub account (its login, never a
+    token) and the next scheduled run."""
     import orjson
 
     from pipelines.status import collect, lines
