@@ -120,10 +120,6 @@ class WarehouseTarget:
         return self.kind != "file"
 
     @property
-    def remote(self) -> bool:
-        return self.path is None
-
-    @property
     def label(self) -> str:
         """What the warehouse is, safe to print (no connection string, no token)."""
         if self.path is not None:
