@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from pipelines.sources.http.hosts import netloc
 from pipelines.sources.registry import SOURCES
+from warehouse.db import WarehouseTarget, WarehouseUrlError, parse_warehouse_url
 
 CATALOGUE_MAX_SHRINK = 0.10  # default of PULSE_CATALOGUE_MAX_SHRINK (assets/catalogue/guard.py)
 FRESHNESS_HOURS = 26.0  # default of PULSE_FRESHNESS_HOURS: the published snapshot is stale after this
@@ -114,6 +115,15 @@ def _switch(name: str, value: str | None) -> bool:
     raise SettingsError(f"{name}={value!r} is neither on nor off")
 
 
+# --- warehouseurl ---
+def warehouse_target(env: Mapping[str, str | None], home: Path) -> WarehouseTarget:
+    """PULSE_WAREHOUSE_URL and PULSE_WAREHOUSE_DATA_PATH (warehouse.db.parse_warehouse_url), as a SettingsError."""
+    try:
+        return parse_warehouse_url(_value(env, "PULSE_WAREHOUSE_URL"), _value(env, "PULSE_WAREHOUSE_DATA_PATH"), home)
+    except WarehouseUrlError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def check_public_url(value: str, name: str = "PULSE_PUBLIC_URL") -> str:
     """An http(s) base URL for links (`pulse serve --public-url`), without its trailing slash."""
     return _check_url(name, value)
@@ -141,6 +151,10 @@ class Settings(BaseModel):
     # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
     github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
     github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
+    # --- warehouseurl ---
+    # PULSE_WAREHOUSE_URL (+ PULSE_WAREHOUSE_DATA_PATH): where the warehouse lives (warehouse/db.py);
+    # unset: the file PULSE_HOME/warehouse.duckdb. Kept as a target whose repr hides the connection string.
+    warehouse: WarehouseTarget | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -171,8 +185,9 @@ class Settings(BaseModel):
         catalogue = value("PULSE_CATALOGUE", "https://djangopackages.org")
         if catalogue.startswith(("http://", "https://")):
             catalogue = _check_url("PULSE_CATALOGUE", catalogue)
+        home = Path(value("PULSE_HOME", "./data")).expanduser().resolve()
         return cls(
-            home=Path(value("PULSE_HOME", "./data")).expanduser().resolve(),
+            home=home,
             catalogue=catalogue,
             public_url=_check_url("PULSE_PUBLIC_URL", value("PULSE_PUBLIC_URL", "http://localhost:8000")),
             public_url_set=value("PULSE_PUBLIC_URL") is not None,
@@ -190,6 +205,8 @@ class Settings(BaseModel):
             releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
             github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
+            # --- warehouseurl ---
+            warehouse=warehouse_target(env, home),
         )
 
     def url(self, source: str) -> str:
@@ -213,7 +230,13 @@ class Settings(BaseModel):
 
     @property
     def warehouse_path(self) -> Path:
+        """The default warehouse file (PULSE_HOME/warehouse.duckdb); where the warehouse really is: `target`."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def target(self) -> WarehouseTarget:
+        """Where the warehouse lives (PULSE_WAREHOUSE_URL; unset: `warehouse_path`, opened directly)."""
+        return self.warehouse or WarehouseTarget.file(self.warehouse_path)
 
     @property
     def published_path(self) -> Path:
