@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -94,7 +95,7 @@ def evaluate_catalogue(settings: Settings, cursor: str | None) -> dg.SensorResul
     stored = None
     edited: list[int] = []
     if looked.window:
-        stored = stored_packages_frame([settings.warehouse_path, settings.published_path])
+        stored = stored_packages_frame(_stored_paths(settings))
         edited = edited_in_window(looked.window, stored)
     seen = ""
     if looked.window_offset is not None:
@@ -105,7 +106,7 @@ def evaluate_catalogue(settings: Settings, cursor: str | None) -> dg.SensorResul
                                                                      "window": looked.next_window})
         return dg.SensorResult(skip_reason=f"catalogue {source} unchanged{seen}", cursor=moved)
     if stored is None:
-        stored = stored_packages_frame([settings.warehouse_path, settings.published_path])
+        stored = stored_packages_frame(_stored_paths(settings))
     if stored is None or stored.is_empty():
         return dg.SensorResult(skip_reason="no catalogue stored yet: the first full refresh (`pulse refresh` or "
                                            "the `refresh` job) comes first")
@@ -273,3 +274,10 @@ def staleness_alert(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 
 
 SENSORS = [catalogue_sensor, run_failure_alert, failed_checks_alert, staleness_alert]
+
+
+def _stored_paths(settings: Settings) -> list[Path]:
+    """Where the stored catalogue can be read: the warehouse when it is a DuckDB file on this machine
+    (PULSE_WAREHOUSE_URL unset, or another DuckDB file), else only the published copy."""
+    warehouse = settings.target.path
+    return [warehouse, settings.published_path] if warehouse is not None else [settings.published_path]
