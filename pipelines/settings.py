@@ -102,6 +102,43 @@ def schedule_on(env: Mapping[str, str | None]) -> bool:
     return _switch("PULSE_SCHEDULE", _value(env, "PULSE_SCHEDULE"))
 
 
+# --- shards/concurrency ---
+# Both are properties of the machine and of the code location, not of one run: read alone from the
+# process environment where they are used (like PULSE_FRESHNESS_HOURS), so every Dagster process that
+# loads the code location (daemon, webserver, run and step workers) agrees on them. docs/SCALING.md,
+# "Shards and concurrency".
+CRAWL_SHARDS = 4  # default of PULSE_CRAWL_SHARDS: hash shards of each big source (github, pypi, pypistats)
+MAX_CRAWL_SHARDS = 64
+GITHUB_MAX_IN_FLIGHT = 100  # default of PULSE_GITHUB_MAX_IN_FLIGHT: GitHub's documented concurrent-request cap
+
+
+def _bounded(name: str, value: str | None, default: int, low: int, high: int, what: str) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number ({what})") from None
+    if not low <= number <= high and not (name == "PULSE_GITHUB_MAX_IN_FLIGHT" and number == 0):
+        raise SettingsError(f"{name}={value!r} is out of range: {what}")
+    return number
+
+
+def crawl_shards(env: Mapping[str, str | None]) -> int:
+    """PULSE_CRAWL_SHARDS alone (the code location reads it at load: it names the crawl's partitions)."""
+    return _bounded("PULSE_CRAWL_SHARDS", _value(env, "PULSE_CRAWL_SHARDS"), CRAWL_SHARDS, 1, MAX_CRAWL_SHARDS,
+                    f"shards per big source, 1..{MAX_CRAWL_SHARDS} (default {CRAWL_SHARDS})")
+
+
+def github_max_in_flight(env: Mapping[str, str | None]) -> int:
+    """PULSE_GITHUB_MAX_IN_FLIGHT alone: GitHub requests in flight per account shared by every crawl
+    process of the machine (0: no machine-wide cap, only each process's own)."""
+    return _bounded("PULSE_GITHUB_MAX_IN_FLIGHT", _value(env, "PULSE_GITHUB_MAX_IN_FLIGHT"), GITHUB_MAX_IN_FLIGHT,
+                    2, 10_000, f"GitHub requests in flight per account on this machine, 2..10000, or 0 for "
+                    f"no machine-wide cap (default {GITHUB_MAX_IN_FLIGHT}, GitHub's documented limit)")
+# --- end shards/concurrency ---
+
+
 def _switch(name: str, value: str | None) -> bool:
     """on/off (also true/false, 1/0, yes/no); unset: off."""
     if value is None:
