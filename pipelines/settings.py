@@ -103,10 +103,10 @@ def schedule_on(env: Mapping[str, str | None]) -> bool:
 
 
 # --- shards/concurrency ---
-# Both are properties of the machine and of the code location, not of one run: read alone from the
-# process environment where they are used (like PULSE_FRESHNESS_HOURS), so every Dagster process that
-# loads the code location (daemon, webserver, run and step workers) agrees on them. docs/SCALING.md,
-# "Shards and concurrency".
+# Both are properties of the machine and of the code location, not of one run: read from the process
+# environment (PULSE_CRAWL_SHARDS alone when the code location loads, like PULSE_FRESHNESS_HOURS;
+# PULSE_GITHUB_MAX_IN_FLIGHT by `Settings` unless its mapping names it), so every Dagster process
+# (daemon, webserver, run and step workers) agrees on them. docs/SCALING.md, "Shards and concurrency".
 CRAWL_SHARDS = 4  # default of PULSE_CRAWL_SHARDS: hash shards of each big source (github, pypi, pypistats)
 MAX_CRAWL_SHARDS = 64
 GITHUB_MAX_IN_FLIGHT = 100  # default of PULSE_GITHUB_MAX_IN_FLIGHT: GitHub's documented concurrent-request cap
@@ -178,6 +178,9 @@ class Settings(BaseModel):
     # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
     github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
     github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
+    # --- shards/concurrency --- PULSE_GITHUB_MAX_IN_FLIGHT (pipelines/sources/http/slots.py): per account,
+    # every crawl process of the machine together; 0: off
+    github_max_in_flight: int = GITHUB_MAX_IN_FLIGHT
 
     @field_validator("timezone")
     @classmethod
@@ -227,6 +230,8 @@ class Settings(BaseModel):
             releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
             github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
+            # --- shards/concurrency --- machine-wide: the process environment unless the mapping names it
+            github_max_in_flight=github_max_in_flight(env if value("PULSE_GITHUB_MAX_IN_FLIGHT") else os.environ),
         )
 
     def url(self, source: str) -> str:

@@ -15,7 +15,6 @@ participation of 52 zeros; that row is archived without a request (status 200, `
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -435,11 +434,9 @@ class GitHubCrawling(Source):
         transport to every request: the paces under PULSE_HOME/state/pace/<API host>/
         (`pipelines.sources.http.pace`) and the requests in flight per account, REST and GraphQL
         together, under PULSE_HOME/state/inflight/<API host>/ (`pipelines.sources.http.slots`)."""
-        from pipelines.settings import github_max_in_flight  # settings imports the registry, this module
-
         tuning = wiring.tuning
         host = safe_key(netloc(rest.base_url).replace(":", "_"))
-        in_flight = github_max_in_flight(os.environ) if slots_available() else 0
+        in_flight = getattr(settings, "github_max_in_flight", MAX_CONCURRENCY) if slots_available() else 0
         slots = Slots(Path(settings.home) / "state" / "inflight" / host, in_flight) if in_flight else None
         paces: dict[str, Pace] = {}
         if tuning.github_rest_per_minute is not None:  # None: the pace off (tests, benchmarks)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.settings import SettingsError, github_max_in_flight
+from pipelines.settings import Settings, SettingsError, github_max_in_flight
 from pipelines.sources.http.pace import ANONYMOUS, UNIDENTIFIED
 from pipelines.sources.http.slots import Slots, reserve_for
 from simulator.github import account_of, login_for
@@ -27,7 +27,15 @@ from tests.crawl.test_crawl_simulator import ROOMY
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_cap_is_a_checked_setting():
+def test_the_cap_is_a_checked_setting(monkeypatch):
+    # machine-wide: the process environment reaches the crawler resource's settings (whose mapping
+    # does not name it), unless the mapping does
+    monkeypatch.setenv("PULSE_GITHUB_MAX_IN_FLIGHT", "7")
+    assert Settings.from_mapping({"PULSE_HOME": "/tmp/x"}).github_max_in_flight == 7
+    assert Settings.from_mapping({"PULSE_GITHUB_MAX_IN_FLIGHT": "9"}).github_max_in_flight == 9
+    monkeypatch.setenv("PULSE_GITHUB_MAX_IN_FLIGHT", "1")
+    with pytest.raises(SettingsError, match="PULSE_GITHUB_MAX_IN_FLIGHT='1'"):
+        Settings.from_mapping({})
     assert github_max_in_flight({}) == 100 and github_max_in_flight({"PULSE_GITHUB_MAX_IN_FLIGHT": "0"}) == 0
     assert github_max_in_flight({"PULSE_GITHUB_MAX_IN_FLIGHT": "8"}) == 8
     for bad in ("1", "-3", "many", "20000"):
