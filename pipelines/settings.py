@@ -127,7 +127,7 @@ def _bounded(name: str, value: str | None, default: int, low: int, high: int, wh
 def crawl_shards(env: Mapping[str, str | None]) -> int:
     """PULSE_CRAWL_SHARDS alone (the code location reads it at load: it names the crawl's partitions)."""
     return _bounded("PULSE_CRAWL_SHARDS", _value(env, "PULSE_CRAWL_SHARDS"), CRAWL_SHARDS, 1, MAX_CRAWL_SHARDS,
-                    f"shards per big source, 1..{MAX_CRAWL_SHARDS} (default {CRAWL_SHARDS})")
+                    f"shards per big source, 1..{MAX_CRAWL_SHARDS}; default {CRAWL_SHARDS}")
 
 
 def github_max_in_flight(env: Mapping[str, str | None]) -> int:
@@ -135,7 +135,7 @@ def github_max_in_flight(env: Mapping[str, str | None]) -> int:
     process of the machine (0: no machine-wide cap, only each process's own)."""
     return _bounded("PULSE_GITHUB_MAX_IN_FLIGHT", _value(env, "PULSE_GITHUB_MAX_IN_FLIGHT"), GITHUB_MAX_IN_FLIGHT,
                     2, 10_000, f"GitHub requests in flight per account on this machine, 2..10000, or 0 for "
-                    f"no machine-wide cap (default {GITHUB_MAX_IN_FLIGHT}, GitHub's documented limit)")
+                    f"no machine-wide cap; default {GITHUB_MAX_IN_FLIGHT}, GitHub's documented limit")
 # --- end shards/concurrency ---
 
 
@@ -181,6 +181,7 @@ class Settings(BaseModel):
     # --- shards/concurrency --- PULSE_GITHUB_MAX_IN_FLIGHT (pipelines/sources/http/slots.py): per account,
     # every crawl process of the machine together; 0: off
     github_max_in_flight: int = GITHUB_MAX_IN_FLIGHT
+    crawl_shards: int = CRAWL_SHARDS  # PULSE_CRAWL_SHARDS, checked here too so `pulse` fails in one line
 
     @field_validator("timezone")
     @classmethod
@@ -232,6 +233,7 @@ class Settings(BaseModel):
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
             # --- shards/concurrency --- machine-wide: the process environment unless the mapping names it
             github_max_in_flight=github_max_in_flight(env if value("PULSE_GITHUB_MAX_IN_FLIGHT") else os.environ),
+            crawl_shards=crawl_shards(env if value("PULSE_CRAWL_SHARDS") else os.environ),
         )
 
     def url(self, source: str) -> str:

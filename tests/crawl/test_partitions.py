@@ -29,7 +29,7 @@ from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_cr
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, refresh_job
 from pipelines.resources import CrawlConfig, CrawlerResource, PulseResource, WarehouseResource
 from pipelines.resources.crawler import token_share
-from pipelines.settings import SettingsError, crawl_shards
+from pipelines.settings import Settings, SettingsError, crawl_shards
 from pipelines.sources.crawling import SourceStats
 from pipelines.sources.registry import SOURCES
 from simulator.hosts import REPO_HOSTS
@@ -109,6 +109,10 @@ def test_the_plans_of_the_partitions_are_disjoint_and_add_up_to_the_whole_plan(m
 def test_the_shard_count_is_a_checked_setting_and_a_key_of_another_count_is_refused(monkeypatch):
     assert crawl_shards({}) == 4 and crawl_shards({"PULSE_CRAWL_SHARDS": " 32 "}) == 32
     assert crawl_shards({"PULSE_CRAWL_SHARDS": "1"}) == 1
+    monkeypatch.setenv("PULSE_CRAWL_SHARDS", "65")  # `pulse` checks it with the other settings: one line
+    with pytest.raises(SettingsError, match="PULSE_CRAWL_SHARDS='65' is out of range"):
+        Settings.from_mapping({})
+    monkeypatch.delenv("PULSE_CRAWL_SHARDS")
     for bad in ("0", "65", "-2", "four", "2.5"):
         with pytest.raises(SettingsError, match=f"PULSE_CRAWL_SHARDS='{bad}'.*1..64"):
             crawl_shards({"PULSE_CRAWL_SHARDS": bad})
