@@ -103,6 +103,43 @@ def schedule_on(env: Mapping[str, str | None]) -> bool:
     return _switch("PULSE_SCHEDULE", _value(env, "PULSE_SCHEDULE"))
 
 
+# --- shards/concurrency ---
+# Both are properties of the machine and of the code location, not of one run: read from the process
+# environment (PULSE_CRAWL_SHARDS alone when the code location loads, like PULSE_FRESHNESS_HOURS;
+# PULSE_GITHUB_MAX_IN_FLIGHT by `Settings` unless its mapping names it), so every Dagster process
+# (daemon, webserver, run and step workers) agrees on them. docs/SCALING.md, "Shards and concurrency".
+CRAWL_SHARDS = 4  # default of PULSE_CRAWL_SHARDS: hash shards of each big source (github, pypi, pypistats)
+MAX_CRAWL_SHARDS = 64
+GITHUB_MAX_IN_FLIGHT = 100  # default of PULSE_GITHUB_MAX_IN_FLIGHT: GitHub's documented concurrent-request cap
+
+
+def _bounded(name: str, value: str | None, default: int, low: int, high: int, what: str) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number ({what})") from None
+    if not low <= number <= high and not (name == "PULSE_GITHUB_MAX_IN_FLIGHT" and number == 0):
+        raise SettingsError(f"{name}={value!r} is out of range: {what}")
+    return number
+
+
+def crawl_shards(env: Mapping[str, str | None]) -> int:
+    """PULSE_CRAWL_SHARDS alone (the code location reads it at load: it names the crawl's partitions)."""
+    return _bounded("PULSE_CRAWL_SHARDS", _value(env, "PULSE_CRAWL_SHARDS"), CRAWL_SHARDS, 1, MAX_CRAWL_SHARDS,
+                    f"shards per big source, 1..{MAX_CRAWL_SHARDS}; default {CRAWL_SHARDS}")
+
+
+def github_max_in_flight(env: Mapping[str, str | None]) -> int:
+    """PULSE_GITHUB_MAX_IN_FLIGHT alone: GitHub requests in flight per account shared by every crawl
+    process of the machine (0: no machine-wide cap, only each process's own)."""
+    return _bounded("PULSE_GITHUB_MAX_IN_FLIGHT", _value(env, "PULSE_GITHUB_MAX_IN_FLIGHT"), GITHUB_MAX_IN_FLIGHT,
+                    2, 10_000, f"GitHub requests in flight per account on this machine, 2..10000, or 0 for "
+                    f"no machine-wide cap; default {GITHUB_MAX_IN_FLIGHT}, GitHub's documented limit")
+# --- end shards/concurrency ---
+
+
 def _switch(name: str, value: str | None) -> bool:
     """on/off (also true/false, 1/0, yes/no); unset: off."""
     if value is None:
@@ -155,6 +192,10 @@ class Settings(BaseModel):
     # PULSE_WAREHOUSE_URL (+ PULSE_WAREHOUSE_DATA_PATH): where the warehouse lives (warehouse/db.py);
     # unset: the file PULSE_HOME/warehouse.duckdb. Kept as a target whose repr hides the connection string.
     warehouse: WarehouseTarget | None = None
+    # --- shards/concurrency --- PULSE_GITHUB_MAX_IN_FLIGHT (pipelines/sources/http/slots.py): per account,
+    # every crawl process of the machine together; 0: off
+    github_max_in_flight: int = GITHUB_MAX_IN_FLIGHT
+    crawl_shards: int = CRAWL_SHARDS  # PULSE_CRAWL_SHARDS, checked here too so `pulse` fails in one line
 
     @field_validator("timezone")
     @classmethod
@@ -207,6 +248,9 @@ class Settings(BaseModel):
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
             # --- warehouseurl ---
             warehouse=warehouse_target(env, home),
+            # --- shards/concurrency --- machine-wide: the process environment unless the mapping names it
+            github_max_in_flight=github_max_in_flight(env if value("PULSE_GITHUB_MAX_IN_FLIGHT") else os.environ),
+            crawl_shards=crawl_shards(env if value("PULSE_CRAWL_SHARDS") else os.environ),
         )
 
     def url(self, source: str) -> str:
