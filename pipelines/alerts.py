@@ -1,9 +1,10 @@
-"""Telling people a run failed or a check failed: a log line always, a Slack-compatible POST when asked.
+"""Telling people a run failed, a check failed or the published data went stale (and fresh again): a
+log line always, a Slack-compatible POST when asked.
 
 `PULSE_ALERT_WEBHOOK` (a Slack incoming webhook, or anything that accepts Slack's `{"text": ...}`
 JSON: Mattermost, Rocket.Chat, Discord's `/slack` endpoint...) receives `{"text": ..., "blocks": [...]}`
-with the run id, the job, what failed and, when `PULSE_UI_URL` is set, a link to the run in the
-Dagster UI. The sensors of pipelines/sensors.py build the `Alert`s.
+with the run id, the job, what failed and, when `PULSE_UI_URL` is set, a link to the run (or, for
+staleness, to the published asset) in the Dagster UI. The sensors of pipelines/sensors.py build the `Alert`s.
 
 Nothing secret leaves: every URL in the text loses its userinfo, query and fragment (where tokens
 hide), the configured secrets (GitHub tokens, the webhook URL itself: a Slack webhook URL is a
@@ -57,6 +58,7 @@ class Alert:
     run_id: str | None = None
     job: str | None = None
     failures: Sequence[str] = field(default_factory=tuple)
+    ui_path: str | None = None  # the page of the UI to link (default: the run's, `/runs/<run_id>`)
 
     def lines(self, ui_url: str | None = None) -> list[str]:
         lines = [self.title]
@@ -65,8 +67,9 @@ class Alert:
         lines += [f"- {failure}" for failure in self.failures[:MAX_LINES]]
         if len(self.failures) > MAX_LINES:
             lines.append(f"- ... and {len(self.failures) - MAX_LINES} more")
-        if ui_url and self.run_id:
-            lines.append(f"{redact_url(ui_url).rstrip('/')}/runs/{self.run_id}")
+        path = self.ui_path or (f"/runs/{self.run_id}" if self.run_id else None)
+        if ui_url and path:
+            lines.append(f"{redact_url(ui_url).rstrip('/')}{path}")
         return lines
 
 
@@ -87,14 +90,14 @@ def secrets_of(settings: Settings | None) -> list[str]:
 
 
 def notify(alert: Alert, settings: Settings | None, log: logging.Logger | None = None,
-           client: httpx.Client | None = None) -> bool:
-    """Log the alert; POST it to PULSE_ALERT_WEBHOOK when set. True when the webhook took it (2xx).
-    Never raises."""
+           client: httpx.Client | None = None, level: int = logging.ERROR) -> bool:
+    """Log the alert (at `level`: a recovery is not an error); POST it to PULSE_ALERT_WEBHOOK when set.
+    True when the webhook took it (2xx). Never raises."""
     log = log or LOG
     ui_url = settings.ui_url if settings is not None else None
     secrets = secrets_of(settings)
     body = payload(alert, ui_url, secrets)
-    log.error("pulse alert: %s", body["text"].replace("\n", " | "))
+    log.log(level, "pulse alert: %s", body["text"].replace("\n", " | "))
     hook = settings.alert_webhook if settings is not None else None
     if hook is None:
         return False

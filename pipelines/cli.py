@@ -57,6 +57,16 @@ def _check_home(settings: Settings) -> None:
         _fail(f"PULSE_HOME={settings.home} is not writable: {exc.strerror or exc}")
 
 
+def _check_warehouse(settings: Settings) -> None:
+    """PULSE_WAREHOUSE_URL's extension can be loaded: one clear line before Dagster starts (warehouse.db)."""
+    from warehouse.db import WarehouseUnavailable, check_target
+
+    try:
+        check_target(settings.target)
+    except WarehouseUnavailable as exc:
+        _fail(str(exc))
+
+
 def _fail(message: str) -> None:
     console.print(f"[bold red]pulse: {message}[/]")
     sys.exit(EXIT_FATAL)
@@ -135,9 +145,10 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     from pipelines.runner import crawl_errors_summary, run_refresh
 
     _check_home(settings)
-    if replay and not settings.warehouse_path.exists():
+    _check_warehouse(settings)
+    if replay and settings.target.exists() is False:
         # the raw archive holds upstream answers, not the catalogue: that lives in the warehouse
-        _fail(f"refresh --replay needs the catalogue stored in {settings.warehouse_path}, which does not exist; "
+        _fail(f"refresh --replay needs the catalogue stored in {settings.target.path}, which does not exist; "
               "run `pulse refresh` once first")
     console.print(f"[bold]pulse refresh[/] catalogue={settings.catalogue} home={settings.home}")
     bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -191,7 +202,7 @@ def _refresh(settings: Settings, *, force: bool, max_age_hours: float, time_budg
     if not outcome.success:
         _fail(f"refresh failed after {outcome.seconds:.1f}s: {outcome.failure}")
     summary = crawl_errors_summary(settings.published_path)
-    console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.warehouse_path}; "
+    console.print(f"[green]refresh completed[/] in {outcome.seconds:.1f}s; warehouse {settings.target.label}; "
                   f"export {settings.export_dir / 'api' / 'v4'}")
     for source, key, message in summary.endpoints:
         console.print(f"{source} unavailable ({key}): {message}", style="yellow", markup=False, highlight=False)
@@ -367,7 +378,8 @@ def export(out_dir: Path | None, fmt: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
 @click.option("--offline", is_flag=True, help="Do not ask GitHub for the quota left (GET /rate_limit per token).")
 def status(as_json: bool, offline: bool) -> None:
-    """The last refresh, freshness, errors by kind, quota left per token and the next scheduled run."""
+    """The last refresh, freshness, errors by kind, quota left per GitHub account (its login, never a
+    token) and the next scheduled run."""
     import orjson
 
     from pipelines.status import collect, lines

@@ -42,7 +42,8 @@ RESOURCES = {
     "pulse": PulseResource(**PLACE, health_config=_env("PULSE_HEALTH_CONFIG"),
                            catalogue_max_shrink=_env("PULSE_CATALOGUE_MAX_SHRINK"),
                            releases_keep=_env("PULSE_RELEASES_KEEP"), raw_url=_env("PULSE_RAW_URL")),
-    "warehouse": WarehouseResource(**HOME),
+    "warehouse": WarehouseResource(**HOME, url=_env("PULSE_WAREHOUSE_URL"),
+                                   data_path=_env("PULSE_WAREHOUSE_DATA_PATH")),
     "crawler": CrawlerResource(
         **PLACE,
         github_tokens=_env("GITHUB_TOKEN"),

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from pipelines.sources.http.hosts import netloc
 from pipelines.sources.registry import SOURCES
+from warehouse.db import WarehouseTarget, WarehouseUrlError, parse_warehouse_url
 
 CATALOGUE_MAX_SHRINK = 0.10  # default of PULSE_CATALOGUE_MAX_SHRINK (assets/catalogue/guard.py)
 FRESHNESS_HOURS = 26.0  # default of PULSE_FRESHNESS_HOURS: the published snapshot is stale after this
@@ -102,6 +103,43 @@ def schedule_on(env: Mapping[str, str | None]) -> bool:
     return _switch("PULSE_SCHEDULE", _value(env, "PULSE_SCHEDULE"))
 
 
+# --- shards/concurrency ---
+# Both are properties of the machine and of the code location, not of one run: read from the process
+# environment (PULSE_CRAWL_SHARDS alone when the code location loads, like PULSE_FRESHNESS_HOURS;
+# PULSE_GITHUB_MAX_IN_FLIGHT by `Settings` unless its mapping names it), so every Dagster process
+# (daemon, webserver, run and step workers) agrees on them. docs/SCALING.md, "Shards and concurrency".
+CRAWL_SHARDS = 4  # default of PULSE_CRAWL_SHARDS: hash shards of each big source (github, pypi, pypistats)
+MAX_CRAWL_SHARDS = 64
+GITHUB_MAX_IN_FLIGHT = 100  # default of PULSE_GITHUB_MAX_IN_FLIGHT: GitHub's documented concurrent-request cap
+
+
+def _bounded(name: str, value: str | None, default: int, low: int, high: int, what: str) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number ({what})") from None
+    if not low <= number <= high and not (name == "PULSE_GITHUB_MAX_IN_FLIGHT" and number == 0):
+        raise SettingsError(f"{name}={value!r} is out of range: {what}")
+    return number
+
+
+def crawl_shards(env: Mapping[str, str | None]) -> int:
+    """PULSE_CRAWL_SHARDS alone (the code location reads it at load: it names the crawl's partitions)."""
+    return _bounded("PULSE_CRAWL_SHARDS", _value(env, "PULSE_CRAWL_SHARDS"), CRAWL_SHARDS, 1, MAX_CRAWL_SHARDS,
+                    f"shards per big source, 1..{MAX_CRAWL_SHARDS}; default {CRAWL_SHARDS}")
+
+
+def github_max_in_flight(env: Mapping[str, str | None]) -> int:
+    """PULSE_GITHUB_MAX_IN_FLIGHT alone: GitHub requests in flight per account shared by every crawl
+    process of the machine (0: no machine-wide cap, only each process's own)."""
+    return _bounded("PULSE_GITHUB_MAX_IN_FLIGHT", _value(env, "PULSE_GITHUB_MAX_IN_FLIGHT"), GITHUB_MAX_IN_FLIGHT,
+                    2, 10_000, f"GitHub requests in flight per account on this machine, 2..10000, or 0 for "
+                    f"no machine-wide cap; default {GITHUB_MAX_IN_FLIGHT}, GitHub's documented limit")
+# --- end shards/concurrency ---
+
+
 def _switch(name: str, value: str | None) -> bool:
     """on/off (also true/false, 1/0, yes/no); unset: off."""
     if value is None:
@@ -114,6 +152,16 @@ def _switch(name: str, value: str | None) -> bool:
     raise SettingsError(f"{name}={value!r} is neither on nor off")
 
 
+# --- warehouseurl ---
+def warehouse_target(env: Mapping[str, str | None], home: Path) -> WarehouseTarget:
+    """PULSE_WAREHOUSE_URL and PULSE_WAREHOUSE_DATA_PATH (warehouse.db.parse_warehouse_url), as a SettingsError."""
+    try:
+        return parse_warehouse_url(_value(env, "PULSE_WAREHOUSE_URL"), _value(env, "PULSE_WAREHOUSE_DATA_PATH"), home)
+    except WarehouseUrlError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+# --- raw archive on object storage ---
 def _raw_url(value: str | None) -> str | None:
     """PULSE_RAW_URL checked (warehouse.raw_store.check_url); None when unset."""
     if value is None:
@@ -153,6 +201,14 @@ class Settings(BaseModel):
     # the window in seconds; None: the crawl's defaults (900 a minute). Tests scale the window down.
     github_pace_per_minute: int | None = None  # PULSE_GITHUB_PACE_PER_MINUTE
     github_pace_window_s: float | None = None  # PULSE_GITHUB_PACE_WINDOW_S
+    # --- warehouseurl ---
+    # PULSE_WAREHOUSE_URL (+ PULSE_WAREHOUSE_DATA_PATH): where the warehouse lives (warehouse/db.py);
+    # unset: the file PULSE_HOME/warehouse.duckdb. Kept as a target whose repr hides the connection string.
+    warehouse: WarehouseTarget | None = None
+    # --- shards/concurrency --- PULSE_GITHUB_MAX_IN_FLIGHT (pipelines/sources/http/slots.py): per account,
+    # every crawl process of the machine together; 0: off
+    github_max_in_flight: int = GITHUB_MAX_IN_FLIGHT
+    crawl_shards: int = CRAWL_SHARDS  # PULSE_CRAWL_SHARDS, checked here too so `pulse` fails in one line
     # --- raw archive on object storage (warehouse/raw_store.py) ---
     raw_url: str | None = None  # PULSE_RAW_URL: s3://, gs://, az://, file:///, memory://; None: local raw/ only
 
@@ -185,8 +241,9 @@ class Settings(BaseModel):
         catalogue = value("PULSE_CATALOGUE", "https://djangopackages.org")
         if catalogue.startswith(("http://", "https://")):
             catalogue = _check_url("PULSE_CATALOGUE", catalogue)
+        home = Path(value("PULSE_HOME", "./data")).expanduser().resolve()
         return cls(
-            home=Path(value("PULSE_HOME", "./data")).expanduser().resolve(),
+            home=home,
             catalogue=catalogue,
             public_url=_check_url("PULSE_PUBLIC_URL", value("PULSE_PUBLIC_URL", "http://localhost:8000")),
             public_url_set=value("PULSE_PUBLIC_URL") is not None,
@@ -204,6 +261,11 @@ class Settings(BaseModel):
             releases_keep=_count("PULSE_RELEASES_KEEP", value("PULSE_RELEASES_KEEP"), RELEASES_KEEP),
             github_pace_per_minute=_number("PULSE_GITHUB_PACE_PER_MINUTE", value("PULSE_GITHUB_PACE_PER_MINUTE"), int),
             github_pace_window_s=_number("PULSE_GITHUB_PACE_WINDOW_S", value("PULSE_GITHUB_PACE_WINDOW_S"), float),
+            # --- warehouseurl ---
+            warehouse=warehouse_target(env, home),
+            # --- shards/concurrency --- machine-wide: the process environment unless the mapping names it
+            github_max_in_flight=github_max_in_flight(env if value("PULSE_GITHUB_MAX_IN_FLIGHT") else os.environ),
+            crawl_shards=crawl_shards(env if value("PULSE_CRAWL_SHARDS") else os.environ),
             # --- raw archive on object storage ---
             raw_url=_raw_url(value("PULSE_RAW_URL")),
         )
@@ -229,7 +291,13 @@ class Settings(BaseModel):
 
     @property
     def warehouse_path(self) -> Path:
+        """The default warehouse file (PULSE_HOME/warehouse.duckdb); where the warehouse really is: `target`."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def target(self) -> WarehouseTarget:
+        """Where the warehouse lives (PULSE_WAREHOUSE_URL; unset: `warehouse_path`, opened directly)."""
+        return self.warehouse or WarehouseTarget.file(self.warehouse_path)
 
     @property
     def published_path(self) -> Path:

@@ -13,9 +13,12 @@ Where each part comes from:
   the published file's modification time.
 - **errors**: the published snapshot's `core.endpoint_errors` and `core.crawl_errors` by source and kind
   (and the last crawl's errors by kind, from its metadata).
+- **accounts**: the GitHub login of each configured token, as the last crawl learned it (`GET /user`
+  at its start; recorded under PULSE_HOME/state/accounts/ by a salted digest, never the token):
+  tokens of one login grouped, `token #N` (its place in GITHUB_TOKEN) while its login is unknown.
 - **quota**: `GET /rate_limit` of GitHub's REST API per configured token (GitHub: "does not count
-  against your primary rate limit"), shown as `token #1`, `token #2`... or `anonymous`; never the token.
-  `--offline` skips it.
+  against your primary rate limit"), one row per account (its tokens share one quota: GitHub counts
+  a token's requests for its user), or `anonymous`; never the token. `--offline` skips it.
 - **schedule**: `daily_refresh`'s cron and time zone, whether it is on (a status set in the UI, stored in
   the instance, wins over PULSE_SCHEDULE) and its next tick (it fires only while the daemon runs: `pulse ui`).
 """
@@ -36,6 +39,7 @@ import httpx
 from assets.freshness import judge_freshness
 from pipelines.alerts import redact
 from pipelines.settings import Settings
+from pipelines.sources.http.accounts import known_logins, logins_path
 
 T = TypeVar("T")
 
@@ -74,7 +78,7 @@ def _instance(settings: Settings):
         yield instance
 
 
-def _last_run(instance) -> dict[str, Any] | None:
+def last_run(instance) -> dict[str, Any] | None:
     import dagster as dg
 
     finished = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -143,18 +147,28 @@ def _last_materialized(instance, path: tuple[str, ...]) -> datetime | None:
     return datetime.fromtimestamp(result.records[0].timestamp, UTC) if result.records else None
 
 
+def last_published(settings: Settings, instance, path: tuple[str, ...] = FRESHNESS_ASSETS[0]
+                   ) -> tuple[datetime | None, str | None]:
+    """(when, "dagster" | "file") of the asset's last materialization, else of the published file's
+    modification time; (None, None) before the first publication. `pulse status` and the staleness
+    sensor judge the same time."""
+    last = _last_materialized(instance, path)
+    if last is not None:
+        return last, "dagster"
+    try:
+        return datetime.fromtimestamp(settings.published_path.stat().st_mtime, UTC), "file"
+    except OSError:
+        return None, None
+
+
 def freshness(settings: Settings, instance, now: datetime) -> dict[str, Any]:
     out = {}
     for path in FRESHNESS_ASSETS:
-        last = _last_materialized(instance, path)
-        source = "dagster"
-        if last is None and settings.published_path.exists():
-            last = datetime.fromtimestamp(settings.published_path.stat().st_mtime, UTC)
-            source = "file"
+        last, source = last_published(settings, instance, path)
         verdict = judge_freshness(last, now, settings.freshness_hours)
         out["/".join(path)] = {"state": verdict.state, "age_hours": None if verdict.age_hours is None
                                else round(verdict.age_hours, 2), "limit_hours": verdict.limit_hours,
-                               "last": _iso(verdict.last), "from": source if last else None, "line": verdict.line}
+                               "last": _iso(verdict.last), "from": source, "line": verdict.line}
     return out
 
 
@@ -207,34 +221,72 @@ def errors(settings: Settings) -> dict[str, Any]:
                                             "notices": []}
 
 
+def accounts(settings: Settings) -> list[dict[str, Any]]:
+    """The configured tokens grouped by the GitHub login the last crawl learned for them (`GET /user`
+    at crawl start, recorded by `pipelines.sources.http.accounts.record_logins`): one entry per login,
+    with how many tokens it has; a token whose login is not known is `token #N` (its place in
+    GITHUB_TOKEN). No file, no network: fine offline. [] without a token."""
+    tokens = list(settings.github_tokens)
+    if not tokens:
+        return []
+    known = known_logins(logins_path(settings.home, settings.url("github")), tokens)
+    groups: dict[str, dict[str, Any]] = {}
+    for number, (login, learned) in enumerate(known, 1):
+        name = login.lower() if login else f"token #{number}"
+        group = groups.setdefault(name, {"account": name, "login_known": bool(login), "tokens": 0,
+                                         "token_numbers": [], "learned": None})
+        group["tokens"] += 1
+        group["token_numbers"].append(number)
+        if learned is not None and (group["learned"] is None or _iso(learned) > group["learned"]):
+            group["learned"] = _iso(learned)
+    return list(groups.values())
+
+
+def _ask_rate_limit(http: httpx.Client, url: str, token: str | None, secrets: list[str]) -> dict[str, Any]:
+    """{"core": {...}, "graphql": {...}} of one token's `GET /rate_limit`, or {"error": ...}."""
+    headers = {"Accept": "application/vnd.github+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = http.get(url, headers=headers)
+        body = response.json() if response.is_success else {}
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"error": redact(f"{type(exc).__name__}: {exc}", secrets)}
+    resources = body.get("resources") if isinstance(body, dict) else None
+    if not isinstance(resources, dict):
+        return {"error": f"HTTP {response.status_code}"}
+    out: dict[str, Any] = {}
+    for name in ("core", "graphql"):
+        data = resources.get(name)
+        if isinstance(data, dict):
+            out[name] = {"remaining": data.get("remaining"), "limit": data.get("limit"),
+                         "reset": _iso(float(data["reset"])) if isinstance(data.get("reset"), int) else None}
+    return out
+
+
 def quota(settings: Settings, client: httpx.Client | None = None) -> list[dict[str, Any]]:
-    """GitHub's `/rate_limit` per token: remaining/limit/reset of `core` and `graphql`."""
+    """GitHub's `/rate_limit` per account: remaining/limit/reset of `core` and `graphql`.
+
+    GitHub counts a token's requests for the user who owns it, so the tokens of one login share one
+    quota: they are asked one by one (`/rate_limit` is free) and shown as one row named by the login
+    (`accounts`), with the lowest `remaining` they answered (the newest view of the shared budget).
+    A token whose login is not known is its own row, `token #N`; no token: `anonymous`."""
     url = settings.url("github").rstrip("/") + "/rate_limit"
-    tokens = [t.get_secret_value() for t in settings.github_tokens] or [None]
+    tokens = [t.get_secret_value() for t in settings.github_tokens]
     secrets = [t for t in tokens if t]
+    groups = accounts(settings) or [{"account": "anonymous", "tokens": 0, "token_numbers": [None]}]
     rows = []
     with (contextlib.nullcontext(client) if client else httpx.Client(timeout=5.0)) as http:
-        for number, token in enumerate(tokens, 1):
-            label = f"token #{number}" if token else "anonymous"
-            headers = {"Accept": "application/vnd.github+json"}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            try:
-                response = http.get(url, headers=headers)
-                body = response.json() if response.is_success else {}
-            except (httpx.HTTPError, ValueError) as exc:
-                rows.append({"account": label, "error": redact(f"{type(exc).__name__}: {exc}", secrets)})
-                continue
-            resources = body.get("resources") if isinstance(body, dict) else None
-            if not isinstance(resources, dict):
-                rows.append({"account": label, "error": f"HTTP {response.status_code}"})
-                continue
-            row: dict[str, Any] = {"account": label}
+        for group in groups:
+            answers = [_ask_rate_limit(http, url, tokens[n - 1] if n else None, secrets)
+                       for n in group["token_numbers"]]
+            row: dict[str, Any] = {"account": group["account"], "tokens": group["tokens"]}
             for name in ("core", "graphql"):
-                data = resources.get(name)
-                if isinstance(data, dict):
-                    row[name] = {"remaining": data.get("remaining"), "limit": data.get("limit"),
-                                 "reset": _iso(float(data["reset"])) if isinstance(data.get("reset"), int) else None}
+                seen = [a[name] for a in answers if isinstance(a.get(name), dict)]
+                if seen:
+                    row[name] = min(seen, key=lambda q: q["remaining"] if isinstance(q["remaining"], int) else 1 << 62)
+            if "core" not in row and "graphql" not in row:
+                row["error"] = next(a["error"] for a in answers if "error" in a)
             rows.append(row)
     return rows
 
@@ -260,14 +312,19 @@ def collect(settings: Settings, *, now: datetime | None = None, online: bool = T
     now = now or datetime.now(UTC)
     status: dict[str, Any] = {"home": str(settings.home), "now": _iso(now)}
     with _instance(settings) as instance:
-        status["last_run"] = _last_run(instance) if instance is not None else None
+        status["last_run"] = last_run(instance) if instance is not None else None
         status["last_crawl"] = _last_crawl(instance) if instance is not None else None
         status["freshness"] = freshness(settings, instance, now)
         status["schedule"] = schedule(settings, instance, now)
     status["core"] = _core_refresh(settings)
     status["errors"] = errors(settings)
+    status["accounts"] = accounts(settings)
     status["quota"] = quota(settings, client) if online else None
     return status
+
+
+def _tokens(n: int) -> str:
+    return f"{n} token" + ("" if n == 1 else "s")
 
 
 def lines(status: dict[str, Any]) -> list[str]:
@@ -300,16 +357,22 @@ def lines(status: dict[str, Any]) -> list[str]:
         out.append(f"errors: {errs['failing_packages']} packages ({detail})")
     else:
         out.append("errors: none recorded")
+    if status.get("accounts"):
+        named = ", ".join(f"{a['account']} ({_tokens(a['tokens'])})" for a in status["accounts"])
+        unknown = "" if all(a["login_known"] for a in status["accounts"]) else \
+            "; a `token #N`'s login is learned by the next crawl (GET /user)"
+        out.append(f"github accounts: {named}{unknown}")
     if status["quota"] is None:
         out.append("quota: not asked (--offline)")
     else:
         for row in status["quota"]:
+            who = row["account"] if row["tokens"] <= 1 else f"{row['account']} ({_tokens(row['tokens'])})"
             if "error" in row:
-                out.append(f"quota {row['account']}: unknown ({row['error']})")
+                out.append(f"quota {who}: unknown ({row['error']})")
                 continue
             parts = [f"{name} {row[name]['remaining']}/{row[name]['limit']} (reset {row[name]['reset']})"
                      for name in ("core", "graphql") if name in row]
-            out.append(f"quota {row['account']}: {', '.join(parts) or 'unknown'}")
+            out.append(f"quota {who}: {', '.join(parts) or 'unknown'}")
     sched = status["schedule"]
     state = "on" if sched["on"] else "off"
     next_run = (f"next run {sched['next']}" if sched["on"] else

@@ -10,6 +10,12 @@ Whole-service faults (`Faults.catalogue`, the `catalogue=` fault key), on every 
 
 `catalogue_drop=N` removes N packages from the catalogue for real (the list, its count, the grids'
 memberships and the detail pages): drawn from the fault seed, the same for a seed.
+`catalogue_edit=N` has an editor change N packages (drawn from the fault seed, the same for a seed;
+`edited_packages`): their `documentation_url` is a new one and their `modified` moves to an hour after
+the world's `now`, as django-extensions' `ModificationDateTimeField` does on any save; ids and the
+`-id` order stay, so only a client that looks at those records sees the edit. Like the real site
+(apiv4/viewsets.py, settings.py `REST_FRAMEWORK`), the lists take `limit`/`offset` only: any other
+parameter (`ordering`, `modified__gt`...) is ignored, the answer stays ordered by `-id`.
 `catalogue_max_limit=N` caps a page at N records, whatever `limit` asks (DRF's `max_limit`), so a
 small world has several pages.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import parse_qs, urlencode
 
@@ -42,6 +49,25 @@ def dropped_packages(n: int, seed: int, drop: int) -> frozenset[int]:
 
 def _dropped(state: SimState) -> frozenset[int]:
     return dropped_packages(state.world.n, state.faults.seed, state.faults.catalogue_drop)
+
+
+EDIT_DELAY = timedelta(hours=1)  # an edit's `modified`: this long after the world's `now`
+
+
+@lru_cache(maxsize=8)
+def edited_packages(n: int, seed: int, edit: int) -> frozenset[int]:
+    """The `edit` package ids (of 1..n) an editor changed, for fault seed `seed`."""
+    if edit <= 0:
+        return frozenset()
+    return frozenset(sorted(range(1, n + 1), key=lambda pid: unit_hash(seed, "catalogue_edit", pid))[:edit])
+
+
+def _edit(state: SimState, record: dict) -> dict:
+    if record["id"] in edited_packages(state.world.n, state.faults.seed, state.faults.catalogue_edit):
+        record = dict(record)  # never the world's own (possibly cached) record
+        record["documentation_url"] = f"https://docs.example.org/{record['slug']}/"
+        record["modified"] = drf_datetime(state.world.now + EDIT_DELAY)
+    return record
 
 KINDS = {"packages": "Package", "grids": "Grid", "categories": "Category"}
 
@@ -78,7 +104,7 @@ def _listed(state: SimState, kind: str) -> Sequence[int]:
 def _detail(state: SimState, base: str, kind: str, ident: int) -> dict:
     w = state.world
     if kind == "packages":
-        return w.v4_package(ident, base)
+        return _edit(state, w.v4_package(ident, base))
     if kind == "grids":
         record = w.v4_grid(ident, base)
         dropped = _dropped(state)

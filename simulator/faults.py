@@ -55,6 +55,7 @@ class Faults:
     catalogue: str = ""  # "" | empty | truncated | 500after1 | html (CATALOGUE_MODES)
     catalogue_drop: int = 0  # packages really gone from the catalogue (a real shrink), drawn from the seed
     catalogue_max_limit: int = 0  # the largest page the lists serve, whatever `limit` asks (DRF max_limit; 0: none)
+    catalogue_edit: int = 0  # packages an editor changed since the world's `now`, drawn from the seed
     # whole-endpoint faults (every request, whatever ``hosts`` says): ``graphql=404|401|403|502`` (the
     # GraphQL endpoint answers that to every query), ``simple=absent`` (the PyPI Simple API answers
     # 404 for every project while /pypi/<name>/json works), ``htmlproxy=<host>`` (a proxy's HTML 502

@@ -146,16 +146,17 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
                 if column not in have:
                     con.execute(f'ALTER TABLE {spec.name} ADD COLUMN "{column}" {dtype}')
                     changes.append(f"added {spec.name}.{column} {dtype}")
-        con.execute(
+        con.execute(  # no DEFAULT now() on applied_at: DuckLake takes literal defaults only
             "CREATE TABLE IF NOT EXISTS main.pulse_migrations "
-            "(id INTEGER, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+            "(id INTEGER, description VARCHAR, applied_at TIMESTAMPTZ)"
         )
         done = {row[0] for row in con.execute("SELECT id FROM main.pulse_migrations").fetchall()}
         for mig_id, description, sql in MIGRATIONS:
             if mig_id not in done:
                 con.execute(sql)
                 con.execute(
-                    "INSERT INTO main.pulse_migrations (id, description) VALUES (?, ?)", [mig_id, description]
+                    "INSERT INTO main.pulse_migrations (id, description, applied_at) VALUES (?, ?, now())",
+                    [mig_id, description]
                 )
                 changes.append(f"migration {mig_id}: {description}")
         for view in views.values():

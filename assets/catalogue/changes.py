@@ -4,19 +4,34 @@ The catalogue sensor (pipelines/sensors.py) polls often, so its first look must 
 
 - a catalogue **file**: its size and mtime, and its sha256 only when those moved (a `touch` with the
   same bytes is no change);
-- the djangopackages **API**: one request for the first page of `/api/v4/packages/` (lists are ordered
-  by `-id`: the newest packages) with the list's `count`, the newest ids and their `modified` times.
+- the djangopackages **API**: two small requests to `/api/v4/packages/`. The **head**, the first
+  PROBE_SIZE records (lists are ordered by `-id`: the newest packages), gives the list's `count` and
+  the newest ids with their `modified` times: new packages, deletions and edits of recent ones. The
+  **window**, the next PROBE_WINDOW records of a window that moves down the list one step a tick
+  (its offset is kept in the sensor's cursor) and wraps to the top: every older package is looked
+  at within ceil((count - PROBE_SIZE) / PROBE_WINDOW) ticks (5,500 packages: 55 ticks, under 14 h at
+  one tick per 15 minutes), and one whose `modified` differs from the stored row is an edit.
 
-Only when the probe's signature differs from the last one seen does the sensor read the catalogue
-fully (as the catalogue step does), pass it through the same guard (`guard.judge_catalogue`: a failed,
-incomplete, empty or much shrunk read is never taken for "everything deleted") and compare its
-packages with the stored `catalogue.packages` (`changed_package_ids`). Edits of older packages do not
-move the API probe; the daily refresh (or `pulse refresh`) picks those up.
+Why a window and not "what changed since": the real API v4 offers nothing else. djangopackages'
+`apiv4/viewsets.py` serves `PackageViewSet` as a `ReadOnlyModelViewSet` over `Package.objects...
+.order_by("-id")` with no `filter_backends`, and settings.py's `REST_FRAMEWORK` sets only
+`LimitOffsetPagination` with `PAGE_SIZE` 20 (no `DEFAULT_FILTER_BACKENDS`, no `max_limit`): no
+`ordering`, no `modified` filter (DRF ignores `?ordering=-modified` or `?modified__gt=` silently and
+answers by `-id`), only `limit`/`offset`. The site's `modified` is django-extensions'
+`ModificationDateTimeField` (core/models.py `BaseModel`): any save moves it, an editor's and the
+site's own updater's alike.
+
+Only when the head's signature differs from the last one seen, or a package of the window was edited
+(or is not stored), does the sensor read the catalogue fully (as the catalogue step does), pass it
+through the same guard (`guard.judge_catalogue`: a failed, incomplete, empty or much shrunk read is
+never taken for "everything deleted") and compare its packages with the stored `catalogue.packages`
+(`changed_package_ids`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +41,22 @@ import polars as pl
 
 from assets.catalogue.transform import PACKAGE_SCHEMA
 from pipelines.sources.djangopackages import CatalogueInvalid, CatalogueUnreachable, DjangoPackagesClient
+from pipelines.sources.times import parse_iso
 
-PROBE_SIZE = 20  # newest packages looked at by the API probe (one small request)
+PROBE_SIZE = 20  # newest packages looked at by the API probe's head (one small request)
+PROBE_WINDOW = 100  # older packages looked at by its window each tick (a second request)
 Signature = dict[str, Any]
+
+
+@dataclass
+class Probe:
+    """One tick's cheap look: the comparable `signature`, and (API) the window of older packages seen
+    (`window`, from `window_offset`) and where the next tick's window starts (`next_window`)."""
+
+    signature: Signature
+    window: list[dict[str, Any]] = field(default_factory=list)
+    window_offset: int | None = None
+    next_window: int | None = None
 
 
 def file_signature(path: Path, previous: Signature | None = None) -> Signature:
@@ -53,10 +81,14 @@ def file_signature(path: Path, previous: Signature | None = None) -> Signature:
     return signature
 
 
+def _client(base_url: str) -> DjangoPackagesClient:
+    return DjangoPackagesClient(base_url, attempts=2, max_wait=2.0, timeout=15.0)
+
+
 def api_signature(base_url: str, client: DjangoPackagesClient | None = None) -> Signature:
-    """{"kind": "api", "count", "newest": [[id, modified], ...]} from one request. Raises
+    """{"kind": "api", "count", "newest": [[id, modified], ...]} from one request (the head). Raises
     `CatalogueError` when the first page cannot be read."""
-    client = client or DjangoPackagesClient(base_url, attempts=2, max_wait=2.0, timeout=15.0)
+    client = client or _client(base_url)
     count, records = client.probe("packages", PROBE_SIZE)
     if count is None:
         raise CatalogueInvalid(f"catalogue {base_url}: the packages list announces no count")
@@ -64,8 +96,56 @@ def api_signature(base_url: str, client: DjangoPackagesClient | None = None) -> 
     return {"kind": "api", "count": count, "newest": newest}
 
 
+def window_start(offset: Any, count: int) -> int:
+    """Where this tick's window starts: the cursor's offset while it is inside the older packages,
+    else the first one after the head (a first tick, a shrunk list, a wrap)."""
+    if isinstance(offset, int) and not isinstance(offset, bool) and PROBE_SIZE <= offset < count:
+        return offset
+    return PROBE_SIZE
+
+
+def api_probe(base_url: str, window_offset: Any = None, client: DjangoPackagesClient | None = None,
+              window: int = PROBE_WINDOW) -> Probe:
+    """The head (`api_signature`), then `window` older packages from `window_offset` (one request more;
+    none when the head holds the whole list). Raises `CatalogueError` when a page cannot be read."""
+    client = client or _client(base_url)
+    signature = api_signature(base_url, client)
+    count = signature["count"]
+    if window <= 0 or count <= PROBE_SIZE:
+        return Probe(signature)
+    offset = window_start(window_offset, count)
+    _, records = client.probe("packages", window, offset)
+    following = offset + window
+    return Probe(signature, records, offset, following if following < count else PROBE_SIZE)
+
+
+def edited_in_window(window: list[dict[str, Any]], stored: pl.DataFrame | None) -> list[int]:
+    """Ids of the window's packages whose `modified` differs from the stored row's, or that are not
+    stored at all; sorted. A record without a readable id or `modified` is the catalogue step's to
+    reject, not an edit."""
+    if not window or stored is None or "modified" not in stored.columns:
+        return []
+    known = dict(zip(stored.get_column("id").to_list(), stored.get_column("modified").to_list(), strict=True))
+    edited = set()
+    for record in window:
+        ident, modified = record.get("id"), parse_iso(record.get("modified"))
+        if not isinstance(ident, int) or isinstance(ident, bool) or modified is None:
+            continue
+        before = known.get(ident)
+        if before is None or parse_iso(before) != modified:
+            edited.add(ident)
+    return sorted(edited)
+
+
+def probe(source: str, previous: Signature | None = None, window_offset: Any = None) -> Probe:
+    """The cheap look at PULSE_CATALOGUE (a base URL: head and window; a file: its signature)."""
+    if source.startswith(("http://", "https://")):
+        return api_probe(source, window_offset)
+    return Probe(file_signature(Path(source).expanduser(), previous))
+
+
 def probe_signature(source: str, previous: Signature | None = None) -> Signature:
-    """The cheap signature of PULSE_CATALOGUE (a base URL or a file)."""
+    """The cheap signature of PULSE_CATALOGUE (a base URL or a file), without the API's window."""
     if source.startswith(("http://", "https://")):
         return api_signature(source)
     return file_signature(Path(source).expanduser(), previous)

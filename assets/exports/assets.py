@@ -20,7 +20,6 @@ from assets.metadata import OWNERS
 from assets.previews import table_sizes
 from pipelines.resources import WRITER_POOL, PulseResource, WarehouseResource
 from warehouse.db import connect_reader
-from warehouse.publish import publish
 
 # everything the snapshot holds: every core table, the scores, history and every mart
 PUBLISHED_DEPS = [
@@ -41,7 +40,7 @@ PUBLISHED_DEPS = [
 )
 def published_warehouse(pulse: PulseResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     settings = pulse.settings()
-    publish(warehouse.path(), settings.published_path)
+    warehouse.publish(settings.published_path)  # a local file, wherever the warehouse lives
     con = connect_reader(settings.published_path)
     try:  # what readers now see, table by table
         tables = table_sizes(con, ["catalogue", "core", "health", "history"])

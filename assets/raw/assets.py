@@ -2,9 +2,9 @@
 
 One asset per upstream (raw/github, raw/pypi, ...) so the UI shows each archive's state; one graph
 produces them all, partitioned by `CRAWL_PARTITIONS` (`github-0`..`github-3`, `pypi-0`.., `gitlab`,
-...: `pipelines.crawler.plan`). Every raw asset carries every key: partition `github-2` of raw/pypi
-is "the crawl of shard github-2" (nothing to do for PyPI), which keeps the downstream assets'
-"all partitions of every parent" one simple rule.
+...: `pipelines.crawler.plan`; `PULSE_CRAWL_SHARDS` shards per big source, 4 by default). Every raw
+asset carries every key: partition `github-2` of raw/pypi is "the crawl of shard github-2" (nothing
+to do for PyPI), which keeps the downstream assets' "all partitions of every parent" one simple rule.
 
 - `crawl_slices` reads the catalogue once (the writer pool: never at the same time as a writing step)
   and deals the run's partition keys into `CrawlConfig.processes` slices;
@@ -37,6 +37,8 @@ from warehouse.load import read_table
 from warehouse.raw_store import SyncStats, mirroring
 
 RAW_KEYS = {source.name: dg.AssetKey(["raw", source.name]) for source in SOURCES}
+# built when the code location loads, from PULSE_CRAWL_SHARDS (`pipelines.crawler.plan.SHARDS`): a new
+# shard count is a new set of keys (docs/SCALING.md, "Shards and concurrency")
 CRAWL_PARTITIONS = dg.StaticPartitionsDefinition(partition_keys())
 # the tags of a run over every partition (what `pulse refresh` and the daily schedule run)
 ALL_PARTITIONS_TAGS = {"dagster/asset_partition_range_start": CRAWL_PARTITIONS.get_partition_keys()[0],
@@ -47,7 +49,7 @@ def _run_partitions(context: dg.OpExecutionContext) -> list[str]:
     """The partition keys this run materializes (a key, a range, or every key when unpartitioned)."""
     if context.has_partition_key_range or context.has_partition_key:
         return list(context.partition_keys)
-    return CRAWL_PARTITIONS.get_partition_keys()
+    return partition_keys()
 
 
 @dg.op(ins={"catalogue": dg.In(dg.Nothing)}, out=dg.DynamicOut(CrawlSlice), pool=WRITER_POOL)
@@ -161,24 +163,33 @@ def _config(config: CrawlConfig) -> dict[str, Any]:
     return {"crawl_slices": {"config": dict(config)}}
 
 
-@dg.graph_multi_asset(
-    name="crawl",
-    group_name="raw",
-    outs={
-        source: dg.AssetOut(
-            key=key,
-            description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/), "
-                        "partitioned by crawl shard.",
-            kinds={"parquet", "python"},
-            owners=OWNERS,
-            dagster_type=dg.Nothing,
-        )
-        for source, key in RAW_KEYS.items()
-    },
-    ins={"catalogue": dg.AssetIn(dg.AssetKey(["catalogue", "packages"]), dagster_type=dg.Nothing)},
-    partitions_def=CRAWL_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    config=dg.ConfigMapping(config_fn=_config),
-)
-def crawl(catalogue):
-    return crawl_done(crawl_slices(catalogue).map(crawl_slice).collect())
+def crawl_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The crawl over `partitions_def`'s keys (the code location's: `CRAWL_PARTITIONS`; a test builds one
+    over another shard count, with `pipelines.crawler.plan.SHARDS` set to match)."""
+
+    @dg.graph_multi_asset(
+        name="crawl",
+        group_name="raw",
+        outs={
+            source: dg.AssetOut(
+                key=key,
+                description=f"Archived {source} responses (Parquet batches under PULSE_HOME/raw/{source}/), "
+                            "partitioned by crawl shard.",
+                kinds={"parquet", "python"},
+                owners=OWNERS,
+                dagster_type=dg.Nothing,
+            )
+            for source, key in RAW_KEYS.items()
+        },
+        ins={"catalogue": dg.AssetIn(dg.AssetKey(["catalogue", "packages"]), dagster_type=dg.Nothing)},
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        config=dg.ConfigMapping(config_fn=_config),
+    )
+    def crawl(catalogue):
+        return crawl_done(crawl_slices(catalogue).map(crawl_slice).collect())
+
+    return crawl
+
+
+crawl = crawl_asset(CRAWL_PARTITIONS)

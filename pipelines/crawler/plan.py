@@ -16,6 +16,7 @@ plans of disjoint key sets are disjoint and together equal the plan of all keys,
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,14 +24,25 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.settings import crawl_shards
 from pipelines.sources.base import Source
 from pipelines.sources.crawling import EPOCH, Job, KeyState
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.registry import SOURCES
 
-# Shards per big source; every other source is one partition. Changing a number renames partition
-# keys (the UI's history of the old keys stays behind): a deliberate migration, not a setting.
-SHARDS: dict[str, int] = {"github": 4, "pypi": 4, "pypistats": 4}
+# The big sources are sharded; every other source is one partition. How many shards each gets is
+# PULSE_CRAWL_SHARDS (default 4), read once when this module loads, like the partitions definition
+# built from it (`assets.raw.assets.CRAWL_PARTITIONS`): every process loading the code location must see
+# the same value. Changing it renames partition keys (docs/SCALING.md, "Shards and concurrency").
+SHARDED = ("github", "pypi", "pypistats")
+
+
+def shards_by_source(count: int) -> dict[str, int]:
+    """Shards per big source for a shard count (1: each big source is one partition, like the others)."""
+    return {source: count for source in SHARDED}
+
+
+SHARDS: dict[str, int] = shards_by_source(crawl_shards(os.environ))
 
 
 def shard_of(subject: str, shards: int) -> int:
@@ -86,6 +98,11 @@ def plan_crawl(
     """
     tuning = tuning or Tuning()
     wanted_partitions = None if partitions is None else set(partitions)
+    if wanted_partitions is not None and (unknown := wanted_partitions - set(partition_keys())):
+        # a key of another shard count (a backfill launched before PULSE_CRAWL_SHARDS changed): its
+        # subjects are not that shard's any more, so crawling it would crawl the wrong ones
+        raise ValueError(f"unknown crawl partition(s) {', '.join(sorted(unknown))}: with PULSE_CRAWL_SHARDS="
+                         f"{max(SHARDS.values(), default=1)} the partitions are {', '.join(partition_keys())}")
     max_age = {source.name: timedelta(hours=max(max_age_hours, source.min_age_hours)) for source in SOURCES}
     min_age = {source.name: timedelta(hours=source.min_age_hours) for source in SOURCES}
     skipped_fresh = skipped_unsupported = skipped_problem = 0

@@ -124,12 +124,14 @@ class DjangoPackagesClient:
         with self._session() as http:
             return {name: list(self._walk(http, name, counts)) for name in ENDPOINTS}, counts
 
-    def probe(self, endpoint: str = "packages", limit: int = 20) -> tuple[int | None, list[dict[str, Any]]]:
-        """One request: the list's `count` and its first `limit` records (lists are ordered by -id, so the
-        newest ones). A cheap "did anything change?" look (the catalogue sensor), never a read."""
+    def probe(self, endpoint: str = "packages", limit: int = 20,
+              offset: int = 0) -> tuple[int | None, list[dict[str, Any]]]:
+        """One request: the list's `count` and `limit` records from `offset` (lists are ordered by -id, so
+        offset 0 gives the newest ones). A cheap "did anything change?" look (the catalogue sensor),
+        never a read."""
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}")
-        url = f"{self.base_url}/api/v4/{endpoint}/?limit={limit}&offset=0"
+        url = f"{self.base_url}/api/v4/{endpoint}/?limit={limit}&offset={max(0, int(offset))}"
         with self._session() as http:
             page = self._get_json(http, url)
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):

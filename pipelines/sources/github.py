@@ -37,13 +37,14 @@ from pipelines.sources.facts import (
     SourceFacts,
     cast_columns,
 )
-from pipelines.sources.http.accounts import Accounts
+from pipelines.sources.http.accounts import Accounts, logins_path
 from pipelines.sources.http.fetched import Fetched, require_body
 from pipelines.sources.http.health import EndpointRule
 from pipelines.sources.http.hosts import netloc
 from pipelines.sources.http.pace import Pace, safe_key
 from pipelines.sources.http.pages import merge_pages
 from pipelines.sources.http.quota import BudgetExceeded, TokenPool
+from pipelines.sources.http.slots import Slots, slots_available
 from pipelines.sources.http.transport import Paced
 from pipelines.sources.http.tuning import Tuning
 from pipelines.sources.http.upstream import Upstream
@@ -179,6 +180,7 @@ class GitHub:
         logins = await asyncio.gather(*(one(index) for index in range(pool.size)))
         for index, login in enumerate(logins):
             self.accounts.bind(index, login)
+        self.accounts.save()  # for `pulse status` (the logins only; accounts.record_logins)
         pool.set_accounts([login.lower() if login else None for login in logins])
 
     async def prime_quota(self) -> None:
@@ -415,7 +417,8 @@ class GitHubCrawling(Source):
         """
         tuning, tokens = wiring.tuning, settings.github_tokens
         pool = wiring.token_pool(tokens)
-        accounts = Accounts(tokens)
+        home = getattr(settings, "home", None)
+        accounts = Accounts(tokens, record=logins_path(home, url) if tokens and home else None)
         graphql_size = max(1, min(tuning.graphql_concurrency, MAX_CONCURRENCY // 2)) if tokens else 0
         rest = wiring.upstream(self.name, url, max(1, min(self.cap(tuning), MAX_CONCURRENCY - graphql_size)),
                                pool=pool, resource="core")
@@ -429,23 +432,31 @@ class GitHubCrawling(Source):
     @staticmethod
     def _pace(rest: Upstream, graphql: Upstream | None, pool: TokenPool, accounts: Accounts, settings: Any,
               wiring: Wiring) -> None:
-        """GitHub's secondary limits as paces shared under PULSE_HOME/state/pace/<API host>/ by every
-        crawl process (`pipelines.sources.http.pace`), applied by the transport to every request."""
+        """GitHub's secondary limits shared by every crawl process of the machine, applied by the
+        transport to every request: the paces under PULSE_HOME/state/pace/<API host>/
+        (`pipelines.sources.http.pace`) and the requests in flight per account, REST and GraphQL
+        together, under PULSE_HOME/state/inflight/<API host>/ (`pipelines.sources.http.slots`)."""
         tuning = wiring.tuning
-        if tuning.github_rest_per_minute is None:
-            return  # off (tests, benchmarks)
-        per_minute = getattr(settings, "github_pace_per_minute", None)
-        rest_limit = tuning.github_rest_per_minute if per_minute is None else per_minute
-        window = getattr(settings, "github_pace_window_s", None) or tuning.github_pace_window_s
-        root = Path(settings.home) / "state" / "pace" / safe_key(netloc(rest.base_url).replace(":", "_"))
+        host = safe_key(netloc(rest.base_url).replace(":", "_"))
+        in_flight = getattr(settings, "github_max_in_flight", MAX_CONCURRENCY) if slots_available() else 0
+        slots = Slots(Path(settings.home) / "state" / "inflight" / host, in_flight) if in_flight else None
         paces: dict[str, Pace] = {}
-        for up, resource, limit, what in ((rest, "core", rest_limit, "REST requests"),
-                                          (graphql, "graphql", tuning.github_graphql_per_minute, "GraphQL queries")):
-            if up is None or not limit:
-                continue
-            paces[resource] = Pace(root / ("rest" if resource == "core" else "graphql"), limit, window, what=what,
-                                   deadline=wiring.deadline, log=wiring.log)
-            up.paced = Paced(up.base_url, paces[resource], accounts, graphql=resource == "graphql")
+        if tuning.github_rest_per_minute is not None:  # None: the pace off (tests, benchmarks)
+            per_minute = getattr(settings, "github_pace_per_minute", None)
+            rest_limit = tuning.github_rest_per_minute if per_minute is None else per_minute
+            window = getattr(settings, "github_pace_window_s", None) or tuning.github_pace_window_s
+            root = Path(settings.home) / "state" / "pace" / host
+            for up, resource, limit, what in ((rest, "core", rest_limit, "REST requests"),
+                                              (graphql, "graphql", tuning.github_graphql_per_minute,
+                                               "GraphQL queries")):
+                if up is None or not limit:
+                    continue
+                paces[resource] = Pace(root / ("rest" if resource == "core" else "graphql"), limit, window,
+                                       what=what, deadline=wiring.deadline, log=wiring.log)
+        for up, resource in ((rest, "core"), (graphql, "graphql")):
+            if up is not None and (resource in paces or slots is not None):
+                up.paced = Paced(up.base_url, paces.get(resource), accounts, graphql=resource == "graphql",
+                                 slots=slots)
 
         def estimate(index: int, resource: str) -> float:
             pace = paces.get(resource)
@@ -487,7 +498,7 @@ class GitHubCrawling(Source):
         stats.quota_spent += client.graphql_cost
         stats.quota_wait_s = client.pool.waited_s if client.pool is not None else 0.0
         stats.pace_wait_s = sum(up.paced.pace.waited_s for up in (client.rest, client.graphql)
-                                if up is not None and up.paced is not None)
+                                if up is not None and up.paced is not None and up.paced.pace is not None)
         return stats
 
     async def _batch(self, jobs: list[Job], client: GitHub, run: Run) -> None:

@@ -15,11 +15,21 @@ import orjson
 import polars as pl
 import pytest
 
-from assets.catalogue.changes import api_signature, changed_package_ids, file_signature, same_signature
+from assets.catalogue.changes import (
+    PROBE_SIZE,
+    PROBE_WINDOW,
+    api_probe,
+    api_signature,
+    changed_package_ids,
+    file_signature,
+    same_signature,
+    window_start,
+)
 from assets.catalogue.readers import read_catalogue
 from assets.catalogue.transform import build_catalogue
 from pipelines.resources import CrawlConfig, PulseResource
 from pipelines.sensors import catalogue_sensor, catalogue_update_job
+from simulator.catalogue import edited_packages
 from tests.catalogue.conftest import v4_world
 from warehouse.db import open_writer
 from warehouse.load import replace_tables
@@ -148,7 +158,7 @@ def test_file_probe_hashes_only_when_size_or_mtime_moved(tmp_path):
     assert json.loads(json.dumps(changed)) == changed  # the cursor is JSON
 
 
-def test_api_probe_is_one_request_for_count_and_newest(simulator):
+def test_api_probe_head_is_one_request_for_count_and_newest(simulator):
     before = len(simulator.requests())
     signature = api_signature(simulator.url)
     assert len(simulator.requests()) == before + 1
@@ -159,14 +169,73 @@ def test_api_probe_is_one_request_for_count_and_newest(simulator):
     assert same_signature(signature, api_signature(simulator.url))
 
 
-def test_api_catalogue_sensor_settles_then_costs_one_request_a_tick(instance, simulator, tmp_path):
+def test_the_lists_take_limit_and_offset_only_like_the_real_api(simulator):
+    """djangopackages' PackageViewSet has no filter backends: `ordering` and `modified__gt` are ignored
+    (the simulator answers the same), so "recently modified" cannot be asked for."""
+    plain = httpx.get(f"{simulator.url}/api/v4/packages/?limit=5&offset=7", timeout=10).json()
+    for extra in ("ordering=-modified", "ordering=modified", "modified__gt=2030-01-01T00:00:00Z"):
+        asked = httpx.get(f"{simulator.url}/api/v4/packages/?limit=5&offset=7&{extra}", timeout=10).json()
+        assert [r["id"] for r in asked["results"]] == [r["id"] for r in plain["results"]]
+        assert asked["count"] == plain["count"]
+
+
+def test_the_window_walks_the_whole_list_two_requests_a_tick(simulator):
+    count = httpx.get(f"{simulator.url}/api/v4/packages/?limit=1", timeout=10).json()["count"]
+    seen: list[int] = []
+    offset = None
+    before = len(simulator.requests())
+    ticks = -(-(count - PROBE_SIZE) // PROBE_WINDOW)
+    for _ in range(ticks):
+        looked = api_probe(simulator.url, offset)
+        assert looked.window_offset == (PROBE_SIZE if offset is None else offset)
+        seen += [r["id"] for r in looked.window]
+        offset = looked.next_window
+    assert len(simulator.requests()) == before + 2 * ticks
+    assert offset == PROBE_SIZE  # wrapped to the top
+    head = [i for i, _ in api_signature(simulator.url)["newest"]]
+    assert sorted(seen + head) == list(range(1, count + 1))  # every package, once per walk
+    assert window_start(10_000, count) == PROBE_SIZE and window_start("x", count) == PROBE_SIZE
+
+
+def test_api_catalogue_sensor_settles_then_costs_two_requests_a_tick(instance, simulator, tmp_path):
     store(tmp_path, simulator.url)
     settled = tick(instance, tmp_path, simulator.url, None)
     assert not settled.run_requests and "no package new or changed" in settled.skip_reason.skip_message
     before = len(simulator.requests())
     quiet = tick(instance, tmp_path, simulator.url, settled.cursor)
-    assert "unchanged" in quiet.skip_reason.skip_message
-    assert len(simulator.requests()) == before + 1
+    assert "unchanged (head and packages 121-220 of 250)" in quiet.skip_reason.skip_message
+    assert len(simulator.requests()) == before + 2  # the head and the window, nothing else
+    assert json.loads(quiet.cursor)["window"] == 220  # the next tick looks further down
+
+
+def test_an_edit_of_an_old_package_is_caught_within_one_walk(instance, make_simulator, tmp_path):
+    """An editor changes two packages far below the newest 20: the head does not move, the window
+    meets them, and one run crawls exactly them; seen again (a later window, an older cursor), the
+    same run key; once stored, quiet again."""
+    server = make_simulator(packages=150, seed=2)
+    store(tmp_path, server.url)
+    settled = tick(instance, tmp_path, server.url, None)
+    assert not settled.run_requests
+    server.sim.faults.catalogue_edit = 2
+    edited = sorted(edited_packages(server.world.n, server.sim.faults.seed, 2))
+    assert edited and max(edited) <= 150 - PROBE_SIZE  # older than the head: invisible to it
+    head = api_signature(server.url)
+    assert same_signature(head, json.loads(settled.cursor)["signature"])
+
+    cursor, requests = settled.cursor, []
+    for _ in range(-(-(150 - PROBE_SIZE) // PROBE_WINDOW) + 1):  # a whole walk, and one tick more
+        result = tick(instance, tmp_path, server.url, cursor)
+        requests += result.run_requests
+        cursor = result.cursor or cursor
+    assert requests, "the window never met the edited packages"
+    assert {r.run_key for r in requests} == {requests[0].run_key}  # one change, one run key
+    assert requests[0].run_config["ops"]["crawl"]["config"]["package_ids"] == edited
+
+    store(tmp_path, server.url)  # the run applied the catalogue
+    for _ in range(2):
+        result = tick(instance, tmp_path, server.url, cursor)
+        assert not result.run_requests and "unchanged" in result.skip_reason.skip_message
+        cursor = result.cursor
 
 
 def test_changed_ids_ignore_deleted_packages():

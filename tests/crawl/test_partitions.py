@@ -21,12 +21,15 @@ import polars as pl
 import pytest
 from pydantic import SecretStr
 
-from assets.raw.assets import ALL_PARTITIONS_TAGS, CRAWL_PARTITIONS, RAW_KEYS, crawl
+from assets.raw.assets import ALL_PARTITIONS_TAGS, CRAWL_PARTITIONS, RAW_KEYS, crawl, crawl_asset
 from assets.raw.slices import merge_reports, split_partitions
+from pipelines.crawler import plan as plan_module
 from pipelines.crawler.crawl import CrawlReport
-from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_crawl, shard_of
-from pipelines.resources import CrawlConfig, PulseResource, WarehouseResource
+from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_crawl, shard_of, shards_by_source
+from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, refresh_job
+from pipelines.resources import CrawlConfig, CrawlerResource, PulseResource, WarehouseResource
 from pipelines.resources.crawler import token_share
+from pipelines.settings import Settings, SettingsError, crawl_shards
 from pipelines.sources.crawling import SourceStats
 from pipelines.sources.registry import SOURCES
 from simulator.hosts import REPO_HOSTS
@@ -73,23 +76,72 @@ def _subjects(plan) -> set[tuple[str, str]]:
     return {(job.source, job.subject) for jobs in plan.jobs.values() for job in jobs}
 
 
-def test_the_plans_of_the_partitions_are_disjoint_and_add_up_to_the_whole_plan():
+def use_shards(monkeypatch: pytest.MonkeyPatch, count: int) -> list[str]:
+    """This process crawls with `count` shards per big source, as a code location loaded with
+    PULSE_CRAWL_SHARDS=count would (the plan's table; the partitions definition is the caller's)."""
+    monkeypatch.setattr(plan_module, "SHARDS", shards_by_source(count))
+    return partition_keys()
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 32])
+def test_the_plans_of_the_partitions_are_disjoint_and_add_up_to_the_whole_plan(monkeypatch, count):
     packages = world_packages(World(seed=4, packages=300, hosts=REPO_HOSTS))
     common = {"with_token": True, "now": datetime.now(UTC), "force": False, "max_age_hours": 20.0}
     whole = plan_crawl(packages, {}, {}, **common)
-    parts = [plan_crawl(packages, {}, {}, partitions=[key], **common) for key in KEYS]
+    keys = use_shards(monkeypatch, count)
+    assert len(keys) == len(set(keys)) == 3 * count + 3  # the big sources sharded, the 3 others whole
+    parts = [plan_crawl(packages, {}, {}, partitions=[key], **common) for key in keys]
     union: set[tuple[str, str]] = set()
-    for key, part in zip(KEYS, parts, strict=True):
+    for key, part in zip(keys, parts, strict=True):
         subjects = _subjects(part)
         assert not subjects & union
         assert all(partition_of(source, subject) == key for source, subject in subjects)
         union |= subjects
     assert union == _subjects(whole)
     assert sum(part.planned for part in parts) == whole.planned
-    assert all(part.planned for key, part in zip(KEYS, parts, strict=True) if "-" in key)  # every shard has work
+    if count <= 4:
+        assert all(part.planned for key, part in zip(keys, parts, strict=True) if "-" in key)  # every shard has work
     # a few keys together are the union of those keys
-    assert _subjects(plan_crawl(packages, {}, {}, partitions=KEYS[:3], **common)) == \
+    assert _subjects(plan_crawl(packages, {}, {}, partitions=keys[:3], **common)) == \
         set().union(*(_subjects(part) for part in parts[:3]))
+
+
+def test_the_shard_count_is_a_checked_setting_and_a_key_of_another_count_is_refused(monkeypatch):
+    assert crawl_shards({}) == 4 and crawl_shards({"PULSE_CRAWL_SHARDS": " 32 "}) == 32
+    assert crawl_shards({"PULSE_CRAWL_SHARDS": "1"}) == 1
+    monkeypatch.setenv("PULSE_CRAWL_SHARDS", "65")  # `pulse` checks it with the other settings: one line
+    with pytest.raises(SettingsError, match="PULSE_CRAWL_SHARDS='65' is out of range"):
+        Settings.from_mapping({})
+    monkeypatch.delenv("PULSE_CRAWL_SHARDS")
+    for bad in ("0", "65", "-2", "four", "2.5"):
+        with pytest.raises(SettingsError, match=f"PULSE_CRAWL_SHARDS='{bad}'.*1..64"):
+            crawl_shards({"PULSE_CRAWL_SHARDS": bad})
+    # one shard: the big sources are single partitions like the small ones
+    assert use_shards(monkeypatch, 1)[:2] == ["github", "pypi"] and partition_of("github", "github:a/b") == "github"
+    # a key named under 4 shards (a backfill launched before the count went down) is refused, not
+    # crawled as a shard whose subjects have moved
+    use_shards(monkeypatch, 2)
+    packages = world_packages(World(seed=4, packages=20, hosts=REPO_HOSTS))
+    with pytest.raises(ValueError, match=r"github-3.*PULSE_CRAWL_SHARDS=2.*github-0, github-1, pypi-0"):
+        plan_crawl(packages, {}, {}, with_token=False, now=datetime.now(UTC), force=False, max_age_hours=20.0,
+                   partitions=["github-0", "github-3"])
+
+
+def test_a_new_shard_count_leaves_the_old_keys_status_behind():
+    """What the Dagster instance shows after PULSE_CRAWL_SHARDS changes (docs/SCALING.md): keys that
+    exist under both counts keep their last status (though their subjects moved), new keys are missing
+    until the next crawl covers them, and keys that are gone no longer show (their events stay)."""
+    asset = RAW_KEYS["github"]
+    with pytest.MonkeyPatch.context() as patch:
+        more, fewer = use_shards(patch, 8), use_shards(patch, 2)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for key in KEYS:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
+        status = instance.get_status_by_partition(asset, more, dg.StaticPartitionsDefinition(more))
+        assert {k for k, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED} == set(KEYS)
+        assert {k for k, s in status.items() if s is None} == set(more) - set(KEYS) != set()
+        status = instance.get_status_by_partition(asset, fewer, dg.StaticPartitionsDefinition(fewer))
+        assert set(status) == set(fewer) and set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
 
 
 def test_slices_deal_the_keys_round_robin_and_split_the_tokens():
@@ -236,39 +288,73 @@ def _range(start: str, end: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
 
+def _refresh_job(sim, home: Path, count: int | None = None) -> dg.JobDefinition:
+    """The refresh job on the simulator; with `count`, its crawl partitioned by that many shards."""
+    if count is None:
+        return _job(sim, home)
+    assets = [asset for asset in ALL_ASSETS if RAW_KEYS["github"] not in asset.keys]
+    assets.append(crawl_asset(dg.StaticPartitionsDefinition(partition_keys())))
+    env = sim.env()
+    place = {"home": str(home), "catalogue": env["PULSE_CATALOGUE"], "public_url": PUBLIC_URL, "timezone": "UTC"}
+    resources = {
+        "pulse": PulseResource(**place),
+        "warehouse": WarehouseResource(home=str(home)),
+        "crawler": CrawlerResource(**place, github_tokens=SIM_TOKENS, github_graphql_url=env["GITHUB_GRAPHQL_URL"],
+                                   api_urls={s.env_url: env[s.env_url] for s in SOURCES}),
+    }
+    defs = dg.Definitions(assets=assets, asset_checks=ALL_CHECKS, jobs=[refresh_job], resources=resources)
+    return defs.resolve_job_def("refresh")
+
+
+# backfill ranges per shard count: the later keys first, the first range in two slices
+RANGES_BY_COUNT = {4: RANGES, 2: [("pypi-1", "pypistats-1", 2), ("github-0", "pypi-0", 1)]}
+
+
 @pytest.fixture(scope="module")
-def single_and_sharded(tmp_path_factory):
-    single_sim, sharded_sim = start_in_thread(packages=PACKAGES, seed=SEED), start_in_thread(packages=PACKAGES,
-                                                                                             seed=SEED)
-    single, sharded = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("sharded")
+def single_crawl(tmp_path_factory):
+    sim = start_in_thread(packages=PACKAGES, seed=SEED)
+    single = tmp_path_factory.mktemp("single")
     try:
         with dg.DagsterInstance.ephemeral() as instance:
-            assert _job(single_sim, single).execute_in_process(instance=instance, tags=ALL_PARTITIONS_TAGS).success
-        job = _job(sharded_sim, sharded)
-        graph = job.asset_layer.asset_graph
-        keys = graph.get_all_asset_keys()
-        by_group = {group: [k for k in keys if graph.get(k).group_name == group] for group in ("catalogue", "raw")}
-        downstream = [k for k in keys if graph.get(k).group_name not in ("catalogue", "raw")]
-        with dg.DagsterInstance.ephemeral() as instance:
-            assert job.execute_in_process(instance=instance, asset_selection=by_group["catalogue"]).success
-            for start, end, processes in RANGES:
-                assert job.execute_in_process(
-                    instance=instance, asset_selection=by_group["raw"], tags=_range(start, end),
-                    run_config=dg.RunConfig(ops={"crawl": CrawlConfig(processes=processes)})).success
-            status = instance.get_status_by_partition(RAW_KEYS["pypi"], KEYS, CRAWL_PARTITIONS)
-            assert job.execute_in_process(instance=instance, asset_selection=downstream).success
-        yield single, sharded, status
+            assert _job(sim, single).execute_in_process(instance=instance, tags=ALL_PARTITIONS_TAGS).success
+        yield single
     finally:
-        single_sim.stop()
-        sharded_sim.stop()
+        sim.stop()
 
 
+@pytest.fixture(scope="module", params=[4, 2], ids=["4-shards", "2-shards"])
+def single_and_sharded(request, single_crawl, tmp_path_factory):
+    count = request.param
+    sim = start_in_thread(packages=PACKAGES, seed=SEED)
+    sharded = tmp_path_factory.mktemp(f"sharded{count}")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            keys = use_shards(patch, count)
+            job = _refresh_job(sim, sharded, None if count == 4 else count)
+            graph = job.asset_layer.asset_graph
+            all_keys = graph.get_all_asset_keys()
+            by_group = {group: [k for k in all_keys if graph.get(k).group_name == group]
+                        for group in ("catalogue", "raw")}
+            downstream = [k for k in all_keys if graph.get(k).group_name not in ("catalogue", "raw")]
+            partitions = graph.get(RAW_KEYS["pypi"]).partitions_def
+            assert partitions.get_partition_keys() == keys
+            with dg.DagsterInstance.ephemeral() as instance:
+                assert job.execute_in_process(instance=instance, asset_selection=by_group["catalogue"]).success
+                for start, end, processes in RANGES_BY_COUNT[count]:
+                    assert job.execute_in_process(
+                        instance=instance, asset_selection=by_group["raw"], tags=_range(start, end),
+                        run_config=dg.RunConfig(ops={"crawl": CrawlConfig(processes=processes)})).success
+                status = instance.get_status_by_partition(RAW_KEYS["pypi"], keys, partitions)
+                assert job.execute_in_process(instance=instance, asset_selection=downstream).success
+        yield single_crawl, sharded, status, keys, count
+    finally:
+        sim.stop()
 
 
-@pytest.mark.slow  # two simulated crawls (one in two runs) and two builds of the whole graph
+@pytest.mark.slow  # simulated crawls (one single, one sharded in two runs per count) and builds of the whole graph
 def test_a_sharded_crawl_ends_like_a_single_crawl(single_and_sharded):
-    single, sharded, status = single_and_sharded
-    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+    single, sharded, status, keys, count = single_and_sharded
+    assert len(status) == len(keys) and set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert_same_outcome(sharded, single, PACKAGES)
     # each request key answered once in both archives; the sharded one in batches named by partition
     for home in (single, sharded):
@@ -277,4 +363,4 @@ def test_a_sharded_crawl_ends_like_a_single_crawl(single_and_sharded):
     assert set(scan_archive(single / "raw").collect()["request_key"]) == \
         set(scan_archive(sharded / "raw").collect()["request_key"])
     named = {p.name.split(".")[-2] for p in (sharded / "raw").glob("*/*.parquet")}
-    assert named <= set(KEYS) and {"github-0", "pypi-3", "pypistats-1"} <= named
+    assert named <= set(keys) and {"github-0", f"pypi-{count - 1}", "pypistats-1"} <= named

@@ -1,6 +1,7 @@
 """`pulse status` through the real CLI on the session's refreshed home (the real refresh against the
 simulator), and its parts in-process on a home where nothing ran yet. The quota comes from the simulator's GitHub
-`/rate_limit` (shaped as GitHub documents it), per token, and never shows a token."""
+`/rate_limit` (shaped as GitHub documents it), per account (the login the crawl learned), and never
+shows a token."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 
 from pipelines.settings import Settings
 from pipelines.status import collect, lines, schedule
+from simulator.github import login_for
 from tests.e2e.conftest import SIM_TOKENS, run_pulse
 
 NOW = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
@@ -26,14 +28,17 @@ def test_status_of_a_refreshed_home(refreshed):
     for name in ("exports/published_warehouse", "exports/api_v4"):
         assert status["freshness"][name]["state"] == "fresh" and status["freshness"][name]["from"] == "dagster"
     assert status["core"]["version"] >= 1
-    assert [row["account"] for row in status["quota"]] == ["token #1", "token #2"]
+    # named by the login the crawl learned (GET /user): the simulator's two tokens are two accounts
+    logins = [login_for(token) for token in SIM_TOKENS.split(",")]
+    assert [row["account"] for row in status["quota"]] == logins
+    assert [(a["account"], a["tokens"]) for a in status["accounts"]] == [(login, 1) for login in logins]
     assert all(row["core"]["limit"] > 0 and row["core"]["remaining"] >= 0 for row in status["quota"])
     schedule = status["schedule"]
     assert schedule["cron"] == "0 4 * * *" and schedule["on"] is False and schedule["next"] is None
     assert datetime.fromisoformat(schedule["next_if_on"]).hour == 4
 
     human = "\n".join(lines(status))  # what `pulse status` prints without --json
-    assert "last run: refresh SUCCESS" in human and "quota token #1: core " in human
+    assert "last run: refresh SUCCESS" in human and f"quota {logins[0]}: core " in human
     assert "schedule daily_refresh: 0 4 * * * UTC, off (PULSE_SCHEDULE); would run next at " in human
     for token in SIM_TOKENS.split(","):
         assert token not in result.stdout + result.stderr

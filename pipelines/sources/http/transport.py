@@ -5,8 +5,10 @@ speed rather than behaviour: tests swap it for an in-process fake transport.
 
 It is also the one choke point of politeness: a client whose host carries a paced API (GitHub's REST
 and GraphQL, `Paced`) sends every request through `PacedTransport`, which waits for the account's
-pace right before the request leaves. Retries, 202 polls, redirect follow-ups, extra pages,
-`/rate_limit` and `/user` all go through a client, so none can slip past, whatever code sends them.
+pace, then for one of the account's machine-wide slots of requests in flight
+(`pipelines.sources.http.slots`), right before the request leaves, and frees the slot when the answer
+is in. Retries, 202 polls, redirect follow-ups, extra pages, `/rate_limit` and `/user` all go through
+a client, so none can slip past, whatever code sends them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 from pipelines.sources.http.accounts import Accounts
 from pipelines.sources.http.hosts import USER_AGENT, netloc
 from pipelines.sources.http.pace import Pace
+from pipelines.sources.http.slots import Slots
 from pipelines.sources.http.tuning import Tuning
 
 CHEAP_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -27,16 +30,19 @@ CHEAP_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Paced:
-    """Requests under `base_url` wait for `pace` first, keyed by the account of their token.
+    """Requests under `base_url` wait for `pace` first, then for a slot of `slots` (either may be
+    None: off), keyed by the account of their token.
 
     Points (GitHub, "Calculating points for the secondary rate limit"): REST GET/HEAD/OPTIONS 1,
-    other methods 5; a GraphQL query 1 (the crawl sends no mutations).
+    other methods 5; a GraphQL query 1 (the crawl sends no mutations). REST and GraphQL share one
+    `Slots` (GitHub's 100 concurrent requests are "shared across the REST API and GraphQL API").
     """
 
     base_url: str
-    pace: Pace
+    pace: Pace | None
     accounts: Accounts
     graphql: bool = False
+    slots: Slots | None = None
 
     def covers(self, url: str) -> bool:
         return url == self.base_url or url.startswith(self.base_url.rstrip("/") + "/") or (
@@ -47,7 +53,13 @@ class Paced:
 
 
 class PacedTransport(httpx.AsyncBaseTransport):
-    """Waits for the pace of the request's account (longest matching base URL), then sends."""
+    """Waits for the pace of the request's account (longest matching base URL) and a slot in flight,
+    then sends.
+
+    The pace comes first: a request waiting for the pace holds no slot, so REST requests held back by
+    their pace never keep GraphQL ones (another pace, the same slots) waiting. The pace stamp of a
+    request that then waits for a slot stays "in flight" until its answer, so it is never counted short.
+    """
 
     def __init__(self, inner: httpx.AsyncBaseTransport, routes: Sequence[Paced]) -> None:
         self.inner = inner
@@ -58,17 +70,27 @@ class PacedTransport(httpx.AsyncBaseTransport):
         for route in self.routes:
             if route.covers(url):
                 key = route.accounts.key(request.headers.get("authorization"))
-                ticket = await route.pace.acquire(key, route.points(request.method))
+                ticket = await route.pace.acquire(key, route.points(request.method)) if route.pace else None
                 try:
-                    return await self.inner.handle_async_request(request)
+                    if route.slots is None:
+                        return await self.inner.handle_async_request(request)
+                    slot = await route.slots.acquire(key)
+                    try:
+                        return await self.inner.handle_async_request(request)
+                    finally:
+                        route.slots.release(key, slot)
                 finally:
-                    route.pace.done(key, ticket)
+                    if ticket is not None:
+                        route.pace.done(key, ticket)
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
         for route in self.routes:
-            route.pace.close()
+            if route.pace is not None:
+                route.pace.close()
+            if route.slots is not None:
+                route.slots.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
