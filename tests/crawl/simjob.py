@@ -3,7 +3,9 @@ tests that run it in the test process (`execute_in_process`) instead of through 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -16,7 +18,9 @@ from pipelines.sources.registry import SOURCES
 from tests.e2e.conftest import without_last_fetched
 
 
-def sim_refresh_job(sim, home: Path, *, public_url: str, tokens: str, timezone: str = "UTC") -> dg.JobDefinition:
+def sim_refresh_job(sim, home: Path, *, public_url: str, tokens: str, timezone: str = "UTC",
+                    assets: Sequence[Any] = ALL_ASSETS) -> dg.JobDefinition:
+    """The refresh job over the simulator (`assets`: the job's assets, e.g. with another crawl asset)."""
     env = sim.env()
     place = {"home": str(home), "catalogue": env["PULSE_CATALOGUE"], "public_url": public_url, "timezone": timezone}
     resources = {
@@ -25,7 +29,7 @@ def sim_refresh_job(sim, home: Path, *, public_url: str, tokens: str, timezone: 
         "crawler": CrawlerResource(**place, github_tokens=tokens, github_graphql_url=env["GITHUB_GRAPHQL_URL"],
                                    api_urls={s.env_url: env[s.env_url] for s in SOURCES}),
     }
-    defs = dg.Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=[refresh_job], resources=resources)
+    defs = dg.Definitions(assets=list(assets), asset_checks=ALL_CHECKS, jobs=[refresh_job], resources=resources)
     return defs.resolve_job_def("refresh")
 
 

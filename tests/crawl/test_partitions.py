@@ -26,8 +26,8 @@ from assets.raw.slices import merge_reports, split_partitions
 from pipelines.crawler import plan as plan_module
 from pipelines.crawler.crawl import CrawlReport
 from pipelines.crawler.plan import SHARDS, partition_keys, partition_of, plan_crawl, shard_of, shards_by_source
-from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, refresh_job
-from pipelines.resources import CrawlConfig, CrawlerResource, PulseResource, WarehouseResource
+from pipelines.definitions import ALL_ASSETS
+from pipelines.resources import CrawlConfig, PulseResource, WarehouseResource
 from pipelines.resources.crawler import token_share
 from pipelines.settings import Settings, SettingsError, crawl_shards
 from pipelines.sources.crawling import SourceStats
@@ -294,16 +294,7 @@ def _refresh_job(sim, home: Path, count: int | None = None) -> dg.JobDefinition:
         return _job(sim, home)
     assets = [asset for asset in ALL_ASSETS if RAW_KEYS["github"] not in asset.keys]
     assets.append(crawl_asset(dg.StaticPartitionsDefinition(partition_keys())))
-    env = sim.env()
-    place = {"home": str(home), "catalogue": env["PULSE_CATALOGUE"], "public_url": PUBLIC_URL, "timezone": "UTC"}
-    resources = {
-        "pulse": PulseResource(**place),
-        "warehouse": WarehouseResource(home=str(home)),
-        "crawler": CrawlerResource(**place, github_tokens=SIM_TOKENS, github_graphql_url=env["GITHUB_GRAPHQL_URL"],
-                                   api_urls={s.env_url: env[s.env_url] for s in SOURCES}),
-    }
-    defs = dg.Definitions(assets=assets, asset_checks=ALL_CHECKS, jobs=[refresh_job], resources=resources)
-    return defs.resolve_job_def("refresh")
+    return sim_refresh_job(sim, home, public_url=PUBLIC_URL, tokens=SIM_TOKENS, assets=assets)
 
 
 # backfill ranges per shard count: the later keys first, the first range in two slices

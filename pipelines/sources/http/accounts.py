@@ -111,16 +111,22 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _salt(data: dict) -> bytes | None:
+    """The file's 16-byte salt; None when it is missing or damaged (the file is then started afresh)."""
+    try:
+        salt = bytes.fromhex(data.get("salt", ""))
+    except (TypeError, ValueError):
+        return None
+    return salt if len(salt) == 16 else None
+
+
 def record_logins(path: Path, tokens: Sequence[SecretStr], logins: Sequence[str | None],
                   now: float | None = None) -> None:
     """Write which login each token answered (None: not learned this time: a login learned before for
     that token is kept). Tokens no longer configured are dropped. Atomic (several shards may write)."""
     old = _read(path)
-    try:
-        salt = bytes.fromhex(old.get("salt", ""))
-    except (TypeError, ValueError):
-        salt = b""
-    if len(salt) != 16:
+    salt = _salt(old)
+    if salt is None:
         salt, old = secrets.token_bytes(16), {}
     before = {e.get("digest"): e for e in old.get("tokens", []) if isinstance(e, dict)}
     entries = []
@@ -148,11 +154,8 @@ def known_logins(path: Path, tokens: Sequence[SecretStr]) -> list[tuple[str | No
     """(login, when it was learned) per token, as the last crawl recorded it; (None, None) for a token
     it did not identify (or when nothing was recorded). Reads only."""
     data = _read(path)
-    try:
-        salt = bytes.fromhex(data.get("salt", ""))
-    except (TypeError, ValueError):
-        salt = b""
-    if len(salt) != 16:
+    salt = _salt(data)
+    if salt is None:
         return [(None, None)] * len(tokens)
     found = {e.get("digest"): e for e in data.get("tokens", []) if isinstance(e, dict)}
     out: list[tuple[str | None, float | None]] = []
