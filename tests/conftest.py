@@ -11,7 +11,7 @@ group: loadgroup sends a group to a single worker, biggest groups first, then th
 one to whichever worker is free. Tests marked `slow` are collected first (stable order otherwise),
 (whole modules) so that a long test does not start last and end the run alone on one worker.
 
-Nothing here changes what a test does or asserts; without xdist the marks are inert.
+Nothing here changes what a test does or asserts; without xdist's loadgroup only the order applies.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ def _suffix_group(item: pytest.Item, group: str) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    loadgroup = bool(config.getvalue("loadgroup"))  # set on xdist's workers under --dist loadgroup
-    for item in items:
-        group = _shared_group(item)
-        if group is None or any(True for _ in item.iter_markers("xdist_group")):
-            continue
-        item.add_marker(pytest.mark.xdist_group(group))
-        if loadgroup:
+    # set on xdist's workers under --dist loadgroup; the groups mean nothing otherwise (-n 0, -p no:xdist)
+    if config.getoption("loadgroup", False):
+        for item in items:
+            group = _shared_group(item)
+            if group is None or any(True for _ in item.iter_markers("xdist_group")):
+                continue
+            item.add_marker(pytest.mark.xdist_group(group))
             _suffix_group(item, group)
     # modules with long tests first, whole (a module's tests stay together, so its module-scoped
     # fixtures are built once also without xdist); sorted is stable: the collection order otherwise
