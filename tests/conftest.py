@@ -50,8 +50,10 @@ def _suffix_group(item: pytest.Item, group: str) -> None:
     `item._id`), so without this the groups are silently ignored and every test is scheduled alone.
     Does nothing when the id already ends with the group (an xdist that sets it itself).
     """
-    from _pytest.nodeid import NodeId
-
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: the id is `_nodeid`, which xdist sets itself
+        return
     if not item.nodeid.endswith(f"@{group}"):
         item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
