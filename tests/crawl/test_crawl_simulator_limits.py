@@ -24,7 +24,7 @@ from tests.crawl.test_crawl_simulator import FAST, ROOMY, check_github_rest, key
 # --- requests in flight ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # three 400-package crawls at 30 ms a request
+@pytest.mark.slow  # three 200-package crawls at 30 ms a request
 @pytest.mark.parametrize(("tokens", "overrides", "rest_cap", "graphql_cap"), [
     ((), {}, 64, 0),  # the defaults, REST only
     (("tok-a", "tok-b"), {"concurrency": {"github": 500}, "graphql_concurrency": 8}, 92, 8),  # asks too much
@@ -32,7 +32,7 @@ from tests.crawl.test_crawl_simulator import FAST, ROOMY, check_github_rest, key
 ])
 def test_github_requests_in_flight_never_exceed_the_caps(make_simulator, tmp_path, tokens, overrides, rest_cap,
                                                          graphql_cap):
-    server = make_simulator(packages=400, faults=ROOMY, latency_ms=30)
+    server = make_simulator(packages=200, faults=ROOMY, latency_ms=30)
     counter = InFlight(server)
     settings = settings_for(server, tmp_path, tokens=tokens)
     tuning = Tuning(**{**FAST.__dict__, "jobs_in_flight": 1000, **overrides})
