@@ -155,14 +155,16 @@ def test_markdown_previews(con):
 def test_crawl_metrics_are_flat_numbers_under_stable_names():
     report = CrawlReport(
         sources={"github": SourceStats(requests=10, statuses=Counter({200: 6, 304: 3, 404: 1}), quota_spent=12.0,
-                                       quota_wait_s=1.5, backoffs=[2.0, 0.5], pace_wait_s=0.75)},
+                                       quota_wait_s=1.5, backoffs=[2.0, 0.5], pace_wait_s=0.75,
+                                       slot_wait_s=0.25)},
         errors=[("github:a/b", "github", "not_found", 404, "no"), ("pypi:x", "pypi", "gone", 404, "no")],
         jobs_by_source={"github": 5, "pypi": 7}, done_by_source={"github": 4, "pypi": 7},
     )
     github = crawl_metrics(report, "github")
     assert github == {
         "requests": 10, "answers_304": 3, "ratio_304": 0.3, "quota_spent": 12.0, "quota_wait_s": 1.5,
-        "backoff_s": 2.5, "backoffs": 2, "pace_wait_s": 0.75, "waited_s": 4.75, "errors": 1,
+        "backoff_s": 2.5, "backoffs": 2, "pace_wait_s": 0.75, "slot_wait_s": 0.25, "waited_s": 5.0,
+        "errors": 1,
         **{f"errors_{kind}": int(kind == "not_found") for kind in ERROR_KINDS},
         "packages_due": 5, "packages_done": 4,
     }

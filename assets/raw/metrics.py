@@ -25,7 +25,8 @@ def crawl_metrics(report: CrawlReport, source: str) -> dict[str, int | float]:
     - `quota_spent`: requests and query points charged against the source's quota (GitHub's today);
     - `waited_s`: seconds spent waiting, for quota resets (`quota_wait_s`) plus secondary-limit
       back-offs (`backoff_s`, `backoffs` times) plus the waits of requests for GitHub's pace
-      (`pace_wait_s`, summed over the requests that waited, so it can exceed the crawl's seconds);
+      (`pace_wait_s`) plus their waits for one of the machine-wide slots in flight (`slot_wait_s`), both
+      summed over the requests that waited, so they can exceed the crawl's seconds;
     - `errors`, `errors_<kind>`: archived failures of this source, by error kind;
     - `packages_due`, `packages_done`: subjects (a repository, a PyPI project) with a request due this
       run, and those the crawl worked through (a crawl stopped by its time budget leaves the rest).
@@ -44,7 +45,9 @@ def crawl_metrics(report: CrawlReport, source: str) -> dict[str, int | float]:
         "backoff_s": round(backoff_s, 2),
         "backoffs": len(stats.backoffs),
         "pace_wait_s": round(float(stats.pace_wait_s), 2),
-        "waited_s": round(float(stats.quota_wait_s) + backoff_s + float(stats.pace_wait_s), 2),
+        "slot_wait_s": round(float(stats.slot_wait_s), 2),
+        "waited_s": round(float(stats.quota_wait_s) + backoff_s + float(stats.pace_wait_s)
+                          + float(stats.slot_wait_s), 2),
         "errors": int(sum(errors.values())),
         **{f"errors_{kind}": int(n) for kind, n in (dict.fromkeys(ERROR_KINDS, 0) | errors).items()},
         "packages_due": int(report.jobs_by_source.get(source, 0)),

@@ -114,6 +114,7 @@ class SourceStats:
     quota_spent: float = 0.0  # requests that cost quota plus query points, as the upstream counts them
     quota_wait_s: float = 0.0  # seconds spent waiting for quota resets
     pace_wait_s: float = 0.0  # seconds requests waited for the secondary-limit pace (summed over requests)
+    slot_wait_s: float = 0.0  # seconds requests waited for a machine-wide slot in flight (summed over requests)
     backoffs: list[float] = field(default_factory=list)  # secondary-limit back-offs (s), in order
 
     @classmethod

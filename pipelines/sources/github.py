@@ -499,6 +499,9 @@ class GitHubCrawling(Source):
         stats.quota_wait_s = client.pool.waited_s if client.pool is not None else 0.0
         stats.pace_wait_s = sum(up.paced.pace.waited_s for up in (client.rest, client.graphql)
                                 if up is not None and up.paced is not None and up.paced.pace is not None)
+        slots = {id(up.paced.slots): up.paced.slots for up in (client.rest, client.graphql)
+                 if up is not None and up.paced is not None and up.paced.slots is not None}  # shared by both
+        stats.slot_wait_s = sum(s.waited_s for s in slots.values())
         return stats
 
     async def _batch(self, jobs: list[Job], client: GitHub, run: Run) -> None:

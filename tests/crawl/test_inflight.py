@@ -156,6 +156,7 @@ CRAWLER = textwrap.dedent("""
     tuning = Tuning(retry_base_s=0.005, retry_max_s=0.02, computing_base_s=0.005, computing_max_s=0.02,
                     secondary_base_s=0.05, flush_interval_s=0.1, timeout_s=10, github_rest_per_minute=None)
     report = run_crawl(settings, packages, run_id=sys.argv[2], tuning=tuning)
+    print(report.sources["github"].slot_wait_s)  # the raw assets' `slot_wait_s` metric
     print(report.requests_by_source.get("github", 0))
 """)
 
@@ -183,12 +184,14 @@ def test_processes_crawling_at_once_keep_one_cap_per_account(make_simulator, tmp
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
     sent = [int(out.strip().splitlines()[-1]) for out, _ in outputs]
+    slot_waits = [float(out.strip().splitlines()[-2]) for out, _ in outputs]
     alice, bob = login_for("alice+1"), login_for("bob+1")
     assert all(sent) and sum(counter.requests.values()) == sum(sent)
     assert set(counter.requests) == {alice, bob}
     # each process alone could have had dozens in flight; together they kept the account's cap
     assert counter.peak[alice] <= CAP and counter.peak[bob] <= CAP
     assert counter.peak[alice] >= 2  # ... and pushed against it
+    assert sum(slot_waits) > 0  # the requests that waited for a slot say so (crawl metrics)
     names = {p.parent.name for p in (tmp_path / "state" / "inflight").rglob("slot-*.lock")}
     assert names <= {alice, bob, UNIDENTIFIED}  # by login: never a token
     assert not any(t in str(p) for p in (tmp_path / "state").rglob("*") for t in ("alice", "bob"))

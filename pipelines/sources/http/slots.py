@@ -83,6 +83,7 @@ class Slots:
         self._waiters: dict[str, collections.deque[asyncio.Future[int]]] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self.waits = 0  # requests that found every slot taken (and queued)
+        self.waited_s = 0.0  # seconds those requests waited for a slot (summed over requests)
         self.peak = 0  # most slots this process held at once, over every key
         self._closed = False
 
@@ -134,11 +135,13 @@ class Slots:
             if slot is not None:
                 return slot
         self.waits += 1
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         waiters.append(future)
         poller = self._pollers.get(key)
         if poller is None or poller.done():
-            self._pollers[key] = asyncio.get_running_loop().create_task(self._poll(key))
+            self._pollers[key] = loop.create_task(self._poll(key))
+        queued = loop.time()
         try:
             return await future
         except asyncio.CancelledError:
@@ -148,6 +151,8 @@ class Slots:
                 with contextlib.suppress(ValueError):
                     waiters.remove(future)
             raise
+        finally:
+            self.waited_s += loop.time() - queued
 
     async def _poll(self, key: str) -> None:
         """Try the slots for `key`'s waiters until none is left (slots other processes hold come
