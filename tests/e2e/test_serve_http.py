@@ -34,17 +34,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from assets.core.refresh import refresh_core
 from assets.exports.published_api import PublishedApi
 from pipelines.cli import EXIT_FATAL
 from pipelines.serve import make_app
 from pipelines.serving.cache import Entry, ResponseCache
 from tests.e2e.serving import PULSE
 from tests.e2e.serving import start_serve as serve_on_free_port
-from tests.fixtures.sample import sample_catalogue, write_sample
-from warehouse.db import connect_writer
-from warehouse.load import replace_tables
-from warehouse.publish import publish
+from tests.fixtures.sample import sample_catalogue, write_sample_published
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -82,15 +78,7 @@ def ask(port: int, target: bytes | str, method: str = "GET", headers: dict[str, 
 
 def make_published(home: Path) -> Path:
     """The sample world, transformed and published (what a refresh leaves for `pulse serve`)."""
-    write_sample(home / "raw")
-    con = connect_writer(home / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-        refresh_core(con, sample_catalogue(), home / "raw", now=NOW)
-        publish(home / "warehouse.duckdb", home / "published.duckdb", con=con)
-    finally:
-        con.close()
-    return home / "published.duckdb"
+    return write_sample_published(home, NOW)
 
 
 def start_serve(home: Path, *extra: str) -> tuple[subprocess.Popen, int]:

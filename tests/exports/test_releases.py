@@ -18,18 +18,12 @@ import frictionless
 import polars as pl
 import pytest
 
-from assets.core.refresh import refresh_core
 from assets.exports.assets import release_metadata
 from assets.exports.releases import LATEST, LATEST_FILE, latest_release, prune_releases, publish_release
-from assets.health.scoring import score_warehouse
-from assets.history.history import snapshot_history
 from pipelines.resources import PulseResource
 from pipelines.settings import Settings, SettingsError
-from tests.fixtures.sample import sample_catalogue, write_sample
-from warehouse.db import connect_writer
+from tests.fixtures.sample import write_sample_published
 from warehouse.ddl import relation_keys
-from warehouse.load import replace_tables
-from warehouse.publish import publish
 
 NOW = datetime(2026, 11, 28, 4, 5, 6, tzinfo=UTC)
 REFRESH = "0f1e2d3c-aaaa-bbbb-cccc-000000000000"
@@ -39,16 +33,7 @@ RELEASE_ID = "20261128T040506Z-0f1e2d3c"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("release_home")
-    write_sample(home / "raw")
-    con = connect_writer(home / "warehouse.duckdb")
-    try:
-        replace_tables(con, {f"catalogue.{k}": v for k, v in sample_catalogue().items()})
-        refresh_core(con, sample_catalogue(), home / "raw", now=NOW)
-        score_warehouse(con, now=NOW)
-        snapshot_history(con, REFRESH, NOW)
-        publish(home / "warehouse.duckdb", home / "published.duckdb", con=con)
-    finally:
-        con.close()
+    write_sample_published(home, NOW, refresh_id=REFRESH, scored=True)
     return home
 
 
