@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import duckdb
 from filelock import FileLock, Timeout
 
-from warehouse.ddl import apply_schema
+from warehouse.ddl import apply_schema, sql_literal
 
 LOCK_TIMEOUT_ENV = "PULSE_WRITER_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT_S = 600.0
@@ -295,10 +295,6 @@ def writer_lock(path: Path | WarehouseTarget, timeout: float | None = None) -> I
         lock.release()
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _scrub(text: str, target: WarehouseTarget) -> str:
     """An error from DuckDB with the connection string and the MotherDuck token taken out."""
     for secret in (target.attach_uri, os.environ.get(TOKEN_ENV), os.environ.get(TOKEN_ENV.lower())):
@@ -362,7 +358,7 @@ def check_target(target: WarehouseTarget) -> None:
 def _attach(target: WarehouseTarget, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """In-memory connection + ATTACH the warehouse + USE it: unqualified SQL then runs against it."""
     con = _memory_connection(target)
-    options = [f"DATA_PATH {_literal(target.data_path)}"] if target.data_path else []
+    options = [f"DATA_PATH {sql_literal(target.data_path)}"] if target.data_path else []
     if read_only:
         options.append("READ_ONLY")
     # MotherDuck refuses an alias for a database of one's own: its catalog keeps the database's name
@@ -372,7 +368,7 @@ def _attach(target: WarehouseTarget, *, read_only: bool) -> duckdb.DuckDBPyConne
             target.path.parent.mkdir(parents=True, exist_ok=True)
         suffix = f" ({', '.join(options)})" if options else ""
         try:
-            con.execute(f"ATTACH {_literal(target.attach_uri)}{alias}{suffix}")
+            con.execute(f"ATTACH {sql_literal(target.attach_uri)}{alias}{suffix}")
         except duckdb.Error as exc:
             raise WarehouseUnavailable(f"{URL_ENV}: could not attach {target.label}: "
                                        f"{_scrub(str(exc), target)}") from None

@@ -19,6 +19,12 @@ SCHEMA_DIR = Path(__file__).parent / "schema"
 SCHEMAS = ("catalogue", "raw", "core", "health", "history", "marts")
 SQL_FILES = ("core.sql", "health.sql", "history.sql", "marts.sql")  # tables first, views last
 
+
+def sql_literal(text: str) -> str:
+    """`text` as a SQL string literal (quotes doubled): for the values DuckDB takes only inline, such
+    as file paths in ATTACH, COPY and read_parquet, and json_transform structures."""
+    return "'" + text.replace("'", "''") + "'"
+
 # One-off migrations, applied once in order and recorded in main.pulse_migrations. Additive column
 # changes need no entry here (apply_schema adds declared columns); renames, type changes and
 # back-fills do. Each entry: (id, description, SQL).
@@ -173,9 +179,9 @@ def create_raw_views(con: duckdb.DuckDBPyConnection, raw_dir: Path) -> bool:
     files = sorted(raw_dir.glob("*/*.parquet"))
     if not files:
         return False
-    pattern = str(raw_dir.resolve() / "*" / "*.parquet").replace("'", "''")
+    pattern = sql_literal(str(raw_dir.resolve() / "*" / "*.parquet"))
     con.execute(
-        f"CREATE OR REPLACE VIEW raw.responses AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+        f"CREATE OR REPLACE VIEW raw.responses AS SELECT * FROM read_parquet({pattern}, union_by_name = true)"
     )
     con.execute(
         "CREATE OR REPLACE VIEW raw.latest_attempts AS "

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.db import WarehouseTarget, as_target, open_writer
+from warehouse.ddl import sql_literal
 
 # a DuckDB file starts with its main header and two database headers (4 KiB each); the magic
 # bytes "DUCK" follow the main header's checksum
@@ -94,8 +95,7 @@ def _relations(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, int | 
 def _copy_database(con: duckdb.DuckDBPyConnection, target: WarehouseTarget, tmp: Path) -> None:
     """The attached warehouse into the new DuckDB file `tmp`, checked (see the module doc)."""
     source = target.catalog
-    quoted = str(tmp).replace("'", "''")
-    con.execute(f"ATTACH '{quoted}' AS {SNAPSHOT}")
+    con.execute(f"ATTACH {sql_literal(str(tmp))} AS {SNAPSHOT}")
     try:
         con.execute(f"COPY FROM DATABASE {source} TO {SNAPSHOT}")
         con.execute(f"CHECKPOINT {SNAPSHOT}")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from pipelines.sources.base import Source
+from warehouse.ddl import sql_literal
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -27,15 +28,11 @@ def decoded_column(source: str, endpoint: str) -> str:
     return column
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _is(source: str, endpoints: Sequence[str]) -> str:
     """SQL: the row is one of `source`'s `endpoints`."""
     if len(endpoints) == 1:
-        return f"(source = {_literal(source)} AND endpoint = {_literal(endpoints[0])})"
-    return f"(source = {_literal(source)} AND endpoint IN ({', '.join(_literal(e) for e in endpoints)}))"
+        return f"(source = {sql_literal(source)} AND endpoint = {sql_literal(endpoints[0])})"
+    return f"(source = {sql_literal(source)} AND endpoint IN ({', '.join(sql_literal(e) for e in endpoints)}))"
 
 
 def _any(conditions: list[str]) -> str:
@@ -52,7 +49,7 @@ def decode_sql(src: str, sources: Sequence[Source]) -> str:
         decoded_column(s.name, endpoint): (s.name, endpoint, structure)
         for s in sources for endpoint, structure in s.structures.items()
     }
-    transforms = [f"CASE WHEN {_is(source, [endpoint])} THEN TRY(json_transform(body, {_literal(structure)})) "
+    transforms = [f"CASE WHEN {_is(source, [endpoint])} THEN TRY(json_transform(body, {sql_literal(structure)})) "
                   f"END AS {column}" for column, (source, endpoint, structure) in decoded.items()]
     finishes = [f"{s.finish[endpoint].replace('{d}', decoded_column(s.name, endpoint))} "
                 f"AS {decoded_column(s.name, endpoint)}" for s in sources for endpoint in s.finish]

@@ -19,6 +19,7 @@ from pipelines.sources.facts import UTC_US, Facts
 from pipelines.sources.reading import Bodies
 from pipelines.sources.registry import SOURCES
 from warehouse.archive import RAW_SCHEMA, batch_files
+from warehouse.ddl import sql_literal
 
 RESPONSE_COLUMNS = (
     "request_key",
@@ -95,7 +96,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"
 
 
 def parse_archive(

@@ -17,6 +17,7 @@ from typing import Literal
 import duckdb
 
 from warehouse.db import connect_reader
+from warehouse.ddl import sql_literal
 
 DatasetFormat = Literal["parquet", "csv", "jsonl"]
 DATASET_FORMATS: tuple[DatasetFormat, ...] = ("parquet", "csv", "jsonl")
@@ -70,8 +71,7 @@ def _is_nested(duck_type: str) -> bool:
 def write_relation(con: duckdb.DuckDBPyConnection, relation: Relation, out_dir: Path, fmt: DatasetFormat) -> Path:
     """One relation as one file `<schema>.<relation>.<fmt>` in `out_dir`."""
     target = Path(out_dir) / relation.file_name(fmt)
-    literal = str(target).replace("'", "''")
-    con.execute(f"COPY ({_select(relation, fmt)}) TO '{literal}' {_COPY_OPTIONS[fmt]}")
+    con.execute(f"COPY ({_select(relation, fmt)}) TO {sql_literal(str(target))} {_COPY_OPTIONS[fmt]}")
     return target
 
 
